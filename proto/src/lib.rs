@@ -1,0 +1,52 @@
+//! The Recommendations gRPC API shared by both services.
+//!
+//! `recommendations.proto` is the seed's proto, wire-compatible with the Python tutorial: it has no
+//! `package`, so the method path is `/Recommendations/Recommend` and the generated module is `_`.
+//! Bookshop added one field, `BookRecommendation.author = 3`, which old clients skip.
+//!
+//! # Layout
+//! - the generated messages ([`RecommendationRequest`], [`RecommendationResponse`],
+//!   [`BookRecommendation`], [`BookCategory`]) at the crate root;
+//! - [`recommendations_client`] and [`recommendations_server`]: the generated tonic client and
+//!   server;
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
+
+#![allow(unreachable_pub, missing_debug_implementations)]
+
+mod generated {
+    #![allow(clippy::all, clippy::unwrap_used)]
+    tonic::include_proto!("_");
+}
+
+pub use generated::*;
+
+/// The encoded `FileDescriptorSet` of `recommendations.proto`, registered with server reflection
+/// so tools such as grpcurl work without the proto file.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("recommendations_descriptor");
+
+/// The fully qualified gRPC service name (`Recommendations`, as the proto has no package).
+pub const SERVICE_NAME: &str = "Recommendations";
+
+impl BookCategory {
+    /// Every category, in enum order.
+    pub const ALL: [BookCategory; 3] = [
+        BookCategory::Mystery,
+        BookCategory::ScienceFiction,
+        BookCategory::SelfHelp,
+    ];
+
+    /// The snake_case name used in `catalog.toml`, in URLs and in configuration.
+    pub fn key(self) -> &'static str {
+        match self {
+            BookCategory::Mystery => "mystery",
+            BookCategory::ScienceFiction => "science_fiction",
+            BookCategory::SelfHelp => "self_help",
+        }
+    }
+
+    /// Parses a snake_case key as written in `catalog.toml` (exact match).
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.key() == key)
+    }
+}
