@@ -1,0 +1,1 @@
+//! The Marketplace web app (in progress).

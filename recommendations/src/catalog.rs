@@ -1,0 +1,669 @@
+//! The book catalog: parsed and validated from `catalog.toml`, or rejected with an error that
+//! names the file, line and column and what is wrong.
+//!
+//! Parse, don't validate: [`Catalog::from_toml_str`] returns a valid [`Catalog`] or a
+//! [`CatalogError`], and the rest of the service never sees an invalid catalog.
+//!
+//! The format (see `docs/catalog.md`): top-level keys are category names in snake_case, each an
+//! array of tables with `id` (positive, unique across the file), `title` (non-empty) and an
+//! optional `author`.
+//!
+//! ```toml
+//! [[mystery]]
+//! id = 1
+//! title = "Мальтийский сокол"
+//! author = "Дэшил Хэммет"
+//! ```
+
+use std::{collections::HashMap, fmt, io::Read, ops::Range, path::Path};
+
+use bookshop_proto::BookCategory;
+use toml::{
+    Spanned,
+    de::{DeTable, DeValue},
+};
+
+/// The longest title or author accepted, in characters. Longer text is almost certainly a
+/// mistake (a missing closing quote swallowing the rest of the file) and would break pages.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// The default limit on the catalog file's size, checked before the file is read or parsed.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One book as served by `Recommend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Book {
+    /// Unique across the whole catalog; positive and within `int32` (the proto's type).
+    pub id: i32,
+    /// Non-empty, trimmed.
+    pub title: String,
+    /// Trimmed; `None` when the catalog gives none (or an empty one).
+    pub author: Option<String>,
+}
+
+/// A valid catalog: books by category, with a content hash of the text it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    /// Indexed by `BookCategory as usize`.
+    books: [Vec<Book>; 3],
+    hash: u64,
+}
+
+impl Catalog {
+    /// Parses and validates a catalog. `origin` names the file in error messages.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
+        let at = |span: Range<usize>| Location::from_span(origin, text, span.start);
+        let invalid = |span: Range<usize>, problem| CatalogError::Invalid {
+            location: at(span),
+            problem,
+        };
+        let doc = DeTable::parse(text).map_err(|e| {
+            invalid(
+                e.span().unwrap_or(0..0),
+                Problem::Toml(e.message().trim().to_owned()),
+            )
+        })?;
+
+        let mut books: [Vec<Book>; 3] = Default::default();
+        let mut first_seen: HashMap<i32, Range<usize>> = HashMap::new();
+        // Validate in file order, so the first error reported is the first one in the file.
+        let mut entries: Vec<_> = doc.get_ref().iter().collect();
+        entries.sort_by_key(|(key, _)| key.span().start);
+        for (key, list) in entries {
+            let name = key.get_ref().as_ref();
+            let category = BookCategory::from_key(name)
+                .ok_or_else(|| invalid(key.span(), Problem::UnknownCategory(name.to_owned())))?;
+            let DeValue::Array(list) = list.get_ref() else {
+                return Err(invalid(
+                    list.span(),
+                    Problem::NotAnArrayOfTables {
+                        category: category.key(),
+                        found: list.get_ref().type_str(),
+                    },
+                ));
+            };
+            for entry in list.iter() {
+                let DeValue::Table(fields) = entry.get_ref() else {
+                    return Err(invalid(
+                        entry.span(),
+                        Problem::NotAnArrayOfTables {
+                            category: category.key(),
+                            found: entry.get_ref().type_str(),
+                        },
+                    ));
+                };
+                let book = parse_book(fields, entry.span(), &invalid)?;
+                let (id, id_span) = book.id;
+                if let Some(first) = first_seen.get(&id) {
+                    return Err(invalid(
+                        id_span,
+                        Problem::DuplicateId {
+                            id,
+                            first: at(first.clone()),
+                        },
+                    ));
+                }
+                first_seen.insert(id, id_span);
+                books[category as usize].push(Book {
+                    id,
+                    title: book.title,
+                    author: book.author,
+                });
+            }
+        }
+        if books.iter().all(Vec::is_empty) {
+            // An empty file is far more likely a truncated write than an intended empty shop.
+            return Err(invalid(0..0, Problem::NoBooks));
+        }
+        Ok(Catalog {
+            books,
+            hash: content_hash(text.as_bytes()),
+        })
+    }
+
+    /// Reads and parses a catalog file, refusing files over `max_bytes` before reading them.
+    pub fn load(path: &Path, max_bytes: u64) -> Result<Catalog, CatalogError> {
+        let text = read_limited(path, max_bytes)?;
+        Catalog::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The books of one category, in file order (empty if the file has none).
+    pub fn books(&self, category: BookCategory) -> &[Book] {
+        &self.books[category as usize]
+    }
+
+    /// The total number of books.
+    pub fn len(&self) -> usize {
+        self.books.iter().map(Vec::len).sum()
+    }
+
+    /// Always false: a catalog without books is rejected. Present for API symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A stable 64-bit hash (FNV-1a) of the file's bytes: the catalog's identity for change
+    /// detection, logs, and the per-user selection seed (so it is the same on every replica).
+    pub fn content_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The first 8 hex digits of [`Catalog::content_hash`], for log lines.
+    pub fn short_hash(&self) -> String {
+        short_hash(self.hash)
+    }
+
+    /// `mystery: 3, science_fiction: 3, self_help: 3`: books per category, for logs and `check`.
+    pub fn summary(&self) -> String {
+        BookCategory::ALL
+            .iter()
+            .map(|c| format!("{}: {}", c.key(), self.books(*c).len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The first 8 hex digits of a content hash.
+pub fn short_hash(hash: u64) -> String {
+    format!("{hash:016x}")[..8].to_owned()
+}
+
+/// FNV-1a, 64 bit: stable across processes, machines and releases, unlike `std`'s hashers.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+}
+
+/// Reads a file as UTF-8, refusing it before reading if it is over `max_bytes` (and again while
+/// reading, in case it grew in between).
+pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError> {
+    let io = |source| CatalogError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let too_large = |size| CatalogError::TooLarge {
+        path: path.display().to_string(),
+        size,
+        limit: max_bytes,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        CatalogError::Invalid {
+            location: Location::from_span(&path.display().to_string(), &text, valid),
+            problem: Problem::NotUtf8,
+        }
+    })
+}
+
+/// One book's fields, checked, with the span of its `id` for duplicate reports.
+struct ParsedBook {
+    id: (i32, Range<usize>),
+    title: String,
+    author: Option<String>,
+}
+
+fn parse_book(
+    fields: &DeTable<'_>,
+    span: Range<usize>,
+    invalid: &impl Fn(Range<usize>, Problem) -> CatalogError,
+) -> Result<ParsedBook, CatalogError> {
+    let (mut id, mut title, mut author) = (None, None, None);
+    for (key, value) in fields {
+        match key.get_ref().as_ref() {
+            "id" => id = Some(value),
+            "title" => title = Some(value),
+            "author" => author = Some(value),
+            other => {
+                return Err(invalid(key.span(), Problem::UnknownField(other.to_owned())));
+            }
+        }
+    }
+    let missing = |field| invalid(span.clone(), Problem::MissingField(field));
+    let id = id.ok_or_else(|| missing("id"))?;
+    let title = title.ok_or_else(|| missing("title"))?;
+
+    let DeValue::Integer(number) = id.get_ref() else {
+        return Err(wrong_type(id, "id", "a positive integer", invalid));
+    };
+    let id_value = match i64::from_str_radix(number.as_str(), number.radix()) {
+        Ok(n) if n <= 0 => return Err(invalid(id.span(), Problem::NonPositiveId(n))),
+        Ok(n) => i32::try_from(n).ok(),
+        Err(_) => None,
+    }
+    .ok_or_else(|| invalid(id.span(), Problem::IdTooLarge(number.to_string())))?;
+
+    let title = text_field(title, "title", invalid)?
+        .ok_or_else(|| invalid(title.span(), Problem::EmptyTitle))?;
+    let author = match author {
+        Some(author) => text_field(author, "author", invalid)?,
+        None => None,
+    };
+    Ok(ParsedBook {
+        id: (id_value, id.span()),
+        title,
+        author,
+    })
+}
+
+/// A trimmed string field within [`MAX_TEXT_CHARS`]; `None` when it is empty.
+fn text_field(
+    value: &Spanned<DeValue<'_>>,
+    field: &'static str,
+    invalid: &impl Fn(Range<usize>, Problem) -> CatalogError,
+) -> Result<Option<String>, CatalogError> {
+    let DeValue::String(text) = value.get_ref() else {
+        return Err(wrong_type(value, field, "a string", invalid));
+    };
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(invalid(value.span(), Problem::TextTooLong { field, chars }));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+fn wrong_type(
+    value: &Spanned<DeValue<'_>>,
+    field: &'static str,
+    expected: &'static str,
+    invalid: &impl Fn(Range<usize>, Problem) -> CatalogError,
+) -> CatalogError {
+    invalid(
+        value.span(),
+        Problem::WrongType {
+            field,
+            expected,
+            found: value.get_ref().type_str(),
+        },
+    )
+}
+
+/// A place in a catalog file: `file:line:column`, both 1-based, column counted in characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file as given (or another origin name for text that came from elsewhere).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl Location {
+    fn from_span(file: &str, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Location {
+            file: file.to_owned(),
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// What is wrong with a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The file cannot be opened or read (missing, permissions, a directory…).
+    #[error("{path}: cannot read the catalog: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is over the size limit; it was not parsed.
+    #[error(
+        "{path}: the catalog is {size} bytes, over the limit of {limit} bytes (catalog.max_bytes); it was not parsed"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The text is not a valid catalog.
+    #[error("{location}: {problem}")]
+    Invalid {
+        /// Where.
+        location: Location,
+        /// What.
+        problem: Problem,
+    },
+}
+
+/// The rule a catalog broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// TOML syntax (the TOML parser's own words).
+    #[error("{0}")]
+    Toml(String),
+    /// A category whose value is not an array of tables (`[[mystery]]` entries).
+    #[error("`{category}` must be an array of tables (`[[{category}]]` entries), found {found}")]
+    NotAnArrayOfTables {
+        /// The category key.
+        category: &'static str,
+        /// The TOML type found instead.
+        found: &'static str,
+    },
+    /// A book field other than `id`, `title`, `author`.
+    #[error("unknown field `{0}` in a book; expected `id`, `title` and optionally `author`")]
+    UnknownField(String),
+    /// A book without `id` or `title`.
+    #[error("the book has no `{0}`")]
+    MissingField(&'static str),
+    /// A book field of the wrong TOML type.
+    #[error("`{field}` must be {expected}, found {found}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+        /// The TOML type found instead.
+        found: &'static str,
+    },
+    /// The file is not UTF-8.
+    #[error("the catalog is not valid UTF-8")]
+    NotUtf8,
+    /// A top-level key that is not a category.
+    #[error("unknown category `{0}`; expected one of: mystery, science_fiction, self_help")]
+    UnknownCategory(String),
+    /// `id` is zero or negative.
+    #[error("`id` must be a positive integer, got {0}")]
+    NonPositiveId(i64),
+    /// `id` does not fit the proto's `int32`.
+    #[error("`id` must be at most 2147483647 (the API's int32), got {0}")]
+    IdTooLarge(String),
+    /// The same `id` appears twice.
+    #[error("duplicate id {id}, first used at {first}")]
+    DuplicateId {
+        /// The id.
+        id: i32,
+        /// Where it was first used.
+        first: Location,
+    },
+    /// `title` is empty or only whitespace.
+    #[error("`title` must not be empty")]
+    EmptyTitle,
+    /// A text field is longer than [`MAX_TEXT_CHARS`].
+    #[error("`{field}` is {chars} characters long; the limit is 500")]
+    TextTooLong {
+        /// `title` or `author`.
+        field: &'static str,
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The file holds no books at all (most likely a truncated or half-written file).
+    #[error("the catalog has no books; add at least one `[[category]]` entry")]
+    NoBooks,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const GOOD: &str = r#"
+[[mystery]]
+id = 1
+title = "Мальтийский сокол"
+author = "Дэшил Хэммет"
+
+[[science_fiction]]
+id = 4
+title = "Автостопом по галактике"
+"#;
+
+    fn problem(text: &str) -> (Location, Problem) {
+        match Catalog::from_toml_str(text, "catalog.toml") {
+            Err(CatalogError::Invalid { location, problem }) => (location, problem),
+            other => panic!("expected an invalid catalog, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_catalog_parses_into_categories_in_file_order() {
+        let catalog = Catalog::from_toml_str(GOOD, "catalog.toml").unwrap();
+        assert_eq!(
+            catalog.books(BookCategory::Mystery),
+            &[Book {
+                id: 1,
+                title: "Мальтийский сокол".into(),
+                author: Some("Дэшил Хэммет".into())
+            }]
+        );
+        assert_eq!(catalog.books(BookCategory::ScienceFiction)[0].author, None);
+        assert!(catalog.books(BookCategory::SelfHelp).is_empty());
+        assert_eq!(catalog.len(), 2);
+        assert_eq!(
+            catalog.summary(),
+            "mystery: 1, science_fiction: 1, self_help: 0"
+        );
+    }
+
+    #[test]
+    fn the_repository_catalog_is_valid_and_holds_the_seeds_nine_books() {
+        let text = include_str!("../../catalog.toml");
+        let catalog = Catalog::from_toml_str(text, "catalog.toml").unwrap();
+        assert_eq!(catalog.len(), 9);
+        for category in BookCategory::ALL {
+            assert_eq!(catalog.books(category).len(), 3, "{category:?}");
+        }
+        let sf: Vec<_> = catalog
+            .books(BookCategory::ScienceFiction)
+            .iter()
+            .map(|b| b.title.as_str())
+            .collect();
+        assert!(sf.contains(&"Автостопом по галактике"));
+        assert!(sf.contains(&"Игра Эндера"));
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_line_and_column() {
+        let (at, problem) = problem("[[mystery]]\nid = 1\ntitle = \"unterminated\n");
+        assert_eq!((at.line, at.file.as_str()), (3, "catalog.toml"));
+        assert!(matches!(problem, Problem::Toml(_)), "{problem:?}");
+    }
+
+    #[test]
+    fn an_unknown_category_key_is_named_with_its_position() {
+        let (at, problem) = problem("[[romance]]\nid = 1\ntitle = \"x\"\n");
+        assert_eq!((at.line, at.column), (1, 3));
+        assert_eq!(problem, Problem::UnknownCategory("romance".into()));
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error_at_the_value() {
+        let (at, problem) = problem("[[mystery]]\nid = \"one\"\ntitle = \"x\"\n");
+        assert_eq!(at.line, 2);
+        assert_eq!(
+            problem,
+            Problem::WrongType {
+                field: "id",
+                expected: "a positive integer",
+                found: "string"
+            }
+        );
+        let (at, problem) = self::problem("[[mystery]]\nid = 1\ntitle = 12\n");
+        assert_eq!(at.line, 3);
+        assert!(matches!(problem, Problem::WrongType { field: "title", .. }));
+        let (at, problem) = self::problem("\nmystery = \"The Maltese Falcon\"\n");
+        assert_eq!(at.line, 2);
+        assert_eq!(
+            problem,
+            Problem::NotAnArrayOfTables {
+                category: "mystery",
+                found: "string"
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_in_a_book_is_an_error() {
+        let (at, problem) = problem("[[mystery]]\nid = 1\ntitle = \"x\"\nprice = 3\n");
+        assert_eq!((at.line, at.column), (4, 1));
+        assert_eq!(problem, Problem::UnknownField("price".into()));
+    }
+
+    #[test]
+    fn a_missing_id_is_an_error() {
+        let (at, problem) = problem("[[mystery]]\ntitle = \"x\"\n");
+        assert!(at.line <= 2, "{at}");
+        assert_eq!(problem, Problem::MissingField("id"));
+    }
+
+    #[test]
+    fn a_missing_title_is_an_error() {
+        let (_, problem) = problem("[[mystery]]\nid = 1\n");
+        assert_eq!(problem, Problem::MissingField("title"));
+    }
+
+    #[test]
+    fn a_zero_or_negative_id_is_an_error() {
+        let (at, problem) = problem("[[mystery]]\nid = 0\ntitle = \"x\"\n");
+        assert_eq!((at.line, at.column), (2, 6));
+        assert_eq!(problem, Problem::NonPositiveId(0));
+        let (_, problem) = self::problem("[[mystery]]\nid = -3\ntitle = \"x\"\n");
+        assert_eq!(problem, Problem::NonPositiveId(-3));
+    }
+
+    #[test]
+    fn an_id_beyond_int32_is_an_error() {
+        let (_, problem) = problem("[[mystery]]\nid = 2147483648\ntitle = \"x\"\n");
+        assert_eq!(problem, Problem::IdTooLarge("2147483648".into()));
+        let (_, problem) = self::problem("[[mystery]]\nid = 99999999999999999999\ntitle = \"x\"\n");
+        assert!(matches!(problem, Problem::IdTooLarge(_)), "{problem:?}");
+    }
+
+    #[test]
+    fn a_duplicate_id_names_both_places_even_across_categories() {
+        let text = "[[mystery]]\nid = 7\ntitle = \"a\"\n\n[[self_help]]\nid = 7\ntitle = \"b\"\n";
+        let (at, problem) = problem(text);
+        assert_eq!(at.line, 6);
+        match problem {
+            Problem::DuplicateId { id, first } => {
+                assert_eq!((id, first.line, first.column), (7, 2, 6));
+            }
+            other => panic!("{other:?}"),
+        }
+        let message = Catalog::from_toml_str(text, "catalog.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "catalog.toml:6:6: duplicate id 7, first used at catalog.toml:2:6"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_blank_title_is_an_error() {
+        let (at, problem) = problem("[[mystery]]\nid = 1\ntitle = \"  \"\n");
+        assert_eq!((at.line, problem), (3, Problem::EmptyTitle));
+    }
+
+    #[test]
+    fn an_overlong_title_is_an_error() {
+        let text = format!("[[mystery]]\nid = 1\ntitle = \"{}\"\n", "я".repeat(501));
+        let (_, problem) = problem(&text);
+        assert_eq!(
+            problem,
+            Problem::TextTooLong {
+                field: "title",
+                chars: 501
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_author_means_no_author() {
+        let text = "[[mystery]]\nid = 1\ntitle = \"x\"\nauthor = \"\"\n";
+        let catalog = Catalog::from_toml_str(text, "c").unwrap();
+        assert_eq!(catalog.books(BookCategory::Mystery)[0].author, None);
+    }
+
+    #[test]
+    fn a_catalog_without_books_is_an_error() {
+        assert_eq!(problem("").1, Problem::NoBooks);
+        assert_eq!(problem("mystery = []\n").1, Problem::NoBooks);
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let (at, _) = problem("[[mystery]]\nid = 1\ntitle = \"Дюна\"\nauthor = \"Ф\"\nё = 1\n");
+        assert_eq!(at.line, 5);
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let err = Catalog::load(&path, 10).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::TooLarge { size, limit: 10, .. } if size == GOOD.len() as u64),
+            "{err:?}"
+        );
+        assert!(Catalog::load(&path, DEFAULT_MAX_BYTES).is_ok());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_the_path() {
+        let err = Catalog::load(Path::new("/nonexistent/catalog.toml"), 1000).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/catalog.toml: cannot read")
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_an_error_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.toml");
+        std::fs::write(&path, b"[[mystery]]\nid = 1\ntitle = \"\xff\"\n").unwrap();
+        match Catalog::load(&path, 1000).unwrap_err() {
+            CatalogError::Invalid { location, problem } => {
+                assert_eq!((location.line, problem), (3, Problem::NotUtf8));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_content_hash_is_stable_and_changes_with_the_text() {
+        let a = Catalog::from_toml_str(GOOD, "c").unwrap();
+        assert_eq!(a.content_hash(), content_hash(GOOD.as_bytes()));
+        assert_eq!(content_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(content_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        let b = Catalog::from_toml_str(&GOOD.replace("сокол", "Сокол"), "c").unwrap();
+        assert_ne!(a.content_hash(), b.content_hash());
+        assert_eq!(a.short_hash().len(), 8);
+    }
+}

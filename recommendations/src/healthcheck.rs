@@ -1,0 +1,42 @@
+//! `recommendations healthcheck`: asks a running server's `grpc.health.v1` service whether it
+//! is SERVING, for container health checks in images with no shell or curl.
+
+use std::time::Duration;
+
+use tonic::transport::Endpoint;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// Asks `addr` (`host:port`) for the whole server's status (`service = ""`).
+pub async fn check(addr: &str, timeout: Duration) -> Result<ServingStatus, HealthcheckError> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| HealthcheckError::Address(addr.to_owned(), e.to_string()))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(HealthcheckError::Connect)?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(HealthcheckError::Call)?;
+    Ok(response.into_inner().status())
+}
+
+/// Why the health check got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthcheckError {
+    /// `--addr` is not a usable address.
+    #[error("invalid address {0:?}: {1}")]
+    Address(String, String),
+    /// Nothing answers there.
+    #[error("cannot connect: {0}")]
+    Connect(tonic::transport::Error),
+    /// The health call failed.
+    #[error("health check failed: {0}")]
+    Call(tonic::Status),
+}

@@ -1,0 +1,26 @@
+//! Bookshop's **Recommendations** service: the seed's gRPC API (`/Recommendations/Recommend`)
+//! answering with books from `catalog.toml`, which is hot-reloaded when it changes.
+//!
+//! `main.rs` only parses the command line and calls into this library, so the tests drive the
+//! same code the binary runs.
+//!
+//! # Layout
+//! - [`catalog`]: parsing and validating `catalog.toml` (errors with file, line and column).
+//! - [`store`]: the catalog in service, swapped atomically.
+//! - [`reload`]: re-reading the file on change (filesystem events, polling, SIGHUP).
+//! - [`selection`]: how books are picked (`random` or `per_user`).
+//! - [`service`]: the `Recommend` RPC and its mapping to gRPC status codes.
+//! - [`settings`]: layered configuration (defaults, file, `RECOMMENDATIONS__…`, flags).
+//! - [`startup`]: [`Application`]: bind, serve with health and reflection, stop gracefully.
+//! - [`healthcheck`]: the client side of the `healthcheck` subcommand.
+
+pub mod catalog;
+pub mod healthcheck;
+pub mod reload;
+pub mod selection;
+pub mod service;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+pub use startup::{Application, StartError};

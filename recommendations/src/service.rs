@@ -1,0 +1,225 @@
+//! The `Recommend` RPC: request rules, selection, and the one mapping of errors to `Status`.
+
+use bookshop_proto::{
+    BookCategory, BookRecommendation, RecommendationRequest, RecommendationResponse,
+    recommendations_server::Recommendations,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    selection::{Selection, pick},
+    settings::RecommendSettings,
+    store::CatalogStore,
+};
+
+/// Why a `Recommend` call fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecommendError {
+    /// The category is outside the enum, or the catalog has no books in it (as the seed).
+    #[error("Category not found")]
+    CategoryNotFound,
+    /// `max_results` is negative.
+    #[error("max_results must not be negative, got {0}")]
+    NegativeMaxResults(i32),
+    /// No catalog has been loaded yet (only during start-up).
+    #[error("the catalog is not loaded yet")]
+    NotReady,
+}
+
+impl From<RecommendError> for Status {
+    fn from(error: RecommendError) -> Status {
+        let message = error.to_string();
+        match error {
+            RecommendError::CategoryNotFound => Status::not_found(message),
+            RecommendError::NegativeMaxResults(_) => Status::invalid_argument(message),
+            RecommendError::NotReady => Status::unavailable(message),
+        }
+    }
+}
+
+/// The service: a catalog snapshot per call, and the `[recommend]` rules.
+#[derive(Debug, Clone)]
+pub struct RecommendationService {
+    store: CatalogStore,
+    rules: RecommendSettings,
+}
+
+impl RecommendationService {
+    /// A service answering from `store` under `rules`.
+    pub fn new(store: CatalogStore, rules: RecommendSettings) -> Self {
+        RecommendationService { store, rules }
+    }
+
+    /// The RPC's logic, without transport concerns.
+    pub fn recommend(
+        &self,
+        request: &RecommendationRequest,
+    ) -> Result<RecommendationResponse, RecommendError> {
+        let count = match request.max_results {
+            n if n < 0 => return Err(RecommendError::NegativeMaxResults(n)),
+            0 => self.rules.default_max_results,
+            n => n.unsigned_abs().min(self.rules.max_results_cap),
+        } as usize;
+        let category = BookCategory::try_from(request.category)
+            .map_err(|_| RecommendError::CategoryNotFound)?;
+        // One snapshot for the whole call: a concurrent reload never mixes two catalogs.
+        let catalog = self.store.current().ok_or(RecommendError::NotReady)?;
+        let books = catalog.books(category);
+        if books.is_empty() {
+            return Err(RecommendError::CategoryNotFound);
+        }
+        let picked = pick(
+            books,
+            count,
+            self.rules.selection,
+            request.user_id,
+            category,
+            catalog.content_hash(),
+        );
+        Ok(RecommendationResponse {
+            recommendations: picked
+                .into_iter()
+                .map(|book| BookRecommendation {
+                    id: book.id,
+                    title: book.title.clone(),
+                    author: book.author.clone().unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The selection mode in use.
+    pub fn selection(&self) -> Selection {
+        self.rules.selection
+    }
+}
+
+#[tonic::async_trait]
+impl Recommendations for RecommendationService {
+    async fn recommend(
+        &self,
+        request: Request<RecommendationRequest>,
+    ) -> Result<Response<RecommendationResponse>, Status> {
+        let request = request.into_inner();
+        match RecommendationService::recommend(self, &request) {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => {
+                tracing::debug!(
+                    %error,
+                    category = request.category,
+                    max_results = request.max_results,
+                    "Recommend refused"
+                );
+                Err(error.into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn service(books_in_mystery: i32) -> RecommendationService {
+        let mut text = String::from("[[self_help]]\nid = 1000\ntitle = \"S\"\n");
+        for id in 1..=books_in_mystery {
+            text.push_str(&format!("[[mystery]]\nid = {id}\ntitle = \"M{id}\"\n"));
+        }
+        let store = CatalogStore::default();
+        store.replace(Arc::new(Catalog::from_toml_str(&text, "t").unwrap()));
+        RecommendationService::new(store, RecommendSettings::default())
+    }
+
+    fn ask(
+        service: &RecommendationService,
+        category: i32,
+        max_results: i32,
+    ) -> Result<usize, RecommendError> {
+        service
+            .recommend(&RecommendationRequest {
+                user_id: 1,
+                category,
+                max_results,
+            })
+            .map(|r| r.recommendations.len())
+    }
+
+    #[test]
+    fn zero_max_results_means_the_default_of_three() {
+        assert_eq!(ask(&service(10), 0, 0), Ok(3));
+    }
+
+    #[test]
+    fn max_results_is_capped_at_fifty_and_at_the_category_size() {
+        assert_eq!(ask(&service(80), 0, 1000), Ok(50));
+        assert_eq!(ask(&service(80), 0, i32::MAX), Ok(50));
+        assert_eq!(ask(&service(4), 0, 10), Ok(4));
+        assert_eq!(ask(&service(4), 0, 2), Ok(2));
+    }
+
+    #[test]
+    fn negative_max_results_is_invalid() {
+        assert_eq!(
+            ask(&service(4), 0, -1),
+            Err(RecommendError::NegativeMaxResults(-1))
+        );
+        let status = Status::from(RecommendError::NegativeMaxResults(-1));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn an_unknown_or_empty_category_is_not_found() {
+        assert_eq!(
+            ask(&service(4), 7, 3),
+            Err(RecommendError::CategoryNotFound)
+        );
+        assert_eq!(
+            ask(&service(4), -1, 3),
+            Err(RecommendError::CategoryNotFound)
+        );
+        // science_fiction has no books in this catalog.
+        assert_eq!(
+            ask(&service(4), 1, 3),
+            Err(RecommendError::CategoryNotFound)
+        );
+        let status = Status::from(RecommendError::CategoryNotFound);
+        assert_eq!(
+            (status.code(), status.message()),
+            (tonic::Code::NotFound, "Category not found")
+        );
+    }
+
+    #[test]
+    fn without_a_catalog_the_service_is_unavailable() {
+        let service =
+            RecommendationService::new(CatalogStore::default(), RecommendSettings::default());
+        assert_eq!(ask(&service, 0, 3), Err(RecommendError::NotReady));
+        assert_eq!(
+            Status::from(RecommendError::NotReady).code(),
+            tonic::Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn answers_carry_id_title_and_author() {
+        let store = CatalogStore::default();
+        let text = "[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n";
+        store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
+        let service = RecommendationService::new(store, RecommendSettings::default());
+        let response = service
+            .recommend(&RecommendationRequest::default())
+            .unwrap();
+        assert_eq!(
+            response.recommendations,
+            vec![BookRecommendation {
+                id: 5,
+                title: "T".into(),
+                author: "A".into()
+            }]
+        );
+    }
+}

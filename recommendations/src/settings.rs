@@ -1,0 +1,378 @@
+//! The service's configuration: defaults, then an optional TOML file, then `RECOMMENDATIONS__…`
+//! environment variables, then command-line flags (see `docs/configuration.md`).
+
+use std::{path::PathBuf, time::Duration};
+
+use bookshop_common::settings::{SettingsError, Sources, load};
+use serde::{Deserialize, Serialize};
+
+use crate::{catalog, reload::WatchMode, selection::Selection};
+
+/// The environment prefix: `RECOMMENDATIONS__SERVER__PORT` sets `server.port`.
+pub const ENV_PREFIX: &str = "RECOMMENDATIONS";
+
+/// All settings. Unknown keys are errors, so a misspelt key is reported instead of ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The gRPC listener.
+    pub server: ServerSettings,
+    /// The catalog file and how it is watched.
+    pub catalog: CatalogSettings,
+    /// How `Recommend` answers.
+    pub recommend: RecommendSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to bind (`0.0.0.0` for all IPv4 interfaces, `::` for IPv6 too).
+    pub host: String,
+    /// gRPC port (0 picks a free port).
+    pub port: u16,
+    /// Upper bound on one call; a client's shorter `grpc-timeout` wins.
+    pub request_timeout_ms: u64,
+    /// Concurrent calls allowed on one HTTP/2 connection.
+    pub concurrency_limit_per_connection: usize,
+    /// How long in-flight calls may take to finish after a stop signal.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            host: "0.0.0.0".into(),
+            port: 50051,
+            request_timeout_ms: 5_000,
+            concurrency_limit_per_connection: 256,
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSettings {
+    /// The catalog file.
+    pub path: PathBuf,
+    /// `events`, `poll` or `off`.
+    pub watch: WatchMode,
+    /// Quiet time after the last filesystem event before reloading.
+    pub debounce_ms: u64,
+    /// Re-read interval in `poll` mode (also the fallback when events cannot be set up).
+    pub poll_interval_ms: u64,
+    /// Files larger than this are refused before they are parsed.
+    pub max_bytes: u64,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        CatalogSettings {
+            path: PathBuf::from("catalog.toml"),
+            watch: WatchMode::Events,
+            debounce_ms: 100,
+            poll_interval_ms: 1_000,
+            max_bytes: catalog::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// `[recommend]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendSettings {
+    /// `random` (the seed) or `per_user`.
+    pub selection: Selection,
+    /// Books returned when a request leaves `max_results` at 0 (unset).
+    pub default_max_results: u32,
+    /// The most books one call returns; larger requests are capped.
+    pub max_results_cap: u32,
+}
+
+impl Default for RecommendSettings {
+    fn default() -> Self {
+        RecommendSettings {
+            selection: Selection::Random,
+            default_max_results: 3,
+            max_results_cap: 50,
+        }
+    }
+}
+
+/// Command-line flags that override the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--catalog PATH`
+    pub catalog: Option<PathBuf>,
+    /// `--port N`
+    pub port: Option<u16>,
+}
+
+impl Settings {
+    /// Loads the layered configuration from `sources`, then applies `overrides`.
+    pub fn load(sources: Sources, overrides: &Overrides) -> Result<Settings, SettingsError> {
+        let sources = sources
+            .with_override(
+                "catalog.path",
+                overrides.catalog.as_ref().map(|p| p.display()),
+            )
+            .with_override("server.port", overrides.port);
+        let settings: Settings = load(ENV_PREFIX, &Settings::default(), &sources)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, value: &dyn ToString, problem: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                value: value.to_string(),
+                problem: problem.to_owned(),
+            })
+        };
+        let r = &self.recommend;
+        if r.default_max_results == 0 {
+            return invalid(
+                "recommend.default_max_results",
+                &r.default_max_results,
+                "must be at least 1",
+            );
+        }
+        if r.max_results_cap < r.default_max_results || r.max_results_cap > i32::MAX as u32 {
+            return invalid(
+                "recommend.max_results_cap",
+                &r.max_results_cap,
+                "must be at least recommend.default_max_results",
+            );
+        }
+        if self.catalog.poll_interval_ms < 50 {
+            return invalid(
+                "catalog.poll_interval_ms",
+                &self.catalog.poll_interval_ms,
+                "must be at least 50",
+            );
+        }
+        if self.catalog.path.as_os_str().is_empty() {
+            return invalid("catalog.path", &"", "must name a file");
+        }
+        if self.server.concurrency_limit_per_connection == 0 {
+            return invalid(
+                "server.concurrency_limit_per_connection",
+                &0,
+                "must be at least 1",
+            );
+        }
+        if self.server.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", &0, "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// `host:port` to bind.
+    pub fn bind_address(&self) -> String {
+        if self.server.host.contains(':') && !self.server.host.starts_with('[') {
+            format!("[{}]:{}", self.server.host, self.server.port)
+        } else {
+            format!("{}:{}", self.server.host, self.server.port)
+        }
+    }
+
+    /// The watcher options from `[catalog]`.
+    pub fn watch_options(&self) -> crate::reload::WatchOptions {
+        crate::reload::WatchOptions {
+            mode: self.catalog.watch,
+            debounce: Duration::from_millis(self.catalog.debounce_ms),
+            poll_interval: Duration::from_millis(self.catalog.poll_interval_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_with(
+        file: Option<&str>,
+        vars: &[(&str, &str)],
+        overrides: Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = file.map(|text| {
+            let path = dir.path().join("recommendations.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let sources = Sources {
+            file,
+            env: env(vars),
+            ..Sources::default()
+        };
+        Settings::load(sources, &overrides)
+    }
+
+    #[test]
+    fn defaults_apply_without_any_source() {
+        let settings = load_with(None, &[], Overrides::default()).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.server.port, 50051);
+        assert_eq!(settings.catalog.path, PathBuf::from("catalog.toml"));
+        assert_eq!(settings.recommend.default_max_results, 3);
+        assert_eq!(settings.recommend.max_results_cap, 50);
+    }
+
+    #[test]
+    fn the_file_beats_defaults_env_beats_the_file_and_flags_beat_env() {
+        let file = "[server]\nport = 6000\n[catalog]\npath = \"/from/file.toml\"\nwatch = \"poll\"\n[recommend]\nselection = \"per_user\"\n";
+        let from_file = load_with(Some(file), &[], Overrides::default()).unwrap();
+        assert_eq!(from_file.server.port, 6000);
+        assert_eq!(from_file.catalog.watch, WatchMode::Poll);
+        assert_eq!(from_file.recommend.selection, Selection::PerUser);
+
+        let vars = [
+            ("RECOMMENDATIONS__SERVER__PORT", "7000"),
+            ("RECOMMENDATIONS__CATALOG__PATH", "/from/env.toml"),
+        ];
+        let from_env = load_with(Some(file), &vars, Overrides::default()).unwrap();
+        assert_eq!(from_env.server.port, 7000);
+        assert_eq!(from_env.catalog.path, PathBuf::from("/from/env.toml"));
+        assert_eq!(
+            from_env.catalog.watch,
+            WatchMode::Poll,
+            "untouched keys keep the file's value"
+        );
+
+        let flags = Overrides {
+            catalog: Some("/from/flag.toml".into()),
+            port: Some(8000),
+        };
+        let from_flags = load_with(Some(file), &vars, flags).unwrap();
+        assert_eq!(from_flags.server.port, 8000);
+        assert_eq!(from_flags.catalog.path, PathBuf::from("/from/flag.toml"));
+    }
+
+    #[test]
+    fn kubernetes_service_variables_never_break_start_up() {
+        let vars = [
+            ("RECOMMENDATIONS_PORT", "tcp://10.0.0.7:50051"),
+            ("RECOMMENDATIONS_PORT_50051_TCP", "tcp://10.0.0.7:50051"),
+            ("RECOMMENDATIONS_SERVICE_HOST", "10.0.0.7"),
+            ("RECOMMENDATIONS_SERVICE_PORT", "50051"),
+            ("RECOMMENDATIONS_CONFIG", ""),
+        ];
+        let settings = load_with(None, &vars, Overrides::default()).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn an_empty_variable_is_ignored() {
+        let settings = load_with(
+            None,
+            &[("RECOMMENDATIONS__SERVER__PORT", "")],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.server.port, 50051);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_value() {
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__SERVER__PORT", "fifty")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("server.port") && err.contains("fifty"),
+            "{err}"
+        );
+
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__CATALOG__WATCH", "sometimes")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("catalog.watch") && err.contains("sometimes"),
+            "{err}"
+        );
+
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__RECOMMEND__MAX_RESULTS_CAP", "2")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("recommend.max_results_cap") && err.contains('2'),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_not_silently_ignored() {
+        let err = load_with(Some("[server]\nprot = 1\n"), &[], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prot"), "{err}");
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__CATALOG__PTAH", "x")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ptah"), "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_that_does_not_exist_is_an_error() {
+        let sources = Sources {
+            file: Some("/nonexistent/recommendations.toml".into()),
+            ..Sources::default()
+        };
+        let err = Settings::load(sources, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/recommendations.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_example_file_lists_every_key_with_its_default() {
+        let text = include_str!("../recommendations.example.toml");
+        let example: toml::Table = text.parse().unwrap();
+        let defaults = toml::Table::try_from(Settings::default()).unwrap();
+        assert_eq!(example, defaults);
+        let mut sources = Sources::default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, text).unwrap();
+        sources.file = Some(path);
+        assert_eq!(
+            Settings::load(sources, &Overrides::default()).unwrap(),
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let mut settings = Settings::default();
+        settings.server.host = "::".into();
+        assert_eq!(settings.bind_address(), "[::]:50051");
+    }
+}

@@ -1,0 +1,165 @@
+//! The `Recommend` API through a real client: every rule and status code.
+
+use std::collections::HashSet;
+
+use bookshop_proto::RecommendationRequest;
+use recommendations::selection::Selection;
+use tonic::Code;
+
+use crate::helpers::*;
+
+const SEED_TITLES: [&str; 3] = ["A", "B", "C"];
+
+#[tokio::test]
+async fn recommend_returns_distinct_books_of_the_requested_category() {
+    let app = spawn_app(&catalog_with(&["A", "B", "C", "D", "E"])).await;
+    let response = app
+        .client()
+        .await
+        .recommend(RecommendationRequest {
+            user_id: 1,
+            category: MYSTERY,
+            max_results: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: HashSet<i32> = response.recommendations.iter().map(|b| b.id).collect();
+    assert_eq!(response.recommendations.len(), 3);
+    assert_eq!(ids.len(), 3, "no repeats");
+    for book in &response.recommendations {
+        assert!((1..=5).contains(&book.id));
+        assert_eq!(book.author, format!("Author {}", book.id));
+    }
+    assert_eq!(app.titles(SELF_HELP, 3).await.unwrap(), ["Help"]);
+}
+
+#[tokio::test]
+async fn unset_max_results_returns_the_default_of_three() {
+    let app = spawn_app(&catalog_with(&["A", "B", "C", "D", "E"])).await;
+    assert_eq!(app.titles(MYSTERY, 0).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn max_results_is_capped_by_the_category_size_and_the_configured_cap() {
+    let titles: Vec<String> = (0..60).map(|i| format!("T{i}")).collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let app = spawn_app(&catalog_with(&refs)).await;
+    assert_eq!(app.titles(MYSTERY, 1000).await.unwrap().len(), 50);
+    assert_eq!(app.titles(SELF_HELP, 1000).await.unwrap().len(), 1);
+
+    let capped = spawn_app_with(&catalog_with(&refs), |s| {
+        s.recommend.max_results_cap = 10;
+        s.recommend.default_max_results = 4;
+    })
+    .await;
+    assert_eq!(capped.titles(MYSTERY, 1000).await.unwrap().len(), 10);
+    assert_eq!(capped.titles(MYSTERY, 0).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn negative_max_results_is_invalid_argument() {
+    let app = spawn_app(&catalog_with(&SEED_TITLES)).await;
+    let status = app.titles(MYSTERY, -1).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("-1"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn a_category_outside_the_enum_is_not_found() {
+    let app = spawn_app(&catalog_with(&SEED_TITLES)).await;
+    let status = app.titles(42, 3).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "Category not found");
+}
+
+#[tokio::test]
+async fn a_category_without_books_is_not_found() {
+    let app = spawn_app(&catalog_with(&SEED_TITLES)).await;
+    let status = app.titles(SCIENCE_FICTION, 3).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "Category not found");
+}
+
+#[tokio::test]
+async fn per_user_selection_is_stable_per_user_and_differs_between_users() {
+    let titles: Vec<String> = (0..30).map(|i| format!("T{i}")).collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let app = spawn_app_with(&catalog_with(&refs), |s| {
+        s.recommend.selection = Selection::PerUser;
+    })
+    .await;
+    let mut client = app.client().await;
+    let mut ask = async |user_id| {
+        client
+            .recommend(RecommendationRequest {
+                user_id,
+                category: MYSTERY,
+                max_results: 5,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .recommendations
+    };
+    let first = ask(7).await;
+    assert_eq!(ask(7).await, first);
+    assert_eq!(ask(7).await, first);
+    let others: HashSet<Vec<i32>> = {
+        let mut set = HashSet::new();
+        for user in 100..120 {
+            set.insert(ask(user).await.iter().map(|b| b.id).collect());
+        }
+        set
+    };
+    assert!(
+        others.len() > 15,
+        "only {} distinct picks for 20 users",
+        others.len()
+    );
+}
+
+#[tokio::test]
+async fn per_user_picks_change_when_the_catalog_changes() {
+    let titles: Vec<String> = (0..30).map(|i| format!("T{i}")).collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let app = spawn_app_with(&catalog_with(&refs), |s| {
+        s.recommend.selection = Selection::PerUser;
+    })
+    .await;
+    let picks = async || {
+        let mut all = Vec::new();
+        for user in 1..=10 {
+            let r = app
+                .client()
+                .await
+                .recommend(RecommendationRequest {
+                    user_id: user,
+                    category: MYSTERY,
+                    max_results: 5,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            all.push(r.recommendations.iter().map(|b| b.id).collect::<Vec<_>>());
+        }
+        all
+    };
+    let before = picks().await;
+    // Same books, one title changed: the content hash (and so the seed) changes.
+    let mut edited = refs.clone();
+    edited[29] = "T29 (2nd edition)";
+    save_by_rename(&app.catalog, &catalog_with(&edited));
+    let done = eventually(SOON, async || {
+        app.titles(MYSTERY, 50)
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.contains("2nd"))
+    })
+    .await;
+    assert!(done);
+    let after = picks().await;
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert!(changed >= 8, "only {changed} of 10 users got a new pick");
+}

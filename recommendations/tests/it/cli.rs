@@ -1,0 +1,104 @@
+//! The binary's `check` and `healthcheck` subcommands and their exit codes.
+
+use std::process::{Command, Output};
+
+use crate::helpers::*;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recommendations"))
+        .args(args)
+        .env_remove("RECOMMENDATIONS__SERVER__PORT")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_accepts_the_repository_catalog_with_a_summary() {
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.toml");
+    let output = run(&["check", catalog]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("OK, 9 books (mystery: 3, science_fiction: 3, self_help: 3)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_rejects_an_invalid_catalog_with_exit_1_and_the_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[mystery]]\nid = 1\ntitle = \"a\"\n\n[[mystery]]\nid = 1\ntitle = \"b\"\n",
+    )
+    .unwrap();
+    let output = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("bad.toml:6:6: duplicate id 1, first used at"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_for_a_serving_server_and_1_otherwise() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+    let addr = app.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr]))
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        run(&["healthcheck", "--addr", &closed, "--timeout-ms", "500"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_while_the_catalog_is_still_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("catalog.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let app = start(dir, fifo.clone(), |s| {
+        s.catalog.watch = recommendations::reload::WatchMode::Off
+    })
+    .await;
+    let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
+    assert!(answered);
+    let addr = app.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr]))
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NOT_SERVING"));
+    // Unblock the loader so the server can stop cleanly.
+    let text = catalog_with(&["A"]);
+    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap())
+        .await
+        .unwrap();
+    app.wait_until_serving().await;
+}
+
+#[test]
+fn help_lists_the_subcommands_and_flags() {
+    let output = run(&["--help"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for word in ["check", "healthcheck", "--config", "--catalog", "--port"] {
+        assert!(stdout.contains(word), "{word} missing from --help");
+    }
+}

@@ -1,0 +1,222 @@
+//! `spawn_app` and friends: start the real service through the library and talk to it.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
+use recommendations::{Application, StartError, settings::Settings};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// How long tests wait for something that should happen "soon" (a reload is served in well under
+/// a second; the margin absorbs a loaded CI machine).
+pub const SOON: Duration = Duration::from_secs(5);
+
+pub const MYSTERY: i32 = 0;
+pub const SCIENCE_FICTION: i32 = 1;
+pub const SELF_HELP: i32 = 2;
+
+/// A catalog with the given mystery titles (ids 1..), and one self-help book (id 1000).
+pub fn catalog_with(mystery: &[&str]) -> String {
+    let mut text = String::from("[[self_help]]\nid = 1000\ntitle = \"Help\"\n");
+    for (i, title) in mystery.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[mystery]]\nid = {}\ntitle = \"{title}\"\nauthor = \"Author {}\"\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    text
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub catalog: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), StartError>>>,
+}
+
+/// Starts the service on a free port with `catalog` as its catalog, and waits until it is SERVING.
+pub async fn spawn_app(catalog: &str) -> TestApp {
+    spawn_app_with(catalog, |_| {}).await
+}
+
+pub async fn spawn_app_with(catalog: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.toml");
+    std::fs::write(&path, catalog).unwrap();
+    let app = start(dir, path, configure).await;
+    app.wait_until_serving().await;
+    app
+}
+
+/// Starts the service without waiting for it to be ready (the catalog file may not exist yet).
+pub async fn start(
+    dir: TempDir,
+    catalog: PathBuf,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = Settings::default();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.catalog.path = catalog.clone();
+    configure(&mut settings);
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        dir,
+        catalog,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn client(&self) -> RecommendationsClient<Channel> {
+        RecommendationsClient::new(self.channel().await)
+    }
+
+    /// Titles returned for one `Recommend` call.
+    pub async fn titles(
+        &self,
+        category: i32,
+        max_results: i32,
+    ) -> Result<Vec<String>, tonic::Status> {
+        let response = self
+            .client()
+            .await
+            .recommend(RecommendationRequest {
+                user_id: 1,
+                category,
+                max_results,
+            })
+            .await?;
+        Ok(response
+            .into_inner()
+            .recommendations
+            .into_iter()
+            .map(|b| b.title)
+            .collect())
+    }
+
+    /// Sorted titles of all mystery books (asks for up to 50).
+    pub async fn mystery_titles(&self) -> Vec<String> {
+        let mut titles = self.titles(MYSTERY, 50).await.unwrap();
+        titles.sort();
+        titles
+    }
+
+    /// Polls until the mystery titles are exactly `expected` (in any order), or panics after
+    /// [`SOON`].
+    pub async fn wait_for_titles(&self, expected: &[&str]) {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        let mut last = Vec::new();
+        let done = eventually(SOON, async || {
+            last = self.mystery_titles().await;
+            last == expected
+        })
+        .await;
+        assert!(done, "expected {expected:?}, still serving {last:?}");
+    }
+
+    pub async fn health(&self, service: &str) -> Result<ServingStatus, tonic::Status> {
+        let response = HealthClient::new(self.channel().await)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await?;
+        Ok(response.into_inner().status())
+    }
+
+    pub async fn wait_until_serving(&self) {
+        let done = eventually(SOON, async || {
+            matches!(self.health("").await, Ok(ServingStatus::Serving))
+        })
+        .await;
+        assert!(done, "the service did not become SERVING");
+    }
+
+    /// Sends the stop signal and returns how the server ended.
+    pub async fn stop(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(SOON, task)
+            .await
+            .expect("the server did not stop in time")
+            .unwrap()
+    }
+
+    /// Waits for the server task to end on its own (for start-up failures).
+    pub async fn ended(mut self) -> Result<(), StartError> {
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(SOON, task)
+            .await
+            .expect("the server did not end")
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Polls `check` until it returns true or `deadline` passes; returns whether it succeeded.
+pub async fn eventually(deadline: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Replaces `path` the way editors and `sed -i` do: write a temporary file, rename it over.
+pub fn save_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("toml.tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes `path` in place (same inode), as `echo > file` or a bind-mounted file's host edit.
+pub fn write_in_place(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.sync_all().unwrap();
+}

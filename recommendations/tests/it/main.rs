@@ -1,0 +1,10 @@
+//! Integration tests: the real server on 127.0.0.1:0, driven by a real tonic client.
+//! One test binary with modules, to keep link times down.
+
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+mod api;
+mod cli;
+mod helpers;
+mod operations;
+mod reload;

@@ -1,0 +1,207 @@
+//! Health, reflection, start-up failures and shutdown.
+
+use std::time::Duration;
+
+use recommendations::StartError;
+use tokio_stream::StreamExt;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_is_not_serving_until_the_catalog_is_loaded_then_serving() {
+    // A FIFO as the catalog: reading it blocks until the test writes, so the test can look at
+    // the health service while the catalog is still loading.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("catalog.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let app = start(dir, fifo.clone(), |s| {
+        s.catalog.watch = recommendations::reload::WatchMode::Off
+    })
+    .await;
+
+    let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
+    assert!(answered, "the health service did not answer while loading");
+    assert_eq!(app.health("").await.unwrap(), ServingStatus::NotServing);
+    assert_eq!(
+        app.health("Recommendations").await.unwrap(),
+        ServingStatus::NotServing
+    );
+    let status = app.titles(MYSTERY, 3).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+
+    let text = catalog_with(&["Loaded"]);
+    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap())
+        .await
+        .unwrap();
+    app.wait_until_serving().await;
+    assert_eq!(
+        app.health("Recommendations").await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(app.mystery_titles().await, ["Loaded"]);
+}
+
+#[tokio::test]
+async fn an_invalid_catalog_at_start_up_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.toml");
+    std::fs::write(&path, "[[mystery]]\nid = -1\ntitle = \"x\"\n").unwrap();
+    let app = start(dir, path, |_| {}).await;
+    match app.ended().await {
+        Err(StartError::Catalog(error)) => {
+            let message = error.to_string();
+            assert!(message.contains("catalog.toml:2:6"), "{message}");
+        }
+        other => panic!("expected a catalog error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_catalog_at_start_up_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    let app = start(dir, path, |_| {}).await;
+    let error = app.ended().await.unwrap_err().to_string();
+    assert!(
+        error.contains("missing.toml") && error.contains("cannot read"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = recommendations::settings::Settings::default();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = taken.local_addr().unwrap().port();
+    let error = recommendations::Application::build(settings)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StartError::Bind { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("cannot listen on 127.0.0.1:"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving_and_closes_the_port() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+    let addr = app.addr;
+    app.stop().await.unwrap();
+    let refused = eventually(SOON, async || {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    assert!(refused, "the port still accepts connections after shutdown");
+}
+
+#[tokio::test]
+async fn an_in_flight_call_finishes_during_shutdown() {
+    // A connection opened before the stop signal keeps working for calls already under way:
+    // the server sends GOAWAY and waits for open streams. Calls issued right before stopping
+    // must all succeed.
+    let app = spawn_app(&catalog_with(&["A", "B", "C"])).await;
+    let mut client = app.client().await;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .recommend(bookshop_proto::RecommendationRequest {
+                        user_id: 1,
+                        category: MYSTERY,
+                        max_results: 3,
+                    })
+                    .await
+            })
+        })
+        .collect();
+    // Make sure the connection is established and the calls are on the wire.
+    client
+        .recommend(bookshop_proto::RecommendationRequest::default())
+        .await
+        .unwrap();
+    app.stop().await.unwrap();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_the_service() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(app.channel().await)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a list response");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"Recommendations".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
+
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest as AlphaRequest,
+        server_reflection_client::ServerReflectionClient as AlphaClient,
+        server_reflection_request::MessageRequest as AlphaMessageRequest,
+        server_reflection_response::MessageResponse as AlphaMessageResponse,
+    };
+    let request = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessageRequest::FileContainingSymbol(
+            "Recommendations".into(),
+        )),
+    };
+    let mut responses = AlphaClient::new(app.channel().await)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    assert!(
+        matches!(
+            response.message_response,
+            Some(AlphaMessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()
+        ),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_stop_is_bounded_by_the_shutdown_timeout() {
+    let app = spawn_app_with(&catalog_with(&["A"]), |s| {
+        s.server.shutdown_timeout_ms = 300
+    })
+    .await;
+    // An idle client connection must not hold the shutdown for long.
+    let _client = app.client().await;
+    let started = std::time::Instant::now();
+    app.stop().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
