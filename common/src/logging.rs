@@ -1,5 +1,7 @@
 //! Logging through `tracing`, filtered by `RUST_LOG` (default `info`), as text or as JSON.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// The log line format, chosen with `LOG_FORMAT` (`text`, the default, or `json`).
@@ -34,7 +36,9 @@ pub fn init() {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: `docker logs` and log collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     // `try_init` so that a second call (tests, embedding) is harmless.
     let _ = match LogFormat::from_env() {
         LogFormat::Json => builder
