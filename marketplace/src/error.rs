@@ -1,0 +1,301 @@
+//! Everything a request can fail with, and the two mappings of it to a response: one to an HTML
+//! page ([`render_page`]) and one to a JSON body ([`render_json`]).
+//!
+//! Neither shows internals: the cause of a Recommendations failure was logged by the gateway and
+//! the visitor only learns that it is a passing problem.
+
+use bookshop_proto::BookCategory;
+use salvo::{
+    Response,
+    http::{HeaderValue, StatusCode, header},
+    writing::Json,
+};
+use serde::Serialize;
+
+use crate::{
+    client::GatewayError,
+    i18n::LangChoice,
+    pages::{self, Action, Choice, Chrome, ErrorPage, LinkQuery},
+    params::ParamError,
+};
+
+/// Why a request could not be answered as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A query parameter is unusable: 400.
+    #[error(transparent)]
+    BadParameter(#[from] ParamError),
+    /// Recommendations has no books in the category: 404 in the API. The home page shows an
+    /// empty state with 200 instead and never renders this as an error page.
+    #[error("no books in category {:?} yet", .0.key())]
+    NoBooks(BookCategory),
+    /// Recommendations is down, slow or failing: 503 with `Retry-After`.
+    #[error("recommendations are temporarily unavailable")]
+    Unavailable(#[source] GatewayError),
+    /// No route for the path: 404.
+    #[error("no such page")]
+    NotFound,
+    /// The path exists but not for the method: 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Any other error status the HTTP layer produced.
+    #[error("the request could not be completed")]
+    Http(StatusCode),
+}
+
+impl AppError {
+    /// A gateway failure as the visitor sees it: `NOT_FOUND` is "no books", anything else is
+    /// "unavailable".
+    pub fn from_gateway(error: GatewayError, category: BookCategory) -> AppError {
+        match error {
+            GatewayError::NotFound => AppError::NoBooks(category),
+            other => AppError::Unavailable(other),
+        }
+    }
+
+    /// An error status that reached the catcher.
+    pub fn from_status(status: StatusCode) -> AppError {
+        match status {
+            StatusCode::NOT_FOUND => AppError::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
+            other => AppError::Http(other),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadParameter(_) => StatusCode::BAD_REQUEST,
+            AppError::NoBooks(_) | AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Http(status) => *status,
+        }
+    }
+
+    /// A stable machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadParameter(_) => "invalid_parameter",
+            AppError::NoBooks(_) => "no_books",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::Http(_) => "error",
+        }
+    }
+}
+
+/// Where an error page is shown, for its navigation and its "try again" link.
+#[derive(Debug, Clone, Copy)]
+pub struct PageContext {
+    /// The page language.
+    pub lang: LangChoice,
+    /// The category the visitor was looking at, if known.
+    pub category: Option<BookCategory>,
+    /// The parameters the visitor set explicitly (kept in links).
+    pub carry: LinkQuery,
+}
+
+/// The one mapping of an error to an HTML page: status, `Retry-After` for a 503, and a page in
+/// the visitor's language with the navigation intact.
+pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, res: &mut Response) {
+    let chrome = Chrome::new(ctx.lang, ctx.category, ctx.carry);
+    let t = chrome.t;
+    let home = Action {
+        href: chrome.home_href.clone(),
+        label: t.back_home,
+    };
+    let (title, message, value, valid, action, warning) = match error {
+        AppError::BadParameter(param) => {
+            let (message, valid) = match param {
+                ParamError::UnknownCategory(_) => (
+                    t.bad_category,
+                    BookCategory::ALL
+                        .into_iter()
+                        .map(|category| Choice {
+                            text: category.key().to_owned(),
+                            href: Some(
+                                LinkQuery {
+                                    category: Some(category),
+                                    lang: ctx.lang.explicit.then_some(ctx.lang.lang),
+                                    ..ctx.carry
+                                }
+                                .href("/"),
+                            ),
+                        })
+                        .collect(),
+                ),
+                ParamError::MalformedMaxResults(_) => (
+                    t.bad_max_results,
+                    vec![Choice {
+                        text: t.valid_max_results.to_owned(),
+                        href: None,
+                    }],
+                ),
+                ParamError::InvalidUserId(_) => (
+                    t.bad_user_id,
+                    vec![Choice {
+                        text: t.valid_user_id.to_owned(),
+                        href: None,
+                    }],
+                ),
+            };
+            let value = Some(param.value().to_owned());
+            (t.bad_request_title, message, value, valid, home, false)
+        }
+        AppError::NoBooks(_) => (t.not_found_title, t.empty, None, Vec::new(), home, false),
+        AppError::Unavailable(_) => {
+            let retry = Action {
+                href: LinkQuery {
+                    category: ctx.category,
+                    lang: ctx.lang.explicit.then_some(ctx.lang.lang),
+                    ..ctx.carry
+                }
+                .href("/"),
+                label: t.try_again,
+            };
+            (
+                t.unavailable_title,
+                t.unavailable_body,
+                None,
+                Vec::new(),
+                retry,
+                true,
+            )
+        }
+        AppError::NotFound => (
+            t.not_found_title,
+            t.not_found_body,
+            None,
+            Vec::new(),
+            home,
+            false,
+        ),
+        AppError::MethodNotAllowed => (
+            t.method_not_allowed_title,
+            t.method_not_allowed_body,
+            None,
+            Vec::new(),
+            home,
+            false,
+        ),
+        AppError::Http(_) => (
+            t.other_error_title,
+            t.other_error_body,
+            None,
+            Vec::new(),
+            home,
+            false,
+        ),
+    };
+    let page = ErrorPage {
+        chrome,
+        warning,
+        title,
+        message,
+        value,
+        valid,
+        action,
+    };
+    set_retry_after(error, retry_after_secs, res);
+    pages::send(res, error.status(), ctx.lang.lang, page);
+}
+
+/// The JSON error body: `{"error": {"status", "code", "message", …}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    /// The HTTP status, repeated for clients that only keep the body.
+    pub status: u16,
+    /// A stable code (`invalid_parameter`, `no_books`, `unavailable`, `not_found`, …).
+    pub code: &'static str,
+    /// A human-readable English message.
+    pub message: String,
+    /// The parameter at fault (`invalid_parameter` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<&'static str>,
+    /// The rejected value (`invalid_parameter` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// What would have been accepted (`invalid_parameter` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_values: Option<Vec<String>>,
+}
+
+/// The one mapping of an error to a JSON response.
+pub fn render_json(error: &AppError, retry_after_secs: u32, res: &mut Response) {
+    let param = match error {
+        AppError::BadParameter(param) => Some(param),
+        _ => None,
+    };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            status: error.status().as_u16(),
+            code: error.code(),
+            message: error.to_string(),
+            parameter: param.map(ParamError::parameter),
+            value: param.map(|p| p.value().to_owned()),
+            valid_values: param.map(ParamError::valid_values),
+        },
+    };
+    set_retry_after(error, retry_after_secs, res);
+    res.status_code(error.status());
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.render(Json(body));
+}
+
+fn set_retry_after(error: &AppError, retry_after_secs: u32, res: &mut Response) {
+    if matches!(error, AppError::Unavailable(_)) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status() {
+        let cases = [
+            (
+                AppError::BadParameter(ParamError::InvalidUserId("x".into())),
+                400,
+            ),
+            (AppError::NoBooks(BookCategory::SelfHelp), 404),
+            (
+                AppError::Unavailable(GatewayError::TimedOut(Duration::from_secs(1))),
+                503,
+            ),
+            (AppError::NotFound, 404),
+            (AppError::MethodNotAllowed, 405),
+            (AppError::Http(StatusCode::PAYLOAD_TOO_LARGE), 413),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn not_found_from_recommendations_means_no_books_and_anything_else_unavailable() {
+        let no_books = AppError::from_gateway(GatewayError::NotFound, BookCategory::Mystery);
+        assert!(matches!(no_books, AppError::NoBooks(BookCategory::Mystery)));
+        let failed = AppError::from_gateway(
+            GatewayError::Failed(tonic::Status::internal("secret stack trace")),
+            BookCategory::Mystery,
+        );
+        assert!(matches!(failed, AppError::Unavailable(_)));
+        assert!(!failed.to_string().contains("secret"));
+    }
+}

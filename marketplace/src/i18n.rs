@@ -1,0 +1,334 @@
+//! The page's language: English or Russian, from `?lang=` or else `Accept-Language`, and every
+//! piece of text the pages show, in both.
+
+use bookshop_proto::BookCategory;
+
+/// A language the pages are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English, the default.
+    #[default]
+    En,
+    /// Russian.
+    Ru,
+}
+
+impl Lang {
+    /// Every language, in the order of the language switch.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Ru];
+
+    /// The BCP 47 tag for `<html lang>`, `Content-Language` and `?lang=`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ru => "ru",
+        }
+    }
+
+    /// Matches a language tag by its primary subtag, case-insensitively: `ru`, `RU`, `ru-RU`.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
+        Lang::ALL
+            .into_iter()
+            .find(|lang| primary.eq_ignore_ascii_case(lang.tag()))
+    }
+
+    /// The text of the pages in this language.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::Ru => &RU,
+        }
+    }
+}
+
+/// How the language of a page was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LangChoice {
+    /// The language.
+    pub lang: Lang,
+    /// Whether `?lang=` chose it; links on the page then keep it.
+    pub explicit: bool,
+}
+
+/// Chooses the language: a known `?lang=` wins; otherwise the best `Accept-Language` match
+/// (q-values honoured, `q=0` meaning "not this one"); otherwise English.
+pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> LangChoice {
+    if let Some(lang) = query.and_then(Lang::from_tag) {
+        return LangChoice {
+            lang,
+            explicit: true,
+        };
+    }
+    LangChoice {
+        lang: accept_language.and_then(best_match).unwrap_or_default(),
+        explicit: false,
+    }
+}
+
+/// The supported language with the highest q-value in an `Accept-Language` header; on equal
+/// q-values the earlier one wins. `*` stands for the default language.
+fn best_match(header: &str) -> Option<Lang> {
+    let mut best: Option<(Lang, u16)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let mut quality = 1000;
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                quality = parse_quality(value.trim()).unwrap_or(0);
+            }
+        }
+        let lang = if tag == "*" {
+            Some(Lang::default())
+        } else {
+            Lang::from_tag(tag)
+        };
+        if let Some(lang) = lang
+            && quality > 0
+            && best.is_none_or(|(_, q)| quality > q)
+        {
+            best = Some((lang, quality));
+        }
+    }
+    best.map(|(lang, _)| lang)
+}
+
+/// A q-value (`0`, `0.5`, `1.000`) in thousandths; `None` if malformed.
+fn parse_quality(value: &str) -> Option<u16> {
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int: u16 = match int {
+        "0" => 0,
+        "1" => 1,
+        _ => return None,
+    };
+    let frac_value: u16 = format!("{frac:0<3}").parse().ok()?;
+    let q = int * 1000 + frac_value;
+    (q <= 1000).then_some(q)
+}
+
+/// Every piece of text on the pages, in one language.
+#[derive(Debug)]
+pub struct Texts {
+    /// `<title>` and the site name (the seed's title in English).
+    pub site_title: &'static str,
+    /// The label of the category navigation.
+    pub categories_label: &'static str,
+    /// The label of the language switch.
+    pub language_label: &'static str,
+    /// Shown when the category has no books.
+    pub empty: &'static str,
+    /// The heading of the unavailable notice.
+    pub unavailable_title: &'static str,
+    /// The body of the unavailable notice.
+    pub unavailable_body: &'static str,
+    /// The link that reloads the page.
+    pub try_again: &'static str,
+    /// The heading of the 400 page.
+    pub bad_request_title: &'static str,
+    /// `?category=` unknown.
+    pub bad_category: &'static str,
+    /// `?max_results=` not a number.
+    pub bad_max_results: &'static str,
+    /// `?user_id=` not a positive number.
+    pub bad_user_id: &'static str,
+    /// Introduces the list of valid values.
+    pub valid_values: &'static str,
+    /// Describes the valid counts.
+    pub valid_max_results: &'static str,
+    /// Describes the valid user ids.
+    pub valid_user_id: &'static str,
+    /// The heading of the 404 page.
+    pub not_found_title: &'static str,
+    /// The body of the 404 page.
+    pub not_found_body: &'static str,
+    /// The heading of the 405 page.
+    pub method_not_allowed_title: &'static str,
+    /// The body of the 405 page.
+    pub method_not_allowed_body: &'static str,
+    /// The heading of any other error page.
+    pub other_error_title: &'static str,
+    /// The body of any other error page.
+    pub other_error_body: &'static str,
+    /// The link back to the home page.
+    pub back_home: &'static str,
+    /// The footer's note on the JSON API.
+    pub api_note: &'static str,
+    headings: [&'static str; 3],
+    category_names: [&'static str; 3],
+}
+
+impl Texts {
+    /// The home page heading for a category ("Mystery books you may like").
+    pub fn heading(&self, category: BookCategory) -> &'static str {
+        self.headings[index(category)]
+    }
+
+    /// The short name of a category for the navigation.
+    pub fn category_name(&self, category: BookCategory) -> &'static str {
+        self.category_names[index(category)]
+    }
+}
+
+fn index(category: BookCategory) -> usize {
+    match category {
+        BookCategory::Mystery => 0,
+        BookCategory::ScienceFiction => 1,
+        BookCategory::SelfHelp => 2,
+    }
+}
+
+/// The name of a language in itself, for the language switch.
+pub fn autonym(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "English",
+        Lang::Ru => "Русский",
+    }
+}
+
+static EN: Texts = Texts {
+    site_title: "Online Books For You",
+    categories_label: "Categories",
+    language_label: "Language",
+    empty: "No books in this category yet. Try another category.",
+    unavailable_title: "Recommendations are unavailable right now",
+    unavailable_body: "We could not load recommendations. This is usually brief: please try again in a few seconds.",
+    try_again: "Try again",
+    bad_request_title: "That page address is not quite right",
+    bad_category: "There is no category called",
+    bad_max_results: "The number of books must be a whole number, not",
+    bad_user_id: "The user id must be a positive whole number, not",
+    valid_values: "Valid values:",
+    valid_max_results: "a whole number from 1 to 50 (larger or smaller numbers are adjusted)",
+    valid_user_id: "a whole number from 1 to 2147483647",
+    not_found_title: "Page not found",
+    not_found_body: "There is nothing at this address.",
+    method_not_allowed_title: "Not allowed",
+    method_not_allowed_body: "This address does not accept that kind of request.",
+    other_error_title: "Something went wrong",
+    other_error_body: "The request could not be completed.",
+    back_home: "Back to the recommendations",
+    api_note: "Also available as JSON",
+    headings: [
+        "Mystery books you may like",
+        "Science fiction books you may like",
+        "Self-help books you may like",
+    ],
+    category_names: ["Mystery", "Science fiction", "Self-help"],
+};
+
+static RU: Texts = Texts {
+    site_title: "Книги для вас",
+    categories_label: "Категории",
+    language_label: "Язык",
+    empty: "В этой категории пока нет книг. Загляните в другую.",
+    unavailable_title: "Рекомендации сейчас недоступны",
+    unavailable_body: "Не удалось загрузить рекомендации. Обычно это ненадолго: попробуйте ещё раз через несколько секунд.",
+    try_again: "Попробовать ещё раз",
+    bad_request_title: "В адресе страницы ошибка",
+    bad_category: "Нет такой категории:",
+    bad_max_results: "Число книг должно быть целым числом, а не",
+    bad_user_id: "Идентификатор пользователя должен быть целым положительным числом, а не",
+    valid_values: "Допустимые значения:",
+    valid_max_results: "целое число от 1 до 50 (большие и меньшие значения поправляются)",
+    valid_user_id: "целое число от 1 до 2147483647",
+    not_found_title: "Страница не найдена",
+    not_found_body: "По этому адресу ничего нет.",
+    method_not_allowed_title: "Запрос не разрешён",
+    method_not_allowed_body: "Этот адрес не принимает такие запросы.",
+    other_error_title: "Что-то пошло не так",
+    other_error_body: "Запрос не удалось выполнить.",
+    back_home: "К рекомендациям",
+    api_note: "Эти данные есть и в JSON",
+    headings: [
+        "Детективы, которые могут вам понравиться",
+        "Фантастика, которая может вам понравиться",
+        "Книги о саморазвитии, которые могут вам понравиться",
+    ],
+    category_names: ["Детективы", "Фантастика", "Саморазвитие"],
+};
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn chosen(query: Option<&str>, header: Option<&str>) -> Lang {
+        negotiate(query, header).lang
+    }
+
+    #[test]
+    fn english_is_the_default() {
+        assert_eq!(chosen(None, None), Lang::En);
+        assert_eq!(chosen(None, Some("")), Lang::En);
+        assert_eq!(chosen(None, Some("de-DE, fr;q=0.8")), Lang::En);
+    }
+
+    #[test]
+    fn accept_language_chooses_by_q_value() {
+        assert_eq!(
+            chosen(None, Some("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7")),
+            Lang::Ru
+        );
+        assert_eq!(chosen(None, Some("en;q=0.5, ru;q=0.8")), Lang::Ru);
+        assert_eq!(chosen(None, Some("ru;q=0.5, en;q=0.8")), Lang::En);
+        assert_eq!(chosen(None, Some("de, ru;q=0.1")), Lang::Ru);
+        assert_eq!(chosen(None, Some("ru;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(chosen(None, Some("ru;q=0")), Lang::En);
+        assert_eq!(chosen(None, Some("*;q=0.5, ru;q=0.4")), Lang::En);
+        assert_eq!(chosen(None, Some("RU")), Lang::Ru);
+    }
+
+    #[test]
+    fn equal_q_values_keep_the_header_order() {
+        assert_eq!(chosen(None, Some("ru, en")), Lang::Ru);
+        assert_eq!(chosen(None, Some("en, ru")), Lang::En);
+    }
+
+    #[test]
+    fn a_malformed_q_value_counts_as_zero() {
+        assert_eq!(chosen(None, Some("ru;q=high, en;q=0.2")), Lang::En);
+        assert_eq!(chosen(None, Some("ru;q=1.5")), Lang::En);
+        assert_eq!(parse_quality("0.875"), Some(875));
+        assert_eq!(parse_quality("1"), Some(1000));
+        assert_eq!(parse_quality("1.0001"), None);
+    }
+
+    #[test]
+    fn the_query_overrides_the_header_and_unknown_values_fall_back() {
+        let choice = negotiate(Some("ru"), Some("en"));
+        assert_eq!(
+            choice,
+            LangChoice {
+                lang: Lang::Ru,
+                explicit: true
+            }
+        );
+        assert_eq!(chosen(Some("EN"), Some("ru")), Lang::En);
+        assert_eq!(chosen(Some("ru-RU"), None), Lang::Ru);
+        let fallback = negotiate(Some("klingon"), Some("ru"));
+        assert_eq!(
+            fallback,
+            LangChoice {
+                lang: Lang::Ru,
+                explicit: false
+            }
+        );
+    }
+
+    #[test]
+    fn every_category_has_a_name_and_a_heading_in_every_language() {
+        for lang in Lang::ALL {
+            for category in BookCategory::ALL {
+                assert!(!lang.texts().heading(category).is_empty());
+                assert!(!lang.texts().category_name(category).is_empty());
+            }
+        }
+        assert_eq!(Lang::En.texts().site_title, "Online Books For You");
+    }
+}

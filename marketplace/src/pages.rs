@@ -1,0 +1,302 @@
+//! The HTML pages: one sailfish template struct per page, and the [`Chrome`] (header, language
+//! switch, category navigation, footer) they share through `templates/layout/`.
+//!
+//! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
+
+use bookshop_proto::BookCategory;
+use sailfish::TemplateSimple;
+use salvo::{
+    Response,
+    http::{HeaderValue, StatusCode, header},
+    writing::Text,
+};
+
+use crate::{
+    assets,
+    client::Book,
+    i18n::{Lang, LangChoice, Texts, autonym},
+};
+
+/// A link of the navigation or the language switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Where it goes (a path with a query; escaped when rendered).
+    pub href: String,
+    /// Its text.
+    pub label: &'static str,
+    /// Whether it is the page being shown (`aria-current`).
+    pub current: bool,
+    /// The language of the link text and target (language switch only).
+    pub lang: &'static str,
+}
+
+/// The query of a link to the home page (or the API). Only values the Marketplace parsed or
+/// produced go in, so the links never echo raw request text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkQuery {
+    /// `category=`
+    pub category: Option<BookCategory>,
+    /// `max_results=`
+    pub max_results: Option<u32>,
+    /// `user_id=`
+    pub user_id: Option<i32>,
+    /// `lang=`
+    pub lang: Option<Lang>,
+}
+
+impl LinkQuery {
+    /// `path` followed by the query, e.g. `/?category=self_help&lang=ru`.
+    pub fn href(&self, path: &str) -> String {
+        let mut pairs = Vec::new();
+        if let Some(category) = self.category {
+            pairs.push(format!("category={}", category.key()));
+        }
+        if let Some(n) = self.max_results {
+            pairs.push(format!("max_results={n}"));
+        }
+        if let Some(id) = self.user_id {
+            pairs.push(format!("user_id={id}"));
+        }
+        if let Some(lang) = self.lang {
+            pairs.push(format!("lang={}", lang.tag()));
+        }
+        if pairs.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", pairs.join("&"))
+        }
+    }
+}
+
+/// What every page has around its content.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The page language.
+    pub lang: Lang,
+    /// The text in that language.
+    pub t: &'static Texts,
+    /// The site name's link.
+    pub home_href: String,
+    /// The language switch.
+    pub langs: Vec<Link>,
+    /// The category navigation.
+    pub categories: Vec<Link>,
+    /// The stylesheet, with its version for caching.
+    pub style_href: String,
+    /// The icon, with its version for caching.
+    pub icon_href: String,
+    /// The same data as JSON, when the page has any.
+    pub api_href: Option<String>,
+}
+
+impl Chrome {
+    /// The chrome of a page in `choice.lang`, showing `current` as the selected category.
+    ///
+    /// `carry` holds the parameters the visitor set explicitly; navigation links keep them (and
+    /// keep `lang` only if `?lang=` chose it, so `Accept-Language` goes on working otherwise).
+    pub fn new(choice: LangChoice, current: Option<BookCategory>, carry: LinkQuery) -> Chrome {
+        let lang = choice.lang;
+        let t = lang.texts();
+        let kept_lang = choice.explicit.then_some(lang);
+        let categories = BookCategory::ALL
+            .into_iter()
+            .map(|category| Link {
+                href: LinkQuery {
+                    category: Some(category),
+                    lang: kept_lang,
+                    ..carry
+                }
+                .href("/"),
+                label: t.category_name(category),
+                current: current == Some(category),
+                lang: lang.tag(),
+            })
+            .collect();
+        let langs = Lang::ALL
+            .into_iter()
+            .map(|other| Link {
+                href: LinkQuery {
+                    category: current.or(carry.category),
+                    lang: Some(other),
+                    ..carry
+                }
+                .href("/"),
+                label: autonym(other),
+                current: other == lang,
+                lang: other.tag(),
+            })
+            .collect();
+        Chrome {
+            lang,
+            t,
+            home_href: LinkQuery {
+                lang: kept_lang,
+                ..LinkQuery::default()
+            }
+            .href("/"),
+            langs,
+            categories,
+            style_href: assets::STYLE.url(),
+            icon_href: assets::ICON.url(),
+            api_href: current.map(|category| {
+                LinkQuery {
+                    category: Some(category),
+                    lang: None,
+                    ..carry
+                }
+                .href("/api/recommendations")
+            }),
+        }
+    }
+}
+
+/// `GET /`: the recommended books of a category, or its empty state.
+#[derive(Debug, TemplateSimple)]
+#[template(path = "home.stpl")]
+pub struct HomePage {
+    /// The shared layout.
+    pub chrome: Chrome,
+    /// "Mystery books you may like".
+    pub heading: &'static str,
+    /// The books; empty means the category has none yet.
+    pub books: Vec<Book>,
+}
+
+/// A value that would have been accepted, shown on the 400 page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The value, or a description of the valid range.
+    pub text: String,
+    /// A link that uses it, when it is a concrete value.
+    pub href: Option<String>,
+}
+
+/// The call to action of an error page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// Where it goes.
+    pub href: String,
+    /// Its text.
+    pub label: &'static str,
+}
+
+/// Every error page: 400, 404, 405 and the 503 notice, with the navigation intact.
+#[derive(Debug, TemplateSimple)]
+#[template(path = "error.stpl")]
+pub struct ErrorPage {
+    /// The shared layout.
+    pub chrome: Chrome,
+    /// Whether it is a notice of a passing problem (styled as a warning, `role="alert"`).
+    pub warning: bool,
+    /// The heading.
+    pub title: &'static str,
+    /// What happened.
+    pub message: &'static str,
+    /// The rejected value, shown after the message.
+    pub value: Option<String>,
+    /// What would have been accepted.
+    pub valid: Vec<Choice>,
+    /// Where to go from here.
+    pub action: Action,
+}
+
+/// Renders `page` into `res` with the headers every page has: `Content-Language`,
+/// `Vary: Accept-Language, Cookie` (the language and the user id depend on them) and
+/// `Cache-Control: no-store` (recommendations differ on every load).
+pub fn send(res: &mut Response, status: StatusCode, lang: Lang, page: impl TemplateSimple) {
+    match page.render_once() {
+        Ok(html) => {
+            res.status_code(status);
+            let headers = res.headers_mut();
+            headers.insert(
+                header::CONTENT_LANGUAGE,
+                HeaderValue::from_static(lang.tag()),
+            );
+            headers.insert(
+                header::VARY,
+                HeaderValue::from_static("Accept-Language, Cookie"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.render(Text::Html(html));
+        }
+        Err(error) => {
+            // Only a failing `Display` can get here; there is none in these templates.
+            tracing::error!(%error, "cannot render a page");
+            res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
+            res.render(Text::Plain("Internal Server Error"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn choice(lang: Lang, explicit: bool) -> LangChoice {
+        LangChoice { lang, explicit }
+    }
+
+    #[test]
+    fn links_keep_explicit_parameters_and_an_explicit_language() {
+        let carry = LinkQuery {
+            max_results: Some(5),
+            user_id: Some(7),
+            ..LinkQuery::default()
+        };
+        let chrome = Chrome::new(choice(Lang::Ru, true), Some(BookCategory::Mystery), carry);
+        assert_eq!(
+            chrome.categories[1].href,
+            "/?category=science_fiction&max_results=5&user_id=7&lang=ru"
+        );
+        assert!(chrome.categories[0].current && !chrome.categories[1].current);
+        assert_eq!(chrome.home_href, "/?lang=ru");
+        assert_eq!(
+            chrome.langs[0].href,
+            "/?category=mystery&max_results=5&user_id=7&lang=en"
+        );
+        assert_eq!(
+            chrome.api_href.as_deref(),
+            Some("/api/recommendations?category=mystery&max_results=5&user_id=7")
+        );
+    }
+
+    #[test]
+    fn a_negotiated_language_is_not_written_into_links() {
+        let chrome = Chrome::new(choice(Lang::Ru, false), None, LinkQuery::default());
+        assert_eq!(chrome.categories[0].href, "/?category=mystery");
+        assert_eq!(chrome.categories[0].label, "Детективы");
+        assert_eq!(chrome.home_href, "/");
+        assert_eq!(chrome.langs[1].href, "/?lang=ru");
+        assert!(chrome.langs[1].current);
+        assert_eq!(chrome.api_href, None);
+    }
+
+    #[test]
+    fn the_home_page_escapes_catalog_text() {
+        let page = HomePage {
+            chrome: Chrome::new(
+                choice(Lang::En, false),
+                Some(BookCategory::Mystery),
+                LinkQuery::default(),
+            ),
+            heading: "Mystery books you may like",
+            books: vec![Book {
+                id: 1,
+                title: "<script>alert(1)</script>".into(),
+                author: Some("O'Hara & \"Sons\"".into()),
+            }],
+        };
+        let html = page.render_once().unwrap();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("O&#039;Hara &amp; &quot;Sons&quot;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+    }
+}

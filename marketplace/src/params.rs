@@ -1,0 +1,285 @@
+//! The request's parameters, parsed once into typed values: the category, the number of books
+//! and the user id. The handlers never look at raw query strings.
+
+use std::ops::RangeInclusive;
+
+use bookshop_proto::BookCategory;
+
+/// How many books one page may ask for; out-of-range counts are clamped into it.
+pub const MAX_RESULTS_RANGE: RangeInclusive<u32> = 1..=50;
+
+/// The cookie holding a browser's anonymous user id.
+pub const USER_COOKIE: &str = "bookshop_uid";
+
+/// A request parameter that cannot be used. The English message is the JSON API's; pages word
+/// it in the visitor's language from the same parts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// `?category=` names no category.
+    #[error("unknown category {0:?}; valid values: {list}", list = category_keys())]
+    UnknownCategory(String),
+    /// `?max_results=` is not a whole number.
+    #[error(
+        "max_results must be a whole number, got {0:?}; valid values: {min} to {max} (others are clamped)",
+        min = MAX_RESULTS_RANGE.start(),
+        max = MAX_RESULTS_RANGE.end()
+    )]
+    MalformedMaxResults(String),
+    /// `?user_id=` is not a positive 32-bit integer.
+    #[error("user_id must be a whole number from 1 to {max}, got {0:?}", max = i32::MAX)]
+    InvalidUserId(String),
+}
+
+impl ParamError {
+    /// The query parameter at fault.
+    pub fn parameter(&self) -> &'static str {
+        match self {
+            ParamError::UnknownCategory(_) => "category",
+            ParamError::MalformedMaxResults(_) => "max_results",
+            ParamError::InvalidUserId(_) => "user_id",
+        }
+    }
+
+    /// The offending value, as sent.
+    pub fn value(&self) -> &str {
+        match self {
+            ParamError::UnknownCategory(v)
+            | ParamError::MalformedMaxResults(v)
+            | ParamError::InvalidUserId(v) => v,
+        }
+    }
+
+    /// What would have been accepted, for the JSON body and the page.
+    pub fn valid_values(&self) -> Vec<String> {
+        match self {
+            ParamError::UnknownCategory(_) => BookCategory::ALL
+                .iter()
+                .map(|c| c.key().to_owned())
+                .collect(),
+            ParamError::MalformedMaxResults(_) => vec![format!(
+                "{}..{}",
+                MAX_RESULTS_RANGE.start(),
+                MAX_RESULTS_RANGE.end()
+            )],
+            ParamError::InvalidUserId(_) => vec![format!("1..{}", i32::MAX)],
+        }
+    }
+}
+
+/// The category keys, comma-separated, for messages.
+pub fn category_keys() -> String {
+    BookCategory::ALL.map(BookCategory::key).join(", ")
+}
+
+/// Parses a category as users type it: case-insensitive, with `-` or `_` between words
+/// (`Science-Fiction`, `SELF_HELP`), surrounding spaces ignored.
+pub fn parse_category(raw: &str) -> Result<BookCategory, ParamError> {
+    let key = raw.trim().to_ascii_lowercase().replace('-', "_");
+    BookCategory::from_key(&key).ok_or_else(|| ParamError::UnknownCategory(raw.to_owned()))
+}
+
+/// Parses `max_results`: any integer, however large or negative, is clamped into
+/// [`MAX_RESULTS_RANGE`]; anything else is an error.
+pub fn parse_max_results(raw: &str) -> Result<u32, ParamError> {
+    let text = raw.trim();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParamError::MalformedMaxResults(raw.to_owned()));
+    }
+    let (min, max) = (*MAX_RESULTS_RANGE.start(), *MAX_RESULTS_RANGE.end());
+    if negative {
+        return Ok(min);
+    }
+    // Digits only, so a parse failure can only mean "larger than u64".
+    Ok(digits.parse::<u64>().map_or(max, |n| {
+        u32::try_from(n.clamp(u64::from(min), u64::from(max))).unwrap_or(max)
+    }))
+}
+
+/// Parses a user id: a whole number from 1 to `i32::MAX` (the proto's `int32 user_id`).
+pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
+    raw.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| ParamError::InvalidUserId(raw.to_owned()))
+}
+
+/// A fresh anonymous user id for a browser without a valid cookie.
+pub fn new_user_id() -> i32 {
+    rand::random_range(1..=i32::MAX)
+}
+
+/// What a page or the API was asked for, after defaults were applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookQuery {
+    /// The category to recommend from.
+    pub category: BookCategory,
+    /// How many books (within [`MAX_RESULTS_RANGE`]).
+    pub max_results: u32,
+    /// The user id sent to Recommendations.
+    pub user_id: i32,
+}
+
+/// Where the user id of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserIdSource {
+    /// `?user_id=`
+    Query,
+    /// A valid `bookshop_uid` cookie.
+    Cookie,
+    /// `homepage.user_id`: the request had neither.
+    Default,
+}
+
+/// The request's parameters as given, before defaults: `None` where a parameter is absent or
+/// empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Explicit {
+    /// `?category=`
+    pub category: Option<BookCategory>,
+    /// `?max_results=`, clamped.
+    pub max_results: Option<u32>,
+    /// `?user_id=`
+    pub user_id: Option<i32>,
+}
+
+impl Explicit {
+    /// Parses the three parameters from their raw query values (`None` when absent).
+    /// An empty value counts as absent, as HTML forms send empty fields.
+    pub fn parse(
+        category: Option<&str>,
+        max_results: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Explicit, ParamError> {
+        fn present(value: Option<&str>) -> Option<&str> {
+            value.filter(|s| !s.trim().is_empty())
+        }
+        Ok(Explicit {
+            category: present(category).map(parse_category).transpose()?,
+            max_results: present(max_results).map(parse_max_results).transpose()?,
+            user_id: present(user_id).map(parse_user_id).transpose()?,
+        })
+    }
+}
+
+/// Reads the `bookshop_uid` cookie value: a valid id, or `None` (absent or tampered with).
+pub fn user_id_from_cookie(value: Option<&str>) -> Option<i32> {
+    value.and_then(|v| parse_user_id(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn categories_are_case_insensitive_with_dashes_or_underscores() {
+        for (raw, expected) in [
+            ("mystery", BookCategory::Mystery),
+            ("MYSTERY", BookCategory::Mystery),
+            ("science_fiction", BookCategory::ScienceFiction),
+            ("Science-Fiction", BookCategory::ScienceFiction),
+            ("self-help", BookCategory::SelfHelp),
+            (" SELF_help ", BookCategory::SelfHelp),
+        ] {
+            assert_eq!(parse_category(raw), Ok(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_category_is_an_error_listing_the_valid_ones() {
+        let err = parse_category("fantasy").unwrap_err();
+        assert_eq!(err, ParamError::UnknownCategory("fantasy".into()));
+        assert_eq!(err.parameter(), "category");
+        assert_eq!(
+            err.valid_values(),
+            ["mystery", "science_fiction", "self_help"]
+        );
+        assert_eq!(
+            err.to_string(),
+            "unknown category \"fantasy\"; valid values: mystery, science_fiction, self_help"
+        );
+        assert!(parse_category("science fiction").is_err());
+        assert!(parse_category("").is_err());
+    }
+
+    #[test]
+    fn out_of_range_counts_are_clamped_to_one_through_fifty() {
+        for (raw, expected) in [
+            ("3", 3),
+            ("+7", 7),
+            ("50", 50),
+            ("51", 50),
+            ("0", 1),
+            ("-0", 1),
+            ("-5", 1),
+            ("4294967296", 50),
+            ("99999999999999999999999999999", 50),
+            ("-99999999999999999999999999999", 1),
+            ("007", 7),
+        ] {
+            assert_eq!(parse_max_results(raw), Ok(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_count_that_is_not_a_whole_number_is_an_error() {
+        for raw in ["abc", "3.5", "1e3", "", "-", "+", "3 books", "٣"] {
+            assert_eq!(
+                parse_max_results(raw),
+                Err(ParamError::MalformedMaxResults(raw.into())),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_ids_are_positive_32_bit_integers() {
+        assert_eq!(parse_user_id("42"), Ok(42));
+        assert_eq!(parse_user_id("2147483647"), Ok(i32::MAX));
+        for raw in ["0", "-1", "2147483648", "abc", ""] {
+            assert_eq!(
+                parse_user_id(raw),
+                Err(ParamError::InvalidUserId(raw.into())),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_parameters_count_as_absent() {
+        assert_eq!(
+            Explicit::parse(Some(""), Some(" "), Some("")),
+            Ok(Explicit::default())
+        );
+        assert_eq!(
+            Explicit::parse(Some("self-help"), Some("99"), Some("5")),
+            Ok(Explicit {
+                category: Some(BookCategory::SelfHelp),
+                max_results: Some(50),
+                user_id: Some(5)
+            })
+        );
+    }
+
+    #[test]
+    fn a_tampered_cookie_is_ignored() {
+        assert_eq!(user_id_from_cookie(Some("123")), Some(123));
+        for bad in ["0", "-3", "x", "", "99999999999"] {
+            assert_eq!(user_id_from_cookie(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(user_id_from_cookie(None), None);
+    }
+
+    #[test]
+    fn new_user_ids_are_positive() {
+        for _ in 0..1000 {
+            assert!(new_user_id() >= 1);
+        }
+    }
+}

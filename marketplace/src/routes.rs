@@ -1,0 +1,356 @@
+//! The routes and their handlers. [`router`] and [`service`] are plain functions of the state,
+//! so tests drive them through salvo's `TestClient` without a socket.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | the home page: books of a category (`?category=`, `?max_results=`, `?user_id=`, `?lang=`) |
+//! | `GET /api/recommendations` | the same as JSON |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when Recommendations answers its health check, 503 otherwise |
+//! | `GET /static/{name}`, `GET /favicon.ico` | the embedded assets |
+//!
+//! Every `GET` route answers `HEAD` too.
+
+use std::sync::Arc;
+
+use bookshop_proto::BookCategory;
+use salvo::{
+    Request, Response, Router, Service,
+    catcher::Catcher,
+    handler,
+    http::{
+        HeaderValue, StatusCode,
+        cookie::{Cookie, SameSite, time::Duration as CookieDuration},
+        header,
+        uri::Scheme,
+    },
+    writing::{Json, Text},
+};
+use serde::Serialize;
+
+use crate::{
+    assets::{self, Asset},
+    client::{Book, GatewayError, RecommendationsGateway},
+    error::{AppError, PageContext, render_json, render_page},
+    i18n::{LangChoice, negotiate},
+    middleware,
+    pages::{self, Chrome, HomePage, LinkQuery},
+    params::{self, BookQuery, Explicit, USER_COOKIE},
+    settings::Settings,
+};
+
+/// How long the anonymous user id cookie lives.
+pub const USER_COOKIE_MAX_AGE_DAYS: i64 = 365;
+
+/// What the handlers share: the gateway to Recommendations and the home page defaults.
+#[derive(Debug)]
+pub struct AppState {
+    /// The one channel to Recommendations.
+    pub gateway: RecommendationsGateway,
+    /// `homepage.category`
+    pub default_category: BookCategory,
+    /// `homepage.max_results`
+    pub default_max_results: u32,
+    /// `homepage.user_id`
+    pub default_user_id: i32,
+    /// `recommendations.retry_after_secs`
+    pub retry_after_secs: u32,
+}
+
+impl AppState {
+    /// The state for `settings`, around `gateway`.
+    pub fn new(settings: &Settings, gateway: RecommendationsGateway) -> AppState {
+        AppState {
+            gateway,
+            default_category: settings.homepage.category(),
+            default_max_results: settings.homepage.max_results,
+            default_user_id: settings.homepage.user_id,
+            retry_after_secs: settings.recommendations.retry_after_secs,
+        }
+    }
+
+    /// What to ask for: the request's parameters, then the cookie's user id, then the defaults.
+    pub fn resolve(&self, explicit: Explicit, cookie_user_id: Option<i32>) -> BookQuery {
+        BookQuery {
+            category: explicit.category.unwrap_or(self.default_category),
+            max_results: explicit.max_results.unwrap_or(self.default_max_results),
+            user_id: explicit
+                .user_id
+                .or(cookie_user_id)
+                .unwrap_or(self.default_user_id),
+        }
+    }
+}
+
+/// The routes, without the service-wide hoops and catcher (see [`service`]).
+pub fn router(state: Arc<AppState>) -> Router {
+    let home = HomeHandler(state.clone());
+    let api = ApiHandler(state.clone());
+    let ready = ReadyHandler(state);
+    Router::new()
+        .get(home.clone())
+        .head(home)
+        .push(
+            Router::with_path("api/recommendations")
+                .get(api.clone())
+                .head(api),
+        )
+        .push(Router::with_path("healthz").get(healthz).head(healthz))
+        .push(Router::with_path("readyz").get(ready.clone()).head(ready))
+        .push(
+            Router::with_path("static/{name}")
+                .get(static_asset)
+                .head(static_asset),
+        )
+        .push(Router::with_path("favicon.ico").get(favicon).head(favicon))
+}
+
+/// The whole HTTP service: [`router`], the access log and security headers on every response
+/// (404s included), and our own error pages instead of salvo's.
+///
+/// A request-id hoop would go first in the list, before the access log.
+pub fn service(state: Arc<AppState>) -> Service {
+    let catcher = Catcher::new(ErrorCatcher {
+        retry_after_secs: state.retry_after_secs,
+    });
+    Service::new(router(state))
+        .hoop(middleware::access_log)
+        .hoop(middleware::security_headers)
+        .catcher(catcher)
+}
+
+fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.queries().get(name).map(String::as_str)
+}
+
+fn language(req: &Request) -> LangChoice {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    negotiate(query(req, "lang"), accept)
+}
+
+fn explicit(req: &Request) -> Result<Explicit, params::ParamError> {
+    Explicit::parse(
+        query(req, "category"),
+        query(req, "max_results"),
+        query(req, "user_id"),
+    )
+}
+
+fn cookie_user_id(req: &Request) -> Option<i32> {
+    params::user_id_from_cookie(req.cookie(USER_COOKIE).map(Cookie::value))
+}
+
+/// The links of a page keep what the visitor chose explicitly.
+fn carry(explicit: &Explicit) -> LinkQuery {
+    LinkQuery {
+        max_results: explicit.max_results,
+        user_id: explicit.user_id,
+        ..LinkQuery::default()
+    }
+}
+
+/// The anonymous per-browser user id: long-lived, invisible to scripts, sent on top-level
+/// navigation only, `Secure` when the request came over HTTPS.
+fn user_cookie(user_id: i32, secure: bool) -> Cookie<'static> {
+    Cookie::build((USER_COOKIE, user_id.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(CookieDuration::days(USER_COOKIE_MAX_AGE_DAYS))
+        .build()
+}
+
+/// `GET /`
+#[derive(Debug, Clone)]
+struct HomeHandler(Arc<AppState>);
+
+#[handler]
+impl HomeHandler {
+    async fn handle(&self, req: &mut Request, res: &mut Response) {
+        let state = &self.0;
+        let lang = language(req);
+        let cookie_user_id = cookie_user_id(req);
+        if cookie_user_id.is_none() {
+            let secure = req.scheme() == &Scheme::HTTPS;
+            res.add_cookie(user_cookie(params::new_user_id(), secure));
+        }
+        let explicit = match explicit(req) {
+            Ok(explicit) => explicit,
+            Err(error) => {
+                let ctx = PageContext {
+                    lang,
+                    category: None,
+                    carry: LinkQuery::default(),
+                };
+                render_page(&error.into(), &ctx, state.retry_after_secs, res);
+                return;
+            }
+        };
+        let query = state.resolve(explicit, cookie_user_id);
+        let carry = carry(&explicit);
+        let books = match state.gateway.recommend(&query).await {
+            Ok(books) => books,
+            Err(GatewayError::NotFound) => Vec::new(),
+            Err(error) => {
+                let ctx = PageContext {
+                    lang,
+                    category: Some(query.category),
+                    carry,
+                };
+                let error = AppError::from_gateway(error, query.category);
+                render_page(&error, &ctx, state.retry_after_secs, res);
+                return;
+            }
+        };
+        let page = HomePage {
+            chrome: Chrome::new(lang, Some(query.category), carry),
+            heading: lang.lang.texts().heading(query.category),
+            books,
+        };
+        pages::send(res, StatusCode::OK, lang.lang, page);
+    }
+}
+
+/// The JSON answer of `GET /api/recommendations`.
+#[derive(Debug, Serialize)]
+pub struct RecommendationsBody {
+    /// The category key.
+    pub category: &'static str,
+    /// The books.
+    pub recommendations: Vec<Book>,
+}
+
+/// `GET /api/recommendations`: reads the user id cookie but never sets it.
+#[derive(Debug, Clone)]
+struct ApiHandler(Arc<AppState>);
+
+#[handler]
+impl ApiHandler {
+    async fn handle(&self, req: &mut Request, res: &mut Response) {
+        let state = &self.0;
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Cookie"));
+        let query = match explicit(req) {
+            Ok(explicit) => state.resolve(explicit, cookie_user_id(req)),
+            Err(error) => return render_json(&error.into(), state.retry_after_secs, res),
+        };
+        match state.gateway.recommend(&query).await {
+            Ok(recommendations) => {
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res.render(Json(RecommendationsBody {
+                    category: query.category.key(),
+                    recommendations,
+                }));
+            }
+            Err(error) => render_json(
+                &AppError::from_gateway(error, query.category),
+                state.retry_after_secs,
+                res,
+            ),
+        }
+    }
+}
+
+fn no_store(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// `GET /healthz`: the process is alive and serving HTTP. Checks nothing else, so a
+/// Recommendations outage never gets the Marketplace restarted.
+#[handler]
+async fn healthz(res: &mut Response) {
+    no_store(res);
+    res.render(Text::Plain("ok\n"));
+}
+
+/// `GET /readyz`: Recommendations answers its health check within the deadline.
+#[derive(Debug, Clone)]
+struct ReadyHandler(Arc<AppState>);
+
+#[handler]
+impl ReadyHandler {
+    async fn handle(&self, res: &mut Response) {
+        no_store(res);
+        if self.0.gateway.ready().await {
+            res.render(Text::Plain("ready\n"));
+        } else {
+            res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+            res.render(Text::Plain("not ready: Recommendations does not answer\n"));
+        }
+    }
+}
+
+/// `GET /static/{name}`
+#[handler]
+async fn static_asset(req: &mut Request, res: &mut Response) {
+    let name = req.param::<String>("name").unwrap_or_default();
+    match assets::find(&name) {
+        Some(asset) => send_asset(asset, req, res),
+        None => {
+            res.status_code(StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+/// `GET /favicon.ico`: browsers ask for it whatever the page links; the SVG icon answers.
+#[handler]
+async fn favicon(req: &mut Request, res: &mut Response) {
+    send_asset(&assets::ICON, req, res);
+}
+
+fn send_asset(asset: &'static Asset, req: &Request, res: &mut Response) {
+    let cache_control = asset.cache_control(query(req, "v"));
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&asset.etag()) {
+        headers.insert(header::ETAG, etag);
+    }
+    let revalidated = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| asset.matches(v));
+    if revalidated {
+        res.status_code(StatusCode::NOT_MODIFIED);
+        return;
+    }
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    res.body(asset.body);
+}
+
+/// Error statuses without a body (no route, wrong method, a missing asset) get our page in the
+/// visitor's language, or a JSON body under `/api/`.
+#[derive(Debug)]
+struct ErrorCatcher {
+    retry_after_secs: u32,
+}
+
+#[handler]
+impl ErrorCatcher {
+    async fn handle(&self, req: &mut Request, res: &mut Response) {
+        let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+        let error = AppError::from_status(status);
+        if req.uri().path().starts_with("/api/") {
+            render_json(&error, self.retry_after_secs, res);
+        } else {
+            let ctx = PageContext {
+                lang: language(req),
+                category: None,
+                carry: LinkQuery::default(),
+            };
+            render_page(&error, &ctx, self.retry_after_secs, res);
+        }
+    }
+}

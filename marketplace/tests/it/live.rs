@@ -1,0 +1,232 @@
+//! A real Recommendations (its library, a temporary catalog) and a real Marketplace, over
+//! sockets: what a visitor sees while the catalog changes and Recommendations stops and starts.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use crate::support::{
+    FakeServer, MarketplaceProcess, RecommendationsProcess, Script, TestResult, catalog_dir,
+    eventually, free_port, get, settings_for, three_books, titles, try_get, write_catalog,
+};
+
+/// The Marketplace's per-call deadline in these tests.
+const DEADLINE_MS: u64 = 500;
+/// How long anything that should happen "soon" may take before a test fails.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn set(titles: &[String]) -> BTreeSet<String> {
+    titles.iter().cloned().collect()
+}
+
+fn expected(titles: &[&str]) -> BTreeSet<String> {
+    titles.iter().map(|t| (*t).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
+    let catalog = ["Первая книга", "Second Book", "Третья & последняя"];
+    let (_dir, path) = catalog_dir(&catalog);
+    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
+
+    let page = marketplace.get("/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let shown = titles(&page.body);
+    assert_eq!(shown.len(), 3);
+    assert_eq!(
+        set(&shown),
+        expected(&["Первая книга", "Second Book", "Третья &amp; последняя"])
+    );
+    assert!(page.body.contains("Author 1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_an_edit_of_the_catalog_the_page_shows_the_new_titles() -> TestResult {
+    let (_dir, path) = catalog_dir(&["Old One", "Old Two", "Old Three"]);
+    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
+    assert_eq!(
+        set(&titles(&marketplace.get("/").await.body)),
+        expected(&["Old One", "Old Two", "Old Three"])
+    );
+
+    write_catalog(&path, &["New Alpha", "New Beta", "New Gamma"]);
+    let wanted = expected(&["New Alpha", "New Beta", "New Gamma"]);
+    eventually(PATIENCE, "the edited catalog on the page", || async {
+        let page = marketplace.get("/").await;
+        (page.status == 200 && set(&titles(&page.body)) == wanted).then_some(())
+    })
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when_it_is_back()
+-> TestResult {
+    let (_dir, path) = catalog_dir(&["Kept A", "Kept B", "Kept C"]);
+    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let port = recommendations.addr.port();
+    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    assert_eq!(marketplace.get("/").await.status, 200);
+
+    recommendations.stop().await;
+    let started = Instant::now();
+    let page = marketplace.get("/?category=mystery").await;
+    let elapsed = started.elapsed();
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        elapsed < Duration::from_millis(DEADLINE_MS + 2_000),
+        "the notice took {elapsed:?}"
+    );
+    assert!(
+        page.body
+            .contains("Recommendations are unavailable right now")
+    );
+    assert!(
+        page.body.contains("href=\"/?category=self_help\""),
+        "navigation intact"
+    );
+    assert_eq!(page.header("retry-after"), Some("5"));
+    assert_eq!(marketplace.get("/readyz").await.status, 503);
+    assert_eq!(marketplace.get("/healthz").await.status, 200);
+
+    let _restarted = RecommendationsProcess::start(&path, port).await;
+    eventually(PATIENCE, "the page to recover", || async {
+        let page = marketplace.get("/").await;
+        (page.status == 200 && titles(&page.body).len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(marketplace.get("/readyz").await.status, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestResult {
+    let port = free_port();
+    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    let page = marketplace.get("/").await;
+    assert_eq!(
+        page.status, 503,
+        "the Marketplace serves before Recommendations is up"
+    );
+    assert_eq!(marketplace.get("/readyz").await.status, 503);
+
+    let (_dir, path) = catalog_dir(&["Late A", "Late B", "Late C"]);
+    let _recommendations = RecommendationsProcess::start(&path, port).await;
+    eventually(PATIENCE, "the late Recommendations to be used", || async {
+        let page = marketplace.get("/").await;
+        (page.status == 200
+            && set(&titles(&page.body)) == expected(&["Late A", "Late B", "Late C"]))
+        .then_some(())
+    })
+    .await;
+    eventually(PATIENCE, "readiness", || async {
+        (marketplace.get("/readyz").await.status == 200).then_some(())
+    })
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_but_never_answers_gives_a_503_within_the_deadline() -> TestResult {
+    // A TCP listener that accepts connections and never speaks HTTP/2.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = silent.local_addr()?.port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let page = marketplace.get("/").await;
+        let elapsed = started.elapsed();
+        assert_eq!(page.status, 503);
+        assert!(
+            elapsed < Duration::from_millis(DEADLINE_MS + 2_000),
+            "took {elapsed:?}"
+        );
+    }
+    hold.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_visitor_keeps_the_same_user_id_across_page_views() -> TestResult {
+    let server = FakeServer::start(Script::Books(three_books())).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(server.addr.port(), DEADLINE_MS)).await;
+    let first = marketplace.get("/").await;
+    let cookie = first
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a cookie on the first visit")
+        .to_owned();
+    let id: i32 = cookie.trim_start_matches("bookshop_uid=").parse()?;
+    for _ in 0..2 {
+        let page = get(marketplace.addr, "/", &[("cookie", cookie.as_str())]).await;
+        assert_eq!(page.status, 200);
+        assert_eq!(page.header("set-cookie"), None);
+        assert_eq!(server.fake.last().user_id, id);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_exits_zero_only_when_ready() -> TestResult {
+    let server = FakeServer::start(Script::Books(three_books())).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(server.addr.port(), DEADLINE_MS)).await;
+    let run = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_marketplace"))
+                .args(["healthcheck", "--url", &url, "--timeout-ms", "3000"])
+                .env_remove("MARKETPLACE_CONFIG")
+                .output()
+        })
+    };
+    let ready = run(marketplace.url("/readyz")).await??;
+    assert!(ready.status.success(), "{ready:?}");
+
+    server.set_not_serving().await;
+    let not_ready = run(marketplace.url("/readyz")).await??;
+    assert_eq!(not_ready.status.code(), Some(1), "{not_ready:?}");
+
+    let nobody = run(format!("http://127.0.0.1:{}/readyz", free_port())).await??;
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stop_signal_lets_in_flight_requests_finish() -> TestResult {
+    let server = FakeServer::start(Script::Sleep(Duration::from_millis(700))).await;
+    let mut marketplace = MarketplaceProcess::start(settings_for(server.addr.port(), 3_000)).await;
+    let addr = marketplace.addr;
+    let in_flight = tokio::spawn(async move { try_get(addr, "/api/recommendations", &[]).await });
+    eventually(PATIENCE, "the request to reach Recommendations", || async {
+        (!server.fake.requests().is_empty()).then_some(())
+    })
+    .await;
+
+    marketplace.signal_stop();
+    let reply = in_flight.await?.map_err(|e| e.to_string())?;
+    assert_eq!(
+        reply.status, 200,
+        "the in-flight request finished: {}",
+        reply.body
+    );
+    let task = marketplace.task.take().expect("the server task");
+    tokio::time::timeout(Duration::from_secs(10), task).await???;
+    assert!(
+        try_get(addr, "/healthz", &[]).await.is_err(),
+        "no new connections after the stop"
+    );
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The Marketplace's integration tests, in one binary to keep link times down.
+//!
+//! - `routes`: every route through salvo's `TestClient` (no HTTP socket) in front of a fake
+//!   Recommendations: status codes, escaping, headers, language, cookie, API, assets.
+//! - `live`: a real Recommendations on a temporary catalog and a real Marketplace over sockets:
+//!   catalog edits, Recommendations stopping, restarting and starting late, graceful shutdown,
+//!   the `healthcheck` command.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
+
+mod live;
+mod routes;
+mod support;

@@ -1,0 +1,413 @@
+//! Test helpers: a fake Recommendations with scripted answers, a real Recommendations on a
+//! temporary catalog, a real Marketplace on port 0, a minimal HTTP client, and polling.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bookshop_proto::{
+    BookRecommendation, RecommendationRequest, RecommendationResponse,
+    recommendations_server::{Recommendations, RecommendationsServer},
+};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use marketplace::{
+    Application,
+    client::RecommendationsGateway,
+    routes::{AppState, service},
+    settings::Settings,
+};
+use salvo::Service;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+use tonic_health::{pb::health_check_response::ServingStatus, server::HealthReporter};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// What the fake Recommendations answers.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// These books, whatever is asked.
+    Books(Vec<BookRecommendation>),
+    /// This status.
+    Fail(tonic::Code, &'static str),
+    /// Nothing for this long, then the books.
+    Sleep(Duration),
+}
+
+/// A `Recommendations` implementation that answers from a script and records every request.
+#[derive(Debug, Clone)]
+pub struct FakeRecommendations {
+    script: Arc<Mutex<Script>>,
+    requests: Arc<Mutex<Vec<RecommendationRequest>>>,
+}
+
+impl FakeRecommendations {
+    pub fn set(&self, script: Script) {
+        *self.script.lock().expect("script lock") = script;
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<RecommendationRequest> {
+        self.requests.lock().expect("requests lock").clone()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> RecommendationRequest {
+        self.requests().pop().expect("no request reached the fake")
+    }
+}
+
+#[tonic::async_trait]
+impl Recommendations for FakeRecommendations {
+    async fn recommend(
+        &self,
+        request: Request<RecommendationRequest>,
+    ) -> Result<Response<RecommendationResponse>, Status> {
+        self.requests
+            .lock()
+            .expect("requests lock")
+            .push(request.into_inner());
+        let script = self.script.lock().expect("script lock").clone();
+        match script {
+            Script::Books(books) => Ok(Response::new(RecommendationResponse {
+                recommendations: books,
+            })),
+            Script::Fail(code, message) => Err(Status::new(code, message)),
+            Script::Sleep(duration) => {
+                tokio::time::sleep(duration).await;
+                Ok(Response::new(RecommendationResponse::default()))
+            }
+        }
+    }
+}
+
+pub fn book(id: i32, title: &str, author: &str) -> BookRecommendation {
+    BookRecommendation {
+        id,
+        title: title.into(),
+        author: author.into(),
+    }
+}
+
+/// Three books of the seed's mystery shelf, the first two with authors.
+pub fn three_books() -> Vec<BookRecommendation> {
+    vec![
+        book(1, "Мальтийский сокол", "Дэшил Хэммет"),
+        book(2, "Убийство в Восточном экспрессе", "Агата Кристи"),
+        book(3, "The Hound of the Baskervilles", ""),
+    ]
+}
+
+/// A fake Recommendations server on `127.0.0.1:0`, with a health service reporting SERVING.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    pub fake: FakeRecommendations,
+    pub health: HealthReporter,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl FakeServer {
+    pub async fn start(script: Script) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        let addr = listener.local_addr().expect("fake address");
+        let fake = FakeRecommendations {
+            script: Arc::new(Mutex::new(script)),
+            requests: Arc::default(),
+        };
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<RecommendationsServer<FakeRecommendations>>()
+            .await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(RecommendationsServer::new(fake.clone()))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            });
+        FakeServer {
+            addr,
+            fake,
+            health,
+            stop: Some(stop),
+            task: tokio::spawn(server),
+        }
+    }
+
+    pub async fn set_not_serving(&self) {
+        self.health
+            .set_not_serving::<RecommendationsServer<FakeRecommendations>>()
+            .await;
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// Marketplace settings pointing at `port` on 127.0.0.1, with a short deadline.
+pub fn settings_for(port: u16, timeout_ms: u64) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.shutdown_timeout_ms = 5_000;
+    settings.recommendations.host = "127.0.0.1".into();
+    settings.recommendations.port = port;
+    settings.recommendations.timeout_ms = timeout_ms;
+    settings.recommendations.connect_timeout_ms = 300;
+    settings
+}
+
+/// The Marketplace's service (no socket) in front of `settings`.
+pub fn service_for(settings: &Settings) -> Service {
+    let gateway = RecommendationsGateway::new(&settings.recommendations).expect("gateway");
+    service(Arc::new(AppState::new(settings, gateway)))
+}
+
+/// A fake server and the Marketplace service in front of it (deadline 500 ms).
+pub async fn app(script: Script) -> (FakeServer, Service) {
+    let server = FakeServer::start(script).await;
+    let service = service_for(&settings_for(server.addr.port(), 500));
+    (server, service)
+}
+
+/// A port with nothing listening on it (bound, read, released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("free port").port()
+}
+
+/// A real Recommendations service (its library) on `127.0.0.1:port` (0 for any).
+pub struct RecommendationsProcess {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), recommendations::StartError>>,
+}
+
+impl RecommendationsProcess {
+    pub async fn start(catalog: &Path, port: u16) -> RecommendationsProcess {
+        let mut s = recommendations::settings::Settings::default();
+        s.server.host = "127.0.0.1".into();
+        s.server.port = port;
+        s.catalog.path = catalog.to_path_buf();
+        let app = recommendations::Application::build(s)
+            .await
+            .expect("start Recommendations");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        // It answers at once but serves books only once the catalog is loaded.
+        let target = addr.to_string();
+        eventually(
+            Duration::from_secs(10),
+            "Recommendations to be SERVING",
+            || {
+                let target = target.clone();
+                async move {
+                    let status =
+                        recommendations::healthcheck::check(&target, Duration::from_millis(500))
+                            .await;
+                    matches!(status, Ok(ServingStatus::Serving)).then_some(())
+                }
+            },
+        )
+        .await;
+        RecommendationsProcess {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops it gracefully and waits until it has let go of its port.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = &mut self.task;
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(result) => result
+                .expect("Recommendations task")
+                .expect("Recommendations stopped cleanly"),
+            Err(_) => panic!("Recommendations did not stop within 10 s"),
+        }
+    }
+}
+
+impl Drop for RecommendationsProcess {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Writes a catalog with these mystery titles, atomically (temporary file, then rename), as
+/// editors do.
+pub fn write_catalog(path: &Path, titles: &[&str]) {
+    let mut text = String::new();
+    for (i, title) in titles.iter().enumerate() {
+        text.push_str(&format!(
+            "[[mystery]]\nid = {}\ntitle = \"{title}\"\nauthor = \"Author {}\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    text.push_str("[[self_help]]\nid = 1000\ntitle = \"Help\"\n");
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).expect("write catalog");
+    std::fs::rename(&tmp, path).expect("rename catalog");
+}
+
+/// A real Marketplace (its library) on `127.0.0.1:0`.
+pub struct MarketplaceProcess {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<Result<(), marketplace::StartError>>>,
+}
+
+impl MarketplaceProcess {
+    pub async fn start(settings: Settings) -> MarketplaceProcess {
+        let app = Application::build(settings)
+            .await
+            .expect("start Marketplace");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        MarketplaceProcess {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.addr)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Reply {
+        get(self.addr, path_and_query, &[]).await
+    }
+
+    /// Sends the stop signal; the caller awaits `task`.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for MarketplaceProcess {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// One HTTP/1.1 GET over a fresh connection.
+pub async fn get(addr: SocketAddr, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
+    try_get(addr, path_and_query, headers)
+        .await
+        .unwrap_or_else(|error| panic!("GET {path_and_query}: {error}"))
+}
+
+/// One HTTP/1.1 GET over a fresh connection, or why it failed.
+pub async fn try_get(
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::get(path_and_query).header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(request.body(Empty::<Bytes>::new())?)
+        .await?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec())?,
+    })
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The book titles on a page, in order.
+pub fn titles(html: &str) -> Vec<String> {
+    html.split("<span class=\"book-title\">")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</span>").map(|(t, _)| t.to_owned()))
+        .collect()
+}
+
+/// A temporary directory with a catalog of these mystery titles.
+pub fn catalog_dir(titles: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("catalog.toml");
+    write_catalog(&path, titles);
+    (dir, path)
+}
