@@ -1,24 +1,30 @@
-//! The way to Recommendations: one lazily connected gRPC channel for the whole process, a
-//! deadline on every call, and one error type for everything that can go wrong on the way.
+//! The way to Recommendations: a pool of lazily connected channels, one per replica (see
+//! [`balance`](crate::balance)), a deadline on every call, one retry on another replica when a call
+//! could not reach its replica, and one error type for everything that can go wrong on the way.
 //!
-//! [`connect`] is the only place a channel is made, so client-side load balancing
-//! (`Channel::balance_channel`) or TLS can later replace it without touching the callers.
+//! [`endpoint`] is the only place a connection is configured, so TLS can later be added there
+//! without touching the callers.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bookshop_proto::{
     RecommendationRequest, SERVICE_NAME, recommendations_client::RecommendationsClient,
 };
 use serde::Serialize;
-use tonic::{
-    Code, Request, Status,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, Request, Status, transport::Endpoint};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{params::BookQuery, settings::RecommendationsSettings};
+use crate::{
+    balance::{Attempt, DnsResolver, MakeChannel, ReplicaPool, Resolve},
+    params::BookQuery,
+    settings::RecommendationsSettings,
+};
 
 /// Extra time the client-side guard gives a call beyond the deadline sent to the server, so the
 /// server's own `DEADLINE_EXCEEDED` (or tonic's) normally wins and the guard only catches calls
@@ -55,6 +61,9 @@ pub enum GatewayError {
     /// own timer, `DEADLINE_EXCEEDED` from the server), or an error on the server.
     #[error("Recommendations failed with {:?}: {}", .0.code(), .0.message())]
     Failed(Status),
+    /// No replica address is known: the name has not resolved yet (or ever).
+    #[error("no Recommendations replica is known (the address does not resolve)")]
+    NoReplicas,
 }
 
 /// The endpoint could not be set up (only possible with an address that slipped past the
@@ -67,11 +76,13 @@ pub struct AddressError {
     source: tonic::transport::Error,
 }
 
-/// Makes the process's channel to Recommendations. It connects lazily: nothing is dialled until
-/// the first call, so the Marketplace starts and serves while Recommendations is down, and after
-/// a failure the next call dials again (re-resolving the host name).
-pub fn connect(settings: &RecommendationsSettings) -> Result<Channel, AddressError> {
-    let uri = settings.uri();
+/// How a connection to one replica is made: connect timeout, TCP_NODELAY, HTTP/2 keepalive.
+/// The one place connections are configured.
+pub fn endpoint(
+    settings: &RecommendationsSettings,
+    addr: SocketAddr,
+) -> Result<Endpoint, AddressError> {
+    let uri = format!("http://{addr}");
     let endpoint = Endpoint::from_shared(uri.clone())
         .and_then(|e| e.user_agent(concat!("bookshop-marketplace/", env!("CARGO_PKG_VERSION"))))
         .map_err(|source| AddressError { uri, source })?;
@@ -80,38 +91,52 @@ pub fn connect(settings: &RecommendationsSettings) -> Result<Channel, AddressErr
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true))
 }
 
-/// The Marketplace's handle on Recommendations: the generated client and the health client,
-/// both on one channel. Cheap to clone; each call clones the clients, not the connection.
+/// Makes the lazily connected channel of each replica: nothing is dialled until a call needs
+/// it, so the Marketplace starts and serves while Recommendations is down, and after a failure
+/// the next call dials again.
+fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, AddressError> {
+    // Check the settings once, so the factory itself cannot fail.
+    endpoint(settings, SocketAddr::from(([127, 0, 0, 1], settings.port)))?;
+    let settings = settings.clone();
+    Ok(Arc::new(move |addr| match endpoint(&settings, addr) {
+        Ok(endpoint) => endpoint.connect_lazy(),
+        // Unreachable after the check above: a SocketAddr always makes a valid URI.
+        Err(_) => Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+    }))
+}
+
+/// The Marketplace's handle on Recommendations: the replica pool and the call deadline. Cheap to
+/// clone; each call borrows a replica's channel, not a new connection.
 #[derive(Debug, Clone)]
 pub struct RecommendationsGateway {
-    client: RecommendationsClient<Channel>,
-    health: HealthClient<Channel>,
+    pool: ReplicaPool,
     deadline: Duration,
-    target: String,
 }
 
 impl RecommendationsGateway {
-    /// A gateway on a new lazy channel (see [`connect`]).
+    /// A gateway over the replicas that `recommendations.host` (or `.addresses`) resolves to,
+    /// re-resolved every `recommendations.resolve_interval_ms`. Must be called within a Tokio
+    /// runtime (resolution runs in the background).
     pub fn new(settings: &RecommendationsSettings) -> Result<Self, AddressError> {
-        Ok(Self::with_channel(
-            connect(settings)?,
-            settings.timeout(),
-            settings.uri(),
-        ))
+        Self::with_resolver(settings, Box::new(DnsResolver::new(settings.targets())))
     }
 
-    /// A gateway on an existing channel; `target` only names it in the logs.
-    pub fn with_channel(channel: Channel, deadline: Duration, target: String) -> Self {
-        RecommendationsGateway {
-            client: RecommendationsClient::new(channel.clone()),
-            health: HealthClient::new(channel),
-            deadline,
-            target,
-        }
+    /// A gateway whose replicas come from `resolver` (tests change the replica set with it).
+    pub fn with_resolver(
+        settings: &RecommendationsSettings,
+        resolver: Box<dyn Resolve>,
+    ) -> Result<Self, AddressError> {
+        Ok(RecommendationsGateway {
+            pool: ReplicaPool::new(
+                resolver,
+                make_channel(settings)?,
+                settings.resolve_interval(),
+            ),
+            deadline: settings.timeout(),
+        })
     }
 
     /// The deadline of one call.
@@ -119,108 +144,199 @@ impl RecommendationsGateway {
         self.deadline
     }
 
-    /// Asks for books. Failures other than `NOT_FOUND` are logged here, with their cause;
-    /// callers only decide what the visitor sees.
+    /// The replica pool (for logs and tests).
+    pub fn pool(&self) -> &ReplicaPool {
+        &self.pool
+    }
+
+    /// Asks for books. A call that could not reach its replica (`UNAVAILABLE`) is retried once
+    /// on another replica within what is left of the deadline. Failures other than `NOT_FOUND`
+    /// are logged here, with their cause; callers only decide what the visitor sees.
     pub async fn recommend(&self, query: &BookQuery) -> Result<Vec<Book>, GatewayError> {
-        let mut request = Request::new(RecommendationRequest {
+        let message = RecommendationRequest {
             user_id: query.user_id,
             category: query.category as i32,
             max_results: i32::try_from(query.max_results).unwrap_or(i32::MAX),
-        });
-        request.set_timeout(self.deadline);
-        let mut client = self.client.clone();
+        };
         let started = Instant::now();
-        let result = self.guarded(client.recommend(request)).await;
-        let elapsed_ms = millis(started.elapsed());
-        match result {
-            Ok(response) => {
-                tracing::debug!(
-                    category = query.category.key(),
-                    books = response.get_ref().recommendations.len(),
-                    elapsed_ms,
-                    "Recommendations answered"
-                );
-                Ok(response
-                    .into_inner()
-                    .recommendations
-                    .into_iter()
-                    .map(|b| Book {
-                        id: b.id,
-                        title: b.title,
-                        author: Some(b.author).filter(|a| !a.trim().is_empty()),
-                    })
-                    .collect())
+        let mut excluded = None;
+        let mut last_error = None;
+        for try_number in 1..=MAX_TRIES {
+            let remaining = self.deadline.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                break;
             }
-            Err(GatewayError::Failed(status)) if status.code() == Code::NotFound => {
-                tracing::debug!(
-                    category = query.category.key(),
-                    message = status.message(),
-                    "no books in the category"
-                );
-                Err(GatewayError::NotFound)
+            let Some(attempt) = self.pool.attempt(excluded, remaining).await else {
+                break;
+            };
+            let replica = attempt.replica().addr();
+            let mut request = Request::new(message);
+            request.set_timeout(remaining);
+            let mut client = RecommendationsClient::new(attempt.replica().channel());
+            let result = guarded(remaining, client.recommend(request)).await;
+            let elapsed_ms = millis(started.elapsed());
+            let error = match result {
+                Ok(response) => {
+                    attempt.succeeded();
+                    tracing::debug!(
+                        %replica,
+                        category = query.category.key(),
+                        books = response.get_ref().recommendations.len(),
+                        elapsed_ms,
+                        "Recommendations answered"
+                    );
+                    return Ok(response
+                        .into_inner()
+                        .recommendations
+                        .into_iter()
+                        .map(|b| Book {
+                            id: b.id,
+                            title: b.title,
+                            author: Some(b.author).filter(|a| !a.trim().is_empty()),
+                        })
+                        .collect());
+                }
+                Err(GatewayError::Failed(status)) if status.code() == Code::NotFound => {
+                    attempt.succeeded();
+                    tracing::debug!(
+                        %replica,
+                        category = query.category.key(),
+                        message = status.message(),
+                        "no books in the category"
+                    );
+                    return Err(GatewayError::NotFound);
+                }
+                Err(error) => error,
+            };
+            let retry = unreached(&error) && try_number < MAX_TRIES && self.pool.len() > 1;
+            report(&attempt, &error);
+            tracing::warn!(
+                %replica,
+                category = query.category.key(),
+                user_id = query.user_id,
+                code = code_name(&error),
+                elapsed_ms,
+                deadline_ms = millis(self.deadline),
+                retry,
+                error = %error_chain(&error),
+                "Recommendations call failed"
+            );
+            last_error = Some(error);
+            if !retry {
+                break;
             }
-            Err(error) => {
-                let code = match &error {
-                    GatewayError::Failed(status) => format!("{:?}", status.code()),
-                    GatewayError::TimedOut(_) => "ClientGuardTimeout".to_owned(),
-                    GatewayError::NotFound => "NotFound".to_owned(),
-                };
+            excluded = Some(replica);
+        }
+        match last_error {
+            Some(error) => Err(error),
+            None => {
                 tracing::warn!(
-                    target_uri = %self.target,
                     category = query.category.key(),
-                    user_id = query.user_id,
-                    code,
-                    elapsed_ms,
-                    deadline_ms = millis(self.deadline),
-                    error = %error_chain(&error),
-                    "Recommendations call failed"
+                    "no Recommendations replica to call (the address does not resolve)"
                 );
-                Err(error)
+                Err(GatewayError::NoReplicas)
             }
         }
     }
 
-    /// Whether Recommendations answers its health check with `SERVING`, within the deadline.
+    /// Whether a replica of Recommendations answers its health check with `SERVING`, within
+    /// the deadline (a second replica is asked if the first cannot be reached).
     ///
     /// A server without a health service (`UNIMPLEMENTED`, such as the seed's Python
     /// Recommendations) answered, so it counts as ready.
     pub async fn ready(&self) -> bool {
-        let mut request = Request::new(HealthCheckRequest {
-            service: SERVICE_NAME.to_owned(),
-        });
-        request.set_timeout(self.deadline);
-        let mut health = self.health.clone();
-        match self.guarded(health.check(request)).await {
-            Ok(response) => {
-                let status = response.into_inner().status();
-                if status != ServingStatus::Serving {
-                    tracing::debug!(status = status.as_str_name(), "Recommendations not serving");
+        let started = Instant::now();
+        let mut excluded = None;
+        for _ in 1..=MAX_TRIES {
+            let remaining = self.deadline.saturating_sub(started.elapsed());
+            let Some(attempt) = self.pool.attempt(excluded, remaining).await else {
+                return false;
+            };
+            let mut request = Request::new(HealthCheckRequest {
+                service: SERVICE_NAME.to_owned(),
+            });
+            request.set_timeout(remaining);
+            let mut health = HealthClient::new(attempt.replica().channel());
+            match guarded(remaining, health.check(request)).await {
+                Ok(response) => {
+                    attempt.succeeded();
+                    let status = response.into_inner().status();
+                    if status != ServingStatus::Serving {
+                        tracing::debug!(
+                            status = status.as_str_name(),
+                            "Recommendations not serving"
+                        );
+                    }
+                    return status == ServingStatus::Serving;
                 }
-                status == ServingStatus::Serving
-            }
-            Err(GatewayError::Failed(status)) if status.code() == Code::Unimplemented => true,
-            Err(error) => {
-                tracing::debug!(
-                    error = %error_chain(&error),
-                    target_uri = %self.target,
-                    "Recommendations not ready"
-                );
-                false
+                Err(GatewayError::Failed(status)) if status.code() == Code::Unimplemented => {
+                    attempt.succeeded();
+                    return true;
+                }
+                Err(error) => {
+                    report(&attempt, &error);
+                    tracing::debug!(
+                        replica = %attempt.replica().addr(),
+                        error = %error_chain(&error),
+                        "Recommendations not ready"
+                    );
+                    if !unreached(&error) {
+                        return false;
+                    }
+                    excluded = Some(attempt.replica().addr());
+                }
             }
         }
+        false
     }
+}
 
-    /// Runs a call under the client-side guard (deadline + [`GUARD_MARGIN`]).
-    async fn guarded<T>(
-        &self,
-        call: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, GatewayError> {
-        let limit = self.deadline + GUARD_MARGIN;
-        match tokio::time::timeout(limit, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(status)) => Err(GatewayError::Failed(status)),
-            Err(_) => Err(GatewayError::TimedOut(limit)),
-        }
+/// Tries per call: the first, and one retry on another replica.
+const MAX_TRIES: u32 = 2;
+
+/// The call never reached the service (refused, reset, GOAWAY, not ready): safe to retry
+/// elsewhere.
+fn unreached(error: &GatewayError) -> bool {
+    matches!(error, GatewayError::Failed(status) if status.code() == Code::Unavailable)
+}
+
+/// Tells the pool how the attempt went: unreachable or out of time means the replica is
+/// unhealthy; any other answer (even an error status) means it answered.
+fn report(attempt: &Attempt, error: &GatewayError) {
+    let unhealthy = match error {
+        GatewayError::Failed(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded
+        ),
+        GatewayError::TimedOut(_) => true,
+        GatewayError::NotFound | GatewayError::NoReplicas => false,
+    };
+    if unhealthy {
+        attempt.failed();
+    } else {
+        attempt.succeeded();
+    }
+}
+
+fn code_name(error: &GatewayError) -> String {
+    match error {
+        GatewayError::Failed(status) => format!("{:?}", status.code()),
+        GatewayError::TimedOut(_) => "ClientGuardTimeout".to_owned(),
+        GatewayError::NotFound => "NotFound".to_owned(),
+        GatewayError::NoReplicas => "NoReplicas".to_owned(),
+    }
+}
+
+/// Runs a call under the client-side guard (`limit` + [`GUARD_MARGIN`]).
+async fn guarded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, GatewayError> {
+    let limit = limit + GUARD_MARGIN;
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(status)) => Err(GatewayError::Failed(status)),
+        Err(_) => Err(GatewayError::TimedOut(limit)),
     }
 }
 

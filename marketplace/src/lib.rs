@@ -11,8 +11,10 @@
 //!   `MARKETPLACE__…`, flags) and its checks.
 //! - [`params`]: the request's parameters parsed into typed values (category, count, user id).
 //! - [`i18n`]: the page language (`?lang=`, `Accept-Language`) and the text in each language.
-//! - [`client`]: the one lazily connected channel to Recommendations and
-//!   [`RecommendationsGateway`](client::RecommendationsGateway), with deadlines.
+//! - [`balance`]: the Recommendations replicas: periodic resolution, power-of-two-choices
+//!   picking, ejection of failing replicas.
+//! - [`client`]: [`RecommendationsGateway`](client::RecommendationsGateway): calls with deadlines,
+//!   one retry on another replica, and the one place connections are configured.
 //! - [`error`]: [`AppError`](error::AppError) and its two mappings, to a page and to JSON.
 //! - [`pages`]: the sailfish templates (`templates/`) and the layout they share.
 //! - [`assets`]: the stylesheet and icon, embedded in the binary.
@@ -22,6 +24,7 @@
 //! - [`healthcheck`]: the client side of the `healthcheck` subcommand.
 
 pub mod assets;
+pub mod balance;
 pub mod client;
 pub mod error;
 pub mod healthcheck;

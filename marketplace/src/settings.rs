@@ -72,6 +72,11 @@ pub struct RecommendationsSettings {
     pub connect_timeout_ms: u64,
     /// The `Retry-After` of the 503 answered while Recommendations is unavailable.
     pub retry_after_secs: u32,
+    /// Replica addresses, `host:port` separated by commas; when set, used instead of `host` and
+    /// `port`. Each name is resolved too, so one entry may stand for several replicas.
+    pub addresses: String,
+    /// How often the replica addresses are resolved again.
+    pub resolve_interval_ms: u64,
 }
 
 impl Default for RecommendationsSettings {
@@ -82,6 +87,8 @@ impl Default for RecommendationsSettings {
             timeout_ms: 1_000,
             connect_timeout_ms: 500,
             retry_after_secs: 5,
+            addresses: String::new(),
+            resolve_interval_ms: 5_000,
         }
     }
 }
@@ -105,6 +112,47 @@ impl RecommendationsSettings {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
+
+    /// How often replica addresses are resolved again.
+    pub fn resolve_interval(&self) -> Duration {
+        Duration::from_millis(self.resolve_interval_ms)
+    }
+
+    /// What to resolve: the `addresses` list if set, else `host` and `port`.
+    pub fn targets(&self) -> Vec<(String, u16)> {
+        let listed: Vec<(String, u16)> = self
+            .address_entries()
+            .filter_map(|entry| split_host_port(entry).ok())
+            .collect();
+        if listed.is_empty() {
+            vec![(self.host.clone(), self.port)]
+        } else {
+            listed
+        }
+    }
+
+    fn address_entries(&self) -> impl Iterator<Item = &str> {
+        self.addresses
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets: `[::1]:50051`).
+pub fn split_host_port(entry: &str) -> Result<(String, u16), &'static str> {
+    let (host, port) = entry
+        .rsplit_once(':')
+        .ok_or("must be host:port (IPv6 in brackets, e.g. [::1]:50051)")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    let port: u16 = port.parse().map_err(|_| "has no valid port (1 to 65535)")?;
+    if port == 0 {
+        return Err("has no valid port (1 to 65535)");
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// `[homepage]`
@@ -238,6 +286,27 @@ impl Settings {
         }
         if rec.timeout_ms == 0 {
             return invalid("recommendations.timeout_ms", &0, "must be at least 1");
+        }
+        for entry in rec.address_entries() {
+            let problem = split_host_port(entry).err().or_else(|| {
+                split_host_port(entry)
+                    .ok()
+                    .and_then(|(h, _)| host_problem(&h))
+            });
+            if let Some(problem) = problem {
+                return invalid(
+                    "recommendations.addresses",
+                    &rec.addresses,
+                    &format!("entry {entry:?} {problem}"),
+                );
+            }
+        }
+        if rec.resolve_interval_ms < 100 {
+            return invalid(
+                "recommendations.resolve_interval_ms",
+                &rec.resolve_interval_ms,
+                "must be at least 100",
+            );
         }
         if rec.connect_timeout_ms == 0 {
             return invalid(

@@ -5,9 +5,12 @@
 //! - `live`: a real Recommendations on a temporary catalog and a real Marketplace over sockets:
 //!   catalog edits, Recommendations stopping, restarting and starting late, graceful shutdown,
 //!   the `healthcheck` command.
+//! - `replicas`: several real Recommendations replicas on different loopback addresses behind a
+//!   resolver the test changes: spreading, a replica stopping, a replica added.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
 mod live;
+mod replicas;
 mod routes;
 mod support;

@@ -199,8 +199,13 @@ pub struct RecommendationsProcess {
 
 impl RecommendationsProcess {
     pub async fn start(catalog: &Path, port: u16) -> RecommendationsProcess {
+        Self::start_on(catalog, "127.0.0.1", port).await
+    }
+
+    /// On another loopback address (`127.0.0.2`, …: all of 127/8 is loopback on Linux).
+    pub async fn start_on(catalog: &Path, ip: &str, port: u16) -> RecommendationsProcess {
         let mut s = recommendations::settings::Settings::default();
-        s.server.host = "127.0.0.1".into();
+        s.server.host = ip.into();
         s.server.port = port;
         s.catalog.path = catalog.to_path_buf();
         let app = recommendations::Application::build(s)

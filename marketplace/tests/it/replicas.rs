@@ -1,0 +1,175 @@
+//! Several Recommendations replicas, each a real server on its own loopback address
+//! (127.0.0.2, 127.0.0.3, …) with a catalog that names it, behind a resolver the test changes:
+//! the page shows which replica answered.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use marketplace::{
+    balance::ManualResolver,
+    client::RecommendationsGateway,
+    routes::{AppState, service},
+};
+use salvo::{
+    Service,
+    http::StatusCode,
+    test::{ResponseExt, TestClient},
+};
+
+use crate::support::{
+    RecommendationsProcess, TestResult, catalog_dir, eventually, settings_for, titles,
+};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Replica {
+    _dir: tempfile::TempDir,
+    process: RecommendationsProcess,
+}
+
+/// A replica on 127.0.0.`n` whose only mystery book is "Replica n".
+async fn replica(n: u8) -> Replica {
+    let (dir, path) = catalog_dir(&[&format!("Replica {n}")]);
+    let process = RecommendationsProcess::start_on(&path, &format!("127.0.0.{n}"), 0).await;
+    Replica { _dir: dir, process }
+}
+
+/// The Marketplace in front of whatever `resolver` answers, re-resolving every 100 ms.
+fn marketplace(resolver: &ManualResolver) -> (Service, RecommendationsGateway) {
+    let mut settings = settings_for(0, 1_000);
+    settings.recommendations.resolve_interval_ms = 100;
+    let gateway = RecommendationsGateway::with_resolver(
+        &settings.recommendations,
+        Box::new(resolver.clone()),
+    )
+    .unwrap();
+    let service = service(Arc::new(AppState::new(&settings, gateway.clone())));
+    (service, gateway)
+}
+
+/// Loads the home page; returns its status and the replica that answered ("Replica n").
+async fn load(service: &Service) -> (StatusCode, Option<String>) {
+    let mut res = TestClient::get("http://127.0.0.1:5001/?category=mystery")
+        .send(service)
+        .await;
+    let body = res.take_string().await.unwrap_or_default();
+    (
+        res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        titles(&body).into_iter().next(),
+    )
+}
+
+async fn spread(service: &Service, pages: usize) -> HashMap<String, usize> {
+    let mut by_replica = HashMap::new();
+    for _ in 0..pages {
+        let (status, replica) = load(service).await;
+        assert_eq!(status, StatusCode::OK);
+        *by_replica.entry(replica.unwrap()).or_default() += 1;
+    }
+    by_replica
+}
+
+#[tokio::test]
+async fn page_loads_spread_over_every_replica() -> TestResult {
+    let replicas = [replica(2).await, replica(3).await, replica(4).await];
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.process.addr).collect();
+    let resolver = ManualResolver::new(addrs);
+    let (service, _) = marketplace(&resolver);
+
+    let by_replica = spread(&service, 300).await;
+    assert_eq!(by_replica.len(), 3, "{by_replica:?}");
+    for (replica, pages) in &by_replica {
+        // 100 expected each; power of two choices on sequential loads is close to random.
+        assert!(
+            *pages >= 50,
+            "{replica} served only {pages} of 300: {by_replica:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> TestResult {
+    let [a, b, c] = [replica(2).await, replica(3).await, replica(4).await];
+    let resolver = ManualResolver::new(vec![a.process.addr, b.process.addr, c.process.addr]);
+    let (service, gateway) = marketplace(&resolver);
+    spread(&service, 30).await;
+
+    // Stopped, but still listed by the resolver: only the retry on another replica and the
+    // ejection keep the pages whole.
+    b.process.stop().await;
+    let by_replica = spread(&service, 200).await;
+    assert!(!by_replica.contains_key("Replica 3"), "{by_replica:?}");
+    assert_eq!(by_replica.len(), 2, "{by_replica:?}");
+    assert!(
+        gateway.pool().states().iter().any(|s| s.ejected),
+        "the stopped replica was not ejected: {:?}",
+        gateway.pool().states()
+    );
+
+    // The resolver drops it: it leaves the pool.
+    resolver.set(vec![a.process.addr, c.process.addr]);
+    eventually(
+        PATIENCE,
+        "the stopped replica to leave the pool",
+        || async { (gateway.pool().len() == 2).then_some(()) },
+    )
+    .await;
+    drop(c);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_replica_added_to_the_resolver_starts_receiving_calls() -> TestResult {
+    let a = replica(2).await;
+    let resolver = ManualResolver::new(vec![a.process.addr]);
+    let (service, _) = marketplace(&resolver);
+    assert_eq!(spread(&service, 20).await.len(), 1);
+
+    let b = replica(5).await;
+    resolver.set(vec![a.process.addr, b.process.addr]);
+    eventually(PATIENCE, "the added replica to serve a page", || async {
+        (load(&service).await.1.as_deref() == Some("Replica 5")).then_some(())
+    })
+    .await;
+    let by_replica = spread(&service, 200).await;
+    assert!(by_replica["Replica 5"] >= 50, "{by_replica:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_every_replica_is_down_the_page_is_the_503_notice_and_recovers() -> TestResult {
+    let (dir, path) = catalog_dir(&["Replica 6"]);
+    let first = RecommendationsProcess::start_on(&path, "127.0.0.6", 0).await;
+    let addr = first.addr;
+    let resolver = ManualResolver::new(vec![addr]);
+    let (service, _) = marketplace(&resolver);
+    assert_eq!(load(&service).await.0, StatusCode::OK);
+
+    first.stop().await;
+    assert_eq!(load(&service).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(load(&service).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back on the same address: the ejected replica is tried anyway, as it is the only one.
+    let _again = RecommendationsProcess::start_on(&path, "127.0.0.6", addr.port()).await;
+    eventually(PATIENCE, "the page to recover", || async {
+        (load(&service).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    drop(dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_yet_is_a_503_not_a_crash() -> TestResult {
+    let resolver = ManualResolver::new(vec![]);
+    let (service, _) = marketplace(&resolver);
+    assert_eq!(load(&service).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    let a = replica(7).await;
+    resolver.set(vec![a.process.addr]);
+    eventually(PATIENCE, "the page once the name resolves", || async {
+        (load(&service).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    Ok(())
+}
