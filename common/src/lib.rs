@@ -6,7 +6,10 @@
 //! - [`shutdown`]: the stop signal (SIGTERM or Ctrl-C) that containers and terminals send.
 //! - [`settings`]: the layering rules of the `config` crate that both services use (prefix, `__`
 //!   separator, the environment injected as a map so tests never touch the process environment).
+//! - `test_certs` (feature `test-certs`, tests only): a CA and certificates made on the fly.
 
 pub mod logging;
 pub mod settings;
 pub mod shutdown;
+#[cfg(feature = "test-certs")]
+pub mod test_certs;

@@ -2,8 +2,7 @@
 //! [`balance`](crate::balance)), a deadline on every call, one retry on another replica when a call
 //! could not reach its replica, and one error type for everything that can go wrong on the way.
 //!
-//! [`endpoint`] is the only place a connection is configured, so TLS can later be added there
-//! without touching the callers.
+//! `endpoint` is the only place a connection is configured (TLS, timeouts, keepalive).
 
 use std::{
     net::SocketAddr,
@@ -15,7 +14,10 @@ use bookshop_proto::{
     RecommendationRequest, SERVICE_NAME, recommendations_client::RecommendationsClient,
 };
 use serde::Serialize;
-use tonic::{Code, Request, Status, transport::Endpoint};
+use tonic::{
+    Code, Request, Status,
+    transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -66,26 +68,89 @@ pub enum GatewayError {
     NoReplicas,
 }
 
-/// The endpoint could not be set up (only possible with an address that slipped past the
-/// settings' checks).
+/// The connection to Recommendations cannot be configured: a bad address (only possible with
+/// one that slipped past the settings' checks) or a TLS file that cannot be read or used.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid Recommendations address {uri:?}: {source}")]
-pub struct AddressError {
-    uri: String,
-    #[source]
-    source: tonic::transport::Error,
+pub enum ChannelError {
+    /// The URI is not valid.
+    #[error("invalid Recommendations address {uri:?}: {source}")]
+    Address {
+        /// The URI.
+        uri: String,
+        /// The cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A TLS file cannot be read.
+    #[error("cannot read {key} {path}: {source}")]
+    TlsFile {
+        /// The setting that names it.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS configuration is not usable (for example a malformed certificate).
+    #[error("invalid TLS configuration for Recommendations: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
-/// How a connection to one replica is made: connect timeout, TCP_NODELAY, HTTP/2 keepalive.
-/// The one place connections are configured.
-pub fn endpoint(
+/// The client side of TLS, from `recommendations.tls`, with its files read once.
+#[derive(Debug, Clone)]
+struct ClientTls {
+    config: ClientTlsConfig,
+}
+
+impl ClientTls {
+    fn load(settings: &RecommendationsSettings) -> Result<Option<ClientTls>, ChannelError> {
+        let tls = &settings.tls;
+        let Some(ca) = &tls.ca_path else {
+            return Ok(None);
+        };
+        let read = |key: &'static str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| ChannelError::TlsFile {
+                key,
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(
+                "recommendations.tls.ca_path",
+                ca,
+            )?))
+            .domain_name(settings.tls_server_name());
+        if let (Some(cert), Some(key)) = (&tls.cert_path, &tls.key_path) {
+            config = config.identity(Identity::from_pem(
+                read("recommendations.tls.cert_path", cert)?,
+                read("recommendations.tls.key_path", key)?,
+            ));
+        }
+        Ok(Some(ClientTls { config }))
+    }
+}
+
+/// How a connection to one replica is made: TLS when configured, connect timeout, TCP_NODELAY,
+/// HTTP/2 keepalive. The one place connections are configured.
+fn endpoint(
     settings: &RecommendationsSettings,
+    tls: Option<&ClientTls>,
     addr: SocketAddr,
-) -> Result<Endpoint, AddressError> {
-    let uri = format!("http://{addr}");
-    let endpoint = Endpoint::from_shared(uri.clone())
+) -> Result<Endpoint, ChannelError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let uri = format!("{scheme}://{addr}");
+    let mut endpoint = Endpoint::from_shared(uri.clone())
         .and_then(|e| e.user_agent(concat!("bookshop-marketplace/", env!("CARGO_PKG_VERSION"))))
-        .map_err(|source| AddressError { uri, source })?;
+        .map_err(|source| ChannelError::Address { uri, source })?;
+    if let Some(tls) = tls {
+        // Replicas are dialled by address; the certificate is checked against the configured
+        // name (`recommendations.tls.server_name`, else `recommendations.host`).
+        endpoint = endpoint
+            .tls_config(tls.config.clone())
+            .map_err(ChannelError::Tls)?;
+    }
     Ok(endpoint
         .connect_timeout(settings.connect_timeout())
         .tcp_nodelay(true)
@@ -97,14 +162,21 @@ pub fn endpoint(
 /// Makes the lazily connected channel of each replica: nothing is dialled until a call needs
 /// it, so the Marketplace starts and serves while Recommendations is down, and after a failure
 /// the next call dials again.
-fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, AddressError> {
-    // Check the settings once, so the factory itself cannot fail.
-    endpoint(settings, SocketAddr::from(([127, 0, 0, 1], settings.port)))?;
+fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, ChannelError> {
+    let tls = ClientTls::load(settings)?;
+    // Check the configuration once, so the factory itself cannot fail.
+    endpoint(
+        settings,
+        tls.as_ref(),
+        SocketAddr::from(([127, 0, 0, 1], settings.port)),
+    )?;
     let settings = settings.clone();
-    Ok(Arc::new(move |addr| match endpoint(&settings, addr) {
-        Ok(endpoint) => endpoint.connect_lazy(),
-        // Unreachable after the check above: a SocketAddr always makes a valid URI.
-        Err(_) => Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+    Ok(Arc::new(move |addr| {
+        match endpoint(&settings, tls.as_ref(), addr) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            // Unreachable after the check above: a SocketAddr always makes a valid URI.
+            Err(_) => Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        }
     }))
 }
 
@@ -120,7 +192,7 @@ impl RecommendationsGateway {
     /// A gateway over the replicas that `recommendations.host` (or `.addresses`) resolves to,
     /// re-resolved every `recommendations.resolve_interval_ms`. Must be called within a Tokio
     /// runtime (resolution runs in the background).
-    pub fn new(settings: &RecommendationsSettings) -> Result<Self, AddressError> {
+    pub fn new(settings: &RecommendationsSettings) -> Result<Self, ChannelError> {
         Self::with_resolver(settings, Box::new(DnsResolver::new(settings.targets())))
     }
 
@@ -128,7 +200,7 @@ impl RecommendationsGateway {
     pub fn with_resolver(
         settings: &RecommendationsSettings,
         resolver: Box<dyn Resolve>,
-    ) -> Result<Self, AddressError> {
+    ) -> Result<Self, ChannelError> {
         Ok(RecommendationsGateway {
             pool: ReplicaPool::new(
                 resolver,

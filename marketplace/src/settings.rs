@@ -6,7 +6,11 @@
 //! keys, the legacy variable, and the checks the `config` crate cannot make (an unknown category,
 //! a zero port), whose errors also name the layer the bad value came from.
 
-use std::{net::Ipv6Addr, path::Path, time::Duration};
+use std::{
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use bookshop_common::settings::{SettingsError, Sources, load};
 use bookshop_proto::BookCategory;
@@ -77,6 +81,24 @@ pub struct RecommendationsSettings {
     pub addresses: String,
     /// How often the replica addresses are resolved again.
     pub resolve_interval_ms: u64,
+    /// TLS to Recommendations (off unless `ca_path` is set).
+    pub tls: ClientTlsSettings,
+}
+
+/// `[recommendations.tls]`: TLS to Recommendations when `ca_path` is set; mutual TLS when the
+/// client certificate and key are set too. Files are PEM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTlsSettings {
+    /// The CA that signed Recommendations' certificate (the only one trusted).
+    pub ca_path: Option<PathBuf>,
+    /// The name Recommendations' certificate must carry as a subjectAltName; default:
+    /// `recommendations.host`.
+    pub server_name: Option<String>,
+    /// The Marketplace's client certificate, for mutual TLS.
+    pub cert_path: Option<PathBuf>,
+    /// Its private key.
+    pub key_path: Option<PathBuf>,
 }
 
 impl Default for RecommendationsSettings {
@@ -89,6 +111,7 @@ impl Default for RecommendationsSettings {
             retry_after_secs: 5,
             addresses: String::new(),
             resolve_interval_ms: 5_000,
+            tls: ClientTlsSettings::default(),
         }
     }
 }
@@ -116,6 +139,14 @@ impl RecommendationsSettings {
     /// How often replica addresses are resolved again.
     pub fn resolve_interval(&self) -> Duration {
         Duration::from_millis(self.resolve_interval_ms)
+    }
+
+    /// The name Recommendations' certificate is checked against.
+    pub fn tls_server_name(&self) -> String {
+        self.tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| self.host.clone())
     }
 
     /// What to resolve: the `addresses` list if set, else `host` and `port`.
@@ -298,6 +329,37 @@ impl Settings {
                     "recommendations.addresses",
                     &rec.addresses,
                     &format!("entry {entry:?} {problem}"),
+                );
+            }
+        }
+        let tls = &rec.tls;
+        if tls.cert_path.is_some() != tls.key_path.is_some() {
+            let (key, path) = match (&tls.cert_path, &tls.key_path) {
+                (Some(path), _) => ("recommendations.tls.cert_path", path),
+                (_, Some(path)) => ("recommendations.tls.key_path", path),
+                _ => unreachable!("one of them is set"),
+            };
+            return invalid(
+                key,
+                &path.display(),
+                "recommendations.tls.cert_path and key_path go together",
+            );
+        }
+        if tls.ca_path.is_none() && (tls.cert_path.is_some() || tls.server_name.is_some()) {
+            return invalid(
+                "recommendations.tls.ca_path",
+                &"",
+                "must be set to use TLS (the CA that signed Recommendations' certificate)",
+            );
+        }
+        if tls.ca_path.is_some() {
+            let name = rec.tls_server_name();
+            if name.parse::<std::net::IpAddr>().is_ok() && tls.server_name.is_none() {
+                return invalid(
+                    "recommendations.tls.server_name",
+                    &"",
+                    "must be set when recommendations.host is an IP address: the name in \
+                     Recommendations' certificate",
                 );
             }
         }
@@ -724,16 +786,27 @@ mod tests {
     }
 
     /// Every dotted key of the settings, from the serialized defaults.
-    fn all_keys() -> Vec<String> {
+    fn all_keys() -> Vec<(String, bool)> {
         let value = serde_json::to_value(Settings::default()).unwrap();
         let mut keys = Vec::new();
-        for (section, table) in value.as_object().unwrap() {
-            for key in table.as_object().unwrap().keys() {
-                keys.push(format!("{section}.{key}"));
-            }
-        }
+        leaf_keys("", &value, &mut keys);
         assert!(keys.len() >= 11, "{keys:?}");
         keys
+    }
+
+    /// Dotted keys of every leaf, with whether the default is unset (`None`).
+    fn leaf_keys(prefix: &str, value: &serde_json::Value, keys: &mut Vec<(String, bool)>) {
+        for (name, child) in value.as_object().unwrap() {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match child {
+                serde_json::Value::Object(_) => leaf_keys(&key, child, keys),
+                other => keys.push((key, other.is_null())),
+            }
+        }
     }
 
     #[test]
@@ -745,11 +818,22 @@ mod tests {
             .add_source(config::File::from_str(example, config::FileFormat::Toml))
             .build()
             .unwrap();
-        for key in all_keys() {
-            assert!(
-                parsed.get::<config::Value>(&key).is_ok(),
-                "{key} missing from the example"
-            );
+        for (key, unset) in all_keys() {
+            if unset {
+                // Unset by default: shown commented out.
+                let name = key.rsplit('.').next().unwrap();
+                assert!(
+                    example
+                        .lines()
+                        .any(|l| l.trim_start().starts_with(&format!("# {name} ="))),
+                    "{key} missing from the example (as a comment)"
+                );
+            } else {
+                assert!(
+                    parsed.get::<config::Value>(&key).is_ok(),
+                    "{key} missing from the example"
+                );
+            }
         }
     }
 
@@ -757,7 +841,7 @@ mod tests {
     fn the_configuration_reference_documents_every_key_and_variable() {
         let docs = include_str!("../../docs/configuration.md");
         let marketplace = &docs[docs.find("## Marketplace").unwrap()..];
-        for key in all_keys() {
+        for (key, _) in all_keys() {
             let variable = format!("MARKETPLACE__{}", key.replace('.', "__").to_uppercase());
             assert!(
                 marketplace.contains(&format!("`{key}`")),

@@ -6,7 +6,7 @@ use salvo::{Server, conn::tcp::TcpAcceptor};
 use tokio::net::TcpListener;
 
 use crate::{
-    client::{AddressError, RecommendationsGateway},
+    client::{ChannelError, RecommendationsGateway},
     routes::{AppState, service},
     settings::Settings,
 };
@@ -25,7 +25,7 @@ pub enum StartError {
     },
     /// The Recommendations endpoint cannot be set up.
     #[error(transparent)]
-    Recommendations(#[from] AddressError),
+    Recommendations(#[from] ChannelError),
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),

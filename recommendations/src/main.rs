@@ -44,7 +44,7 @@ enum Command {
     },
     /// Ask a running server's health service; exit 0 if it is SERVING
     Healthcheck {
-        /// host:port of the server [default: 127.0.0.1:<server.port>]
+        /// host:port of the server [default: 127.0.0.1:<server.health_port or server.port>]
         #[arg(long, value_name = "HOST:PORT")]
         addr: Option<String>,
         /// Give up after this many milliseconds
@@ -79,10 +79,21 @@ fn main() -> ExitCode {
             check(&file, max_bytes)
         }
         Command::Healthcheck { addr, timeout_ms } => {
-            let addr = addr.unwrap_or_else(|| {
-                let port = settings.map_or(50051, |s| s.server.port);
-                format!("127.0.0.1:{port}")
-            });
+            let addr = match (addr, settings.as_ref().ok()) {
+                (Some(addr), _) => addr,
+                // The plaintext health listener, when there is one, works with TLS on.
+                (None, Some(s)) if s.server.health_port.is_some() => {
+                    format!("127.0.0.1:{}", s.server.health_port.unwrap_or_default())
+                }
+                (None, Some(s)) if s.tls.enabled() => {
+                    eprintln!(
+                        "recommendations healthcheck: TLS is on; set server.health_port \
+                         (a plaintext health-only listener) and the check uses it"
+                    );
+                    return ExitCode::FAILURE;
+                }
+                (None, s) => format!("127.0.0.1:{}", s.map_or(50051, |s| s.server.port)),
+            };
             runtime.block_on(health(&addr, Duration::from_millis(timeout_ms)))
         }
         Command::Serve => {

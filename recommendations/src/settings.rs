@@ -21,6 +21,8 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     /// How `Recommend` answers.
     pub recommend: RecommendSettings,
+    /// TLS and mutual TLS (off unless a certificate is set).
+    pub tls: TlsSettings,
 }
 
 /// `[server]`
@@ -37,6 +39,9 @@ pub struct ServerSettings {
     pub concurrency_limit_per_connection: usize,
     /// How long in-flight calls may take to finish after a stop signal.
     pub shutdown_timeout_ms: u64,
+    /// A second, plaintext listener serving only `grpc.health.v1`, for probes that cannot speak
+    /// TLS (Kubernetes' gRPC probes, `recommendations healthcheck` while TLS is on).
+    pub health_port: Option<u16>,
 }
 
 impl Default for ServerSettings {
@@ -47,6 +52,7 @@ impl Default for ServerSettings {
             request_timeout_ms: 5_000,
             concurrency_limit_per_connection: 256,
             shutdown_timeout_ms: 5_000,
+            health_port: None,
         }
     }
 }
@@ -98,6 +104,28 @@ impl Default for RecommendSettings {
             default_max_results: 3,
             max_results_cap: 50,
         }
+    }
+}
+
+/// `[tls]`: TLS on the gRPC port when `cert_path` and `key_path` are set; mutual TLS (client
+/// certificates required) when `client_ca_path` is set too. Files are PEM. rustls checks names
+/// against the certificate's subjectAltNames only: a certificate with just a Common Name is
+/// rejected by clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The server's certificate chain.
+    pub cert_path: Option<PathBuf>,
+    /// The server's private key.
+    pub key_path: Option<PathBuf>,
+    /// The CA whose client certificates are accepted; setting it requires client certificates.
+    pub client_ca_path: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Whether TLS is on.
+    pub fn enabled(&self) -> bool {
+        self.cert_path.is_some()
     }
 }
 
@@ -166,6 +194,37 @@ impl Settings {
         }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", &0, "must be at least 1");
+        }
+        let tls = &self.tls;
+        if tls.cert_path.is_some() != tls.key_path.is_some() {
+            let (key, value) = match &tls.cert_path {
+                Some(path) => ("tls.cert_path", path.display().to_string()),
+                None => (
+                    "tls.key_path",
+                    tls.key_path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            };
+            return invalid(key, &value, "tls.cert_path and tls.key_path go together");
+        }
+        if let (Some(ca), false) = (&tls.client_ca_path, tls.enabled()) {
+            return invalid(
+                "tls.client_ca_path",
+                &ca.display(),
+                "client certificates need TLS: set tls.cert_path and tls.key_path too",
+            );
+        }
+        if self.server.health_port.is_some()
+            && self.server.health_port == Some(self.server.port)
+            && self.server.port != 0
+        {
+            return invalid(
+                "server.health_port",
+                &self.server.port,
+                "must differ from server.port",
+            );
         }
         Ok(())
     }
@@ -367,6 +426,38 @@ mod tests {
             Settings::load(sources, &Overrides::default()).unwrap(),
             Settings::default()
         );
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_client_certificates_need_tls() {
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tls.cert_path") && err.contains("/c.pem"),
+            "{err}"
+        );
+        let err = load_with(
+            None,
+            &[("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tls.client_ca_path"), "{err}");
+        let vars = [
+            ("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem"),
+            ("RECOMMENDATIONS__TLS__KEY_PATH", "/c.key"),
+            ("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem"),
+            ("RECOMMENDATIONS__SERVER__HEALTH_PORT", "50052"),
+        ];
+        let settings = load_with(None, &vars, Overrides::default()).unwrap();
+        assert!(settings.tls.enabled());
+        assert_eq!(settings.server.health_port, Some(50052));
     }
 
     #[test]

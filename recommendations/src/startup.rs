@@ -3,15 +3,15 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};
-use tokio::{net::TcpListener, sync::oneshot};
-use tonic::transport::{Server, server::TcpIncoming};
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     catalog::CatalogError,
     reload::{Reloader, WatchHandle, spawn_watcher},
     service::RecommendationService,
-    settings::Settings,
+    settings::{Settings, TlsSettings},
     store::CatalogStore,
 };
 
@@ -23,6 +23,17 @@ pub enum StartError {
     Bind {
         /// The address from `server.host` and `server.port`.
         address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS file cannot be read.
+    #[error("cannot read {key} {path}: {source}")]
+    TlsFile {
+        /// The setting that names the file.
+        key: &'static str,
+        /// The file.
+        path: String,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -46,24 +57,32 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    health_listener: Option<(TcpListener, SocketAddr)>,
+    tls: Option<ServerTlsConfig>,
     settings: Settings,
 }
 
 type Service = RecommendationsServer<RecommendationService>;
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port); nothing is served yet.
+    /// Binds the listeners (port 0 picks a free port) and reads the TLS files; nothing is
+    /// served yet.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let address = settings.bind_address();
-        let bind_error = |source| StartError::Bind {
-            address: address.clone(),
-            source,
+        let tls = server_tls(&settings.tls)?;
+        let (listener, local_addr) = bind(&settings.bind_address()).await?;
+        let health_listener = match settings.server.health_port {
+            Some(port) => {
+                let mut health = settings.clone();
+                health.server.port = port;
+                Some(bind(&health.bind_address()).await?)
+            }
+            None => None,
         };
-        let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Application {
             listener,
             local_addr,
+            health_listener,
+            tls,
             settings,
         })
     }
@@ -71,6 +90,11 @@ impl Application {
     /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext health listener's address, if `server.health_port` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
@@ -98,9 +122,28 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        if let Some((listener, addr)) = self.health_listener {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let health_only = Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+            tokio::spawn(async move {
+                if let Err(error) = health_only.await {
+                    tracing::error!(%error, "the health listener failed");
+                }
+            });
+            tracing::info!(address = %addr, "health listener (plaintext gRPC health only)");
+        }
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let server = Server::builder()
+        let server = builder
             .timeout(Duration::from_millis(settings.server.request_timeout_ms))
             .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -109,11 +152,14 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(Service::new(service))
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stop_rx.await;
-            });
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
         let mut server = tokio::spawn(server);
-        tracing::info!(address = %self.local_addr, "Recommendations listening (gRPC)");
+        tracing::info!(
+            address = %self.local_addr,
+            tls = settings.tls.enabled(),
+            mutual_tls = settings.tls.client_ca_path.is_some(),
+            "Recommendations listening (gRPC)"
+        );
 
         let reloader = Arc::new(Reloader::new(
             settings.catalog.path.clone(),
@@ -125,7 +171,7 @@ impl Application {
             tokio::task::spawn_blocking(move || reloader.load_initial()).await
         };
         if let Err(error) = initial.map_err(StartError::from).and_then(|r| Ok(r?)) {
-            let _ = stop_tx.send(());
+            let _ = stop_tx.send(true);
             let _ = server.await;
             return Err(error);
         }
@@ -145,7 +191,7 @@ impl Application {
 
         set_health(&health, ServingStatus::NotServing).await;
         drop(watcher);
-        let _ = stop_tx.send(());
+        let _ = stop_tx.send(true);
         let grace = Duration::from_millis(settings.server.shutdown_timeout_ms);
         match tokio::time::timeout(grace, &mut server).await {
             Ok(result) => result??,
@@ -160,6 +206,39 @@ impl Application {
         tracing::info!("Recommendations stopped");
         Ok(())
     }
+}
+
+async fn bind(address: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind {
+        address: address.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
+}
+
+/// The server's TLS configuration from `[tls]`, the files read now so a missing file stops
+/// start-up with its name.
+fn server_tls(tls: &TlsSettings) -> Result<Option<ServerTlsConfig>, StartError> {
+    let (Some(cert), Some(key)) = (&tls.cert_path, &tls.key_path) else {
+        return Ok(None);
+    };
+    let read = |key: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| StartError::TlsFile {
+            key,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("tls.cert_path", cert)?,
+        read("tls.key_path", key)?,
+    ));
+    if let Some(ca) = &tls.client_ca_path {
+        config = config.client_ca_root(Certificate::from_pem(read("tls.client_ca_path", ca)?));
+    }
+    Ok(Some(config))
 }
 
 /// Sets both the whole server (`""`, what Kubernetes' gRPC probe asks) and the `Recommendations`

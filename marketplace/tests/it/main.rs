@@ -7,6 +7,7 @@
 //!   the `healthcheck` command.
 //! - `replicas`: several real Recommendations replicas on different loopback addresses behind a
 //!   resolver the test changes: spreading, a replica stopping, a replica added.
+//! - `tls`: TLS and mutual TLS to a real Recommendations, with certificates made in the test.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
@@ -14,3 +15,4 @@ mod live;
 mod replicas;
 mod routes;
 mod support;
+mod tls;

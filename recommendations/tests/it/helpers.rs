@@ -38,6 +38,8 @@ pub fn catalog_with(mystery: &[&str]) -> String {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The plaintext health listener, when `server.health_port` is set.
+    pub health_addr: Option<SocketAddr>,
     pub dir: TempDir,
     pub catalog: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -71,12 +73,14 @@ pub async fn start(
     configure(&mut settings);
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr();
+    let health_addr = app.health_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        health_addr,
         dir,
         catalog,
         stop: Some(stop),
@@ -142,7 +146,15 @@ impl TestApp {
     }
 
     pub async fn health(&self, service: &str) -> Result<ServingStatus, tonic::Status> {
-        let response = HealthClient::new(self.channel().await)
+        let channel = match self.health_addr {
+            Some(addr) => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?,
+            None => self.channel().await,
+        };
+        let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: service.into(),
             })
