@@ -8,13 +8,13 @@ use bookshop_proto::BookCategory;
 use salvo::{
     Response,
     http::{HeaderValue, StatusCode, header},
-    writing::Json,
 };
 use serde::Serialize;
 
 use crate::{
     client::GatewayError,
     i18n::LangChoice,
+    json::SafeJson,
     pages::{self, Action, Choice, Chrome, ErrorPage, LinkQuery},
     params::ParamError,
 };
@@ -249,7 +249,7 @@ pub fn render_json(error: &AppError, retry_after_secs: u32, res: &mut Response) 
     res.status_code(error.status());
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.render(Json(body));
+    res.render(SafeJson(body));
 }
 
 fn set_retry_after(error: &AppError, retry_after_secs: u32, res: &mut Response) {

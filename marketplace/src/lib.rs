@@ -16,6 +16,7 @@
 //! - [`client`]: [`RecommendationsGateway`](client::RecommendationsGateway): calls with deadlines,
 //!   one retry on another replica, and the one place connections are configured.
 //! - [`error`]: [`AppError`](error::AppError) and its two mappings, to a page and to JSON.
+//! - [`json`]: JSON answers with `<`, `>` and `&` escaped, so quoted input is never markup.
 //! - [`pages`]: the sailfish templates (`templates/`) and the layout they share.
 //! - [`assets`]: the stylesheet and icon, embedded in the binary.
 //! - [`routes`]: the router, the handlers and the error catcher.
@@ -29,6 +30,7 @@ pub mod client;
 pub mod error;
 pub mod healthcheck;
 pub mod i18n;
+pub mod json;
 pub mod middleware;
 pub mod pages;
 pub mod params;

@@ -24,7 +24,7 @@ use salvo::{
         header,
         uri::Scheme,
     },
-    writing::{Json, Text},
+    writing::Text,
 };
 use serde::Serialize;
 
@@ -33,6 +33,7 @@ use crate::{
     client::{Book, GatewayError, RecommendationsGateway},
     error::{AppError, PageContext, render_json, render_page},
     i18n::{LangChoice, negotiate},
+    json::SafeJson,
     middleware,
     pages::{self, Chrome, HomePage, LinkQuery},
     params::{self, BookQuery, Explicit, USER_COOKIE},
@@ -242,7 +243,7 @@ impl ApiHandler {
             Ok(recommendations) => {
                 res.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                res.render(Json(RecommendationsBody {
+                res.render(SafeJson(RecommendationsBody {
                     category: query.category.key(),
                     recommendations,
                 }));

@@ -50,6 +50,14 @@ pub struct ServerSettings {
     pub port: u16,
     /// How long in-flight requests may take to finish after a stop signal.
     pub shutdown_timeout_ms: u64,
+    /// How long a client may take to send a request's head (line and headers): bounds
+    /// slow-header (Slowloris) clients, including one that connects and sends nothing.
+    pub header_read_timeout_ms: u64,
+    /// How long a connection may stay without any read or write before it is closed
+    /// (keep-alive connections between requests, stalled clients).
+    pub idle_timeout_ms: u64,
+    /// The most connections served at once; beyond it new connections wait in the OS backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +66,9 @@ impl Default for ServerSettings {
             host: "0.0.0.0".into(),
             port: 5001,
             shutdown_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -318,6 +329,20 @@ impl Settings {
         if rec.timeout_ms == 0 {
             return invalid("recommendations.timeout_ms", &0, "must be at least 1");
         }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(key, &value, "must be at least 1");
+            }
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections", &0, "must be at least 1");
+        }
         for entry in rec.address_entries() {
             let problem = split_host_port(entry).err().or_else(|| {
                 split_host_port(entry)
@@ -398,6 +423,15 @@ impl Settings {
     /// The grace period for in-flight requests at shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.server.shutdown_timeout_ms)
+    }
+
+    /// The server's limits on slow or idle clients.
+    pub fn fuse(&self) -> salvo::fuse::FuseConfig {
+        salvo::fuse::FuseConfig::default()
+            .with_http1_header_timeout(Duration::from_millis(self.server.header_read_timeout_ms))
+            .with_connection_idle_timeout(Duration::from_millis(self.server.idle_timeout_ms))
+            .with_write_stall_timeout(Duration::from_millis(self.server.idle_timeout_ms))
+            .with_request_body_timeout(Duration::from_millis(self.server.header_read_timeout_ms))
     }
 }
 

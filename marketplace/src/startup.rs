@@ -2,7 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use salvo::{Server, conn::tcp::TcpAcceptor};
+use salvo::{Server, conn::tcp::TcpAcceptor, fuse::FuseConfig};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -31,6 +31,9 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
 }
 
+/// The largest request head (request line and headers) read, in bytes.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+
 /// A bound, not yet serving, Marketplace.
 #[derive(Debug)]
 pub struct Application {
@@ -38,6 +41,8 @@ pub struct Application {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     shutdown_timeout: Duration,
+    fuse: FuseConfig,
+    max_connections: usize,
 }
 
 impl Application {
@@ -58,6 +63,8 @@ impl Application {
             local_addr,
             state: Arc::new(AppState::new(&settings, gateway)),
             shutdown_timeout: settings.shutdown_timeout(),
+            fuse: settings.fuse(),
+            max_connections: settings.server.max_connections,
         })
     }
 
@@ -72,7 +79,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let server = Server::new(self.acceptor);
+        let mut server = Server::new(self.acceptor)
+            .fuse_config(self.fuse)
+            .max_connections(self.max_connections);
+        // A request head (line and headers) larger than this is refused with 431; our URLs are
+        // short, so 16 KiB leaves room for big cookies and nothing more.
+        server.http1_mut().max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let handle = server.handle();
         let serving = server.try_serve(service(self.state));
         tokio::pin!(serving);

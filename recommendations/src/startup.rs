@@ -52,6 +52,13 @@ pub enum StartError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// The largest `Recommend` request accepted, in bytes. A real one is under 20 bytes; anything
+/// bigger (unknown fields stuffed in) is refused with `OUT_OF_RANGE` before it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// The largest header list (metadata) of a call, in bytes.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 /// A bound, not yet serving, Recommendations service.
 #[derive(Debug)]
 pub struct Application {
@@ -146,12 +153,17 @@ impl Application {
         let server = builder
             .timeout(Duration::from_millis(settings.server.request_timeout_ms))
             .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
+            .max_concurrent_streams(
+                u32::try_from(settings.server.concurrency_limit_per_connection).ok(),
+            )
+            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+            .tcp_keepalive(Some(Duration::from_secs(60)))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(Service::new(service))
+            .add_service(Service::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
         let mut server = tokio::spawn(server);
         tracing::info!(

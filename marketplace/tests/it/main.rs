@@ -7,10 +7,12 @@
 //!   the `healthcheck` command.
 //! - `replicas`: several real Recommendations replicas on different loopback addresses behind a
 //!   resolver the test changes: spreading, a replica stopping, a replica added.
+//! - `hostile`: slow and oversized requests on a real socket; arbitrary query strings.
 //! - `tls`: TLS and mutual TLS to a real Recommendations, with certificates made in the test.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
+mod hostile;
 mod live;
 mod replicas;
 mod routes;

@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod helpers;
+mod hostile;
 mod operations;
 mod reload;
 mod tls;
