@@ -16,6 +16,7 @@ use bookshop_proto::{
 use serde::Serialize;
 use tonic::{
     Code, Request, Status,
+    metadata::MetadataValue,
     transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::{
@@ -24,6 +25,7 @@ use tonic_health::pb::{
 
 use crate::{
     balance::{Attempt, DnsResolver, MakeChannel, ReplicaPool, Resolve},
+    observe::{self, Metrics},
     params::BookQuery,
     settings::RecommendationsSettings,
 };
@@ -186,6 +188,7 @@ fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, Chann
 pub struct RecommendationsGateway {
     pool: ReplicaPool,
     deadline: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl RecommendationsGateway {
@@ -208,6 +211,7 @@ impl RecommendationsGateway {
                 settings.resolve_interval(),
             ),
             deadline: settings.timeout(),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -219,6 +223,11 @@ impl RecommendationsGateway {
     /// The replica pool (for logs and tests).
     pub fn pool(&self) -> &ReplicaPool {
         &self.pool
+    }
+
+    /// The process's metrics; the gateway counts its calls there.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Asks for books. A call that could not reach its replica (`UNAVAILABLE`) is retried once
@@ -244,8 +253,16 @@ impl RecommendationsGateway {
             let replica = attempt.replica().addr();
             let mut request = Request::new(message);
             request.set_timeout(remaining);
+            pass_context(&mut request);
             let mut client = RecommendationsClient::new(attempt.replica().channel());
+            let attempt_started = Instant::now();
             let result = guarded(remaining, client.recommend(request)).await;
+            self.metrics.observe_call(
+                SERVICE_NAME,
+                "Recommend",
+                metric_code(&result),
+                attempt_started.elapsed().as_secs_f64(),
+            );
             let elapsed_ms = millis(started.elapsed());
             let error = match result {
                 Ok(response) => {
@@ -297,6 +314,7 @@ impl RecommendationsGateway {
             if !retry {
                 break;
             }
+            self.metrics.observe_retry();
             excluded = Some(replica);
         }
         match last_error {
@@ -328,8 +346,17 @@ impl RecommendationsGateway {
                 service: SERVICE_NAME.to_owned(),
             });
             request.set_timeout(remaining);
+            pass_context(&mut request);
             let mut health = HealthClient::new(attempt.replica().channel());
-            match guarded(remaining, health.check(request)).await {
+            let attempt_started = Instant::now();
+            let result = guarded(remaining, health.check(request)).await;
+            self.metrics.observe_call(
+                "grpc.health.v1.Health",
+                "Check",
+                metric_code(&result),
+                attempt_started.elapsed().as_secs_f64(),
+            );
+            match result {
                 Ok(response) => {
                     attempt.succeeded();
                     let status = response.into_inner().status();
@@ -360,6 +387,31 @@ impl RecommendationsGateway {
             }
         }
         false
+    }
+}
+
+/// Adds the current request's id (and `traceparent`) to a call's metadata, so Recommendations
+/// logs it.
+fn pass_context<T>(request: &mut Request<T>) {
+    let Some(context) = observe::current() else {
+        return;
+    };
+    if let Ok(value) = MetadataValue::try_from(context.request_id.as_str()) {
+        request.metadata_mut().insert("x-request-id", value);
+    }
+    if let Some(Ok(value)) = context.traceparent.as_deref().map(MetadataValue::try_from) {
+        request.metadata_mut().insert("traceparent", value);
+    }
+}
+
+/// The metrics label of an attempt's outcome.
+fn metric_code<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "OK",
+        Err(GatewayError::Failed(status)) => observe::code_name(status.code()),
+        Err(GatewayError::TimedOut(_)) => "CLIENT_TIMEOUT",
+        Err(GatewayError::NotFound) => "NOT_FOUND",
+        Err(GatewayError::NoReplicas) => "NO_REPLICAS",
     }
 }
 

@@ -20,6 +20,7 @@
 //! - [`pages`]: the sailfish templates (`templates/`) and the layout they share.
 //! - [`assets`]: the stylesheet and icon, embedded in the binary.
 //! - [`routes`]: the router, the handlers and the error catcher.
+//! - [`observe`]: request ids passed on to Recommendations, and the Prometheus metrics.
 //! - [`middleware`]: the access log and the security headers.
 //! - [`startup`]: [`Application`]: bind, serve, stop gracefully.
 //! - [`healthcheck`]: the client side of the `healthcheck` subcommand.
@@ -32,6 +33,7 @@ pub mod healthcheck;
 pub mod i18n;
 pub mod json;
 pub mod middleware;
+pub mod observe;
 pub mod pages;
 pub mod params;
 pub mod routes;

@@ -7,6 +7,7 @@
 //! | `GET /api/recommendations` | the same as JSON |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when Recommendations answers its health check, 503 otherwise |
+//! | `GET /metrics` | Prometheus metrics |
 //! | `GET /static/{name}`, `GET /favicon.ico` | the embedded assets |
 //!
 //! Every `GET` route answers `HEAD` too.
@@ -34,7 +35,7 @@ use crate::{
     error::{AppError, PageContext, render_json, render_page},
     i18n::{LangChoice, negotiate},
     json::SafeJson,
-    middleware,
+    middleware, observe,
     pages::{self, Chrome, HomePage, LinkQuery},
     params::{self, BookQuery, Explicit, USER_COOKIE},
     settings::Settings,
@@ -87,6 +88,10 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let home = HomeHandler(state.clone());
     let api = ApiHandler(state.clone());
+    let metrics = observe::MetricsHandler {
+        metrics: state.gateway.metrics().clone(),
+        pool: state.gateway.pool().clone(),
+    };
     let ready = ReadyHandler(state);
     Router::new()
         .get(home.clone())
@@ -98,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .push(Router::with_path("healthz").get(healthz).head(healthz))
         .push(Router::with_path("readyz").get(ready.clone()).head(ready))
+        .push(Router::with_path("metrics").get(metrics))
         .push(
             Router::with_path("static/{name}")
                 .get(static_asset)
@@ -109,12 +115,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// The whole HTTP service: [`router`], the access log and security headers on every response
 /// (404s included), and our own error pages instead of salvo's.
 ///
-/// A request-id hoop would go first in the list, before the access log.
+/// The request id hoop goes first, so everything after it (the access log included) runs in
+/// the request's span.
 pub fn service(state: Arc<AppState>) -> Service {
     let catcher = Catcher::new(ErrorCatcher {
         retry_after_secs: state.retry_after_secs,
     });
+    let record = observe::RecordRequests(state.gateway.metrics().clone());
     Service::new(router(state))
+        .hoop(observe::request_context)
+        .hoop(record)
         .hoop(middleware::access_log)
         .hoop(middleware::security_headers)
         .catcher(catcher)

@@ -12,10 +12,12 @@
 //! - [`service`]: the `Recommend` RPC and its mapping to gRPC status codes.
 //! - [`settings`]: layered configuration (defaults, file, `RECOMMENDATIONS__…`, flags).
 //! - [`startup`]: [`Application`]: bind, serve with health and reflection, stop gracefully.
+//! - [`metrics`]: Prometheus metrics and their `/metrics` listener.
 //! - [`healthcheck`]: the client side of the `healthcheck` subcommand.
 
 pub mod catalog;
 pub mod healthcheck;
+pub mod metrics;
 pub mod reload;
 pub mod selection;
 pub mod service;

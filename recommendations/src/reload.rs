@@ -30,6 +30,7 @@ use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 
 use crate::{
     catalog::{self, Catalog, CatalogError},
+    metrics::Metrics,
     store::CatalogStore,
 };
 
@@ -73,17 +74,19 @@ pub struct Reloader {
     store: CatalogStore,
     last_seen: Mutex<Option<Seen>>,
     attempts: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
-    /// A reloader for `path` feeding `store`.
-    pub fn new(path: PathBuf, max_bytes: u64, store: CatalogStore) -> Self {
+    /// A reloader for `path` feeding `store`, reporting loads and failures to `metrics`.
+    pub fn new(path: PathBuf, max_bytes: u64, store: CatalogStore, metrics: Arc<Metrics>) -> Self {
         Reloader {
             path,
             max_bytes,
             store,
             last_seen: Mutex::new(None),
             attempts: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -97,6 +100,7 @@ impl Reloader {
         let catalog = Arc::new(Catalog::load(&self.path, self.max_bytes)?);
         self.remember(Seen::Content(catalog.content_hash()));
         self.store.replace(catalog.clone());
+        self.metrics.catalog_loaded(&catalog, false);
         tracing::info!(
             path = %self.path.display(),
             books = catalog.len(),
@@ -137,6 +141,7 @@ impl Reloader {
                 let catalog = Arc::new(catalog);
                 let previous = self.store.current();
                 self.store.replace(catalog.clone());
+                self.metrics.catalog_loaded(&catalog, true);
                 tracing::info!(
                     path = %self.path.display(),
                     books = catalog.len(),
@@ -173,6 +178,7 @@ impl Reloader {
     }
 
     fn warn_kept(&self, error: &CatalogError) {
+        self.metrics.reload_failed();
         let kept = self.store.current();
         tracing::warn!(
             error = %error,
@@ -394,7 +400,12 @@ mod tests {
         let store = CatalogStore::default();
         let path = dir.join("catalog.toml");
         (
-            Reloader::new(path, catalog::DEFAULT_MAX_BYTES, store.clone()),
+            Reloader::new(
+                path,
+                catalog::DEFAULT_MAX_BYTES,
+                store.clone(),
+                Arc::new(Metrics::new()),
+            ),
             store,
         )
     }

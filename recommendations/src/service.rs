@@ -1,5 +1,7 @@
 //! The `Recommend` RPC: request rules, selection, and the one mapping of errors to `Status`.
 
+use std::{sync::Arc, time::Instant};
+
 use bookshop_proto::{
     BookCategory, BookRecommendation, RecommendationRequest, RecommendationResponse,
     recommendations_server::Recommendations,
@@ -7,6 +9,7 @@ use bookshop_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
+    metrics::Metrics,
     selection::{Selection, pick},
     settings::RecommendSettings,
     store::CatalogStore,
@@ -42,12 +45,23 @@ impl From<RecommendError> for Status {
 pub struct RecommendationService {
     store: CatalogStore,
     rules: RecommendSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl RecommendationService {
     /// A service answering from `store` under `rules`.
     pub fn new(store: CatalogStore, rules: RecommendSettings) -> Self {
-        RecommendationService { store, rules }
+        RecommendationService {
+            store,
+            rules,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Counts calls in `metrics` (shared with the metrics listener).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The RPC's logic, without transport concerns.
@@ -100,27 +114,51 @@ impl Recommendations for RecommendationService {
         &self,
         request: Request<RecommendationRequest>,
     ) -> Result<Response<RecommendationResponse>, Status> {
-        let request = request.into_inner();
-        match RecommendationService::recommend(self, &request) {
-            Ok(response) => Ok(Response::new(response)),
-            Err(error) => {
-                tracing::debug!(
-                    %error,
-                    category = request.category,
-                    max_results = request.max_results,
-                    "Recommend refused"
-                );
-                Err(error.into())
-            }
-        }
+        let started = Instant::now();
+        let (metadata, _, message) = request.into_parts();
+        let request_id = metadata_text(&metadata, REQUEST_ID_HEADER);
+        let traceparent = metadata_text(&metadata, TRACEPARENT_HEADER);
+        let result = RecommendationService::recommend(self, &message);
+        let elapsed = started.elapsed();
+        let (code, books) = match &result {
+            Ok(response) => (tonic::Code::Ok, response.recommendations.len()),
+            Err(error) => (Status::from(error.clone()).code(), 0),
+        };
+        self.metrics.observe_call("Recommend", code, elapsed);
+        // One access line per call, carrying the caller's request id so that a request can be
+        // followed from the Marketplace's log into this one.
+        tracing::info!(
+            target: "recommendations::access",
+            request_id = request_id.unwrap_or("-"),
+            traceparent = traceparent.unwrap_or("-"),
+            method = "Recommend",
+            category = message.category,
+            max_results = message.max_results,
+            user_id = message.user_id,
+            code = ?code,
+            books,
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            error = result.as_ref().err().map(tracing::field::display),
+        );
+        result.map(Response::new).map_err(Status::from)
     }
+}
+
+/// The metadata key that carries a request id from the caller (the Marketplace sends it).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The W3C trace context header, passed through by the Marketplace when its caller sent one.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// A metadata value as text, if present, printable ASCII and at most 128 bytes (anything else is
+/// ignored rather than logged).
+fn metadata_text<'a>(metadata: &'a tonic::metadata::MetadataMap, key: &str) -> Option<&'a str> {
+    let value = metadata.get(key)?.to_str().ok()?;
+    (value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then_some(value)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::sync::Arc;
-
     use super::*;
     use crate::catalog::Catalog;
 

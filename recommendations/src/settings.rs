@@ -23,6 +23,27 @@ pub struct Settings {
     pub recommend: RecommendSettings,
     /// TLS and mutual TLS (off unless a certificate is set).
     pub tls: TlsSettings,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: Prometheus text at `GET /metrics` on a plaintext HTTP listener of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Whether the listener runs.
+    pub enabled: bool,
+    /// Its port (on `server.host`); 0 picks a free port.
+    pub port: u16,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            port: 9464,
+        }
+    }
 }
 
 /// `[server]`
@@ -229,12 +250,17 @@ impl Settings {
         Ok(())
     }
 
-    /// `host:port` to bind.
+    /// `host:port` to bind the gRPC listener.
     pub fn bind_address(&self) -> String {
+        self.bind_address_for(self.server.port)
+    }
+
+    /// `host:port` to bind a listener on `server.host` and `port`.
+    pub fn bind_address_for(&self, port: u16) -> String {
         if self.server.host.contains(':') && !self.server.host.starts_with('[') {
-            format!("[{}]:{}", self.server.host, self.server.port)
+            format!("[{}]:{}", self.server.host, port)
         } else {
-            format!("{}:{}", self.server.host, self.server.port)
+            format!("{}:{}", self.server.host, port)
         }
     }
 

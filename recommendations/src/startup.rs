@@ -9,6 +9,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     catalog::CatalogError,
+    metrics::Metrics,
     reload::{Reloader, WatchHandle, spawn_watcher},
     service::RecommendationService,
     settings::{Settings, TlsSettings},
@@ -65,6 +66,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     health_listener: Option<(TcpListener, SocketAddr)>,
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
     tls: Option<ServerTlsConfig>,
     settings: Settings,
 }
@@ -78,17 +80,18 @@ impl Application {
         let tls = server_tls(&settings.tls)?;
         let (listener, local_addr) = bind(&settings.bind_address()).await?;
         let health_listener = match settings.server.health_port {
-            Some(port) => {
-                let mut health = settings.clone();
-                health.server.port = port;
-                Some(bind(&health.bind_address()).await?)
-            }
+            Some(port) => Some(bind(&settings.bind_address_for(port)).await?),
             None => None,
+        };
+        let metrics_listener = match settings.metrics.enabled {
+            true => Some(bind(&settings.bind_address_for(settings.metrics.port)).await?),
+            false => None,
         };
         Ok(Application {
             listener,
             local_addr,
             health_listener,
+            metrics_listener,
             tls,
             settings,
         })
@@ -102,6 +105,11 @@ impl Application {
     /// The plaintext health listener's address, if `server.health_port` is set.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The metrics listener's address, if `metrics.enabled`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
@@ -119,7 +127,9 @@ impl Application {
         set_health(&health, ServingStatus::NotServing).await;
 
         let store = CatalogStore::default();
-        let service = RecommendationService::new(store.clone(), settings.recommend.clone());
+        let metrics = Arc::new(Metrics::new());
+        let service = RecommendationService::new(store.clone(), settings.recommend.clone())
+            .with_metrics(metrics.clone());
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -144,6 +154,14 @@ impl Application {
                 }
             });
             tracing::info!(address = %addr, "health listener (plaintext gRPC health only)");
+        }
+        if let Some((listener, addr)) = self.metrics_listener {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                stopped(stop_rx.clone()),
+            ));
+            tracing::info!(address = %addr, "metrics listener (GET /metrics)");
         }
         let mut builder = Server::builder();
         if let Some(tls) = self.tls {
@@ -177,6 +195,7 @@ impl Application {
             settings.catalog.path.clone(),
             settings.catalog.max_bytes,
             store,
+            metrics,
         ));
         let initial = {
             let reloader = reloader.clone();

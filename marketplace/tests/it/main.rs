@@ -8,12 +8,14 @@
 //! - `replicas`: several real Recommendations replicas on different loopback addresses behind a
 //!   resolver the test changes: spreading, a replica stopping, a replica added.
 //! - `hostile`: slow and oversized requests on a real socket; arbitrary query strings.
+//! - `observe`: request ids passed on to Recommendations; the metrics.
 //! - `tls`: TLS and mutual TLS to a real Recommendations, with certificates made in the test.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
 mod hostile;
 mod live;
+mod observe;
 mod replicas;
 mod routes;
 mod support;

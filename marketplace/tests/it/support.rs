@@ -46,6 +46,8 @@ pub enum Script {
 pub struct FakeRecommendations {
     script: Arc<Mutex<Script>>,
     requests: Arc<Mutex<Vec<RecommendationRequest>>>,
+    /// `x-request-id` and `traceparent` of each request ("" when absent).
+    contexts: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl FakeRecommendations {
@@ -56,6 +58,16 @@ impl FakeRecommendations {
     /// The requests received so far.
     pub fn requests(&self) -> Vec<RecommendationRequest> {
         self.requests.lock().expect("requests lock").clone()
+    }
+
+    /// The `x-request-id` and `traceparent` metadata of the last request ("" when absent).
+    pub fn last_context(&self) -> (String, String) {
+        self.contexts
+            .lock()
+            .expect("contexts lock")
+            .last()
+            .cloned()
+            .expect("no request reached the fake")
     }
 
     /// The last request received.
@@ -70,6 +82,16 @@ impl Recommendations for FakeRecommendations {
         &self,
         request: Request<RecommendationRequest>,
     ) -> Result<Response<RecommendationResponse>, Status> {
+        let text = |key: &str| {
+            request
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let context = (text("x-request-id"), text("traceparent"));
+        self.contexts.lock().expect("contexts lock").push(context);
         self.requests
             .lock()
             .expect("requests lock")
@@ -121,6 +143,7 @@ impl FakeServer {
         let fake = FakeRecommendations {
             script: Arc::new(Mutex::new(script)),
             requests: Arc::default(),
+            contexts: Arc::default(),
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -207,6 +230,7 @@ impl RecommendationsProcess {
         let mut s = recommendations::settings::Settings::default();
         s.server.host = ip.into();
         s.server.port = port;
+        s.metrics.port = 0;
         s.catalog.path = catalog.to_path_buf();
         let app = recommendations::Application::build(s)
             .await

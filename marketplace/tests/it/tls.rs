@@ -36,6 +36,7 @@ async fn start(ca: &TestCa, clients: Option<&TestCa>) -> TlsRecommendations {
     let mut s = recommendations::settings::Settings::default();
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
+    s.metrics.port = 0;
     s.server.health_port = Some(0);
     s.catalog.path = catalog;
     s.tls.cert_path = Some(file(&certs, "server.pem", &server.cert));

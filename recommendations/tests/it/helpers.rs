@@ -40,6 +40,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The plaintext health listener, when `server.health_port` is set.
     pub health_addr: Option<SocketAddr>,
+    /// The metrics listener.
+    pub metrics_addr: Option<SocketAddr>,
     pub dir: TempDir,
     pub catalog: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -69,11 +71,13 @@ pub async fn start(
     let mut settings = Settings::default();
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
+    settings.metrics.port = 0;
     settings.catalog.path = catalog.clone();
     configure(&mut settings);
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr();
     let health_addr = app.health_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -81,6 +85,7 @@ pub async fn start(
     TestApp {
         addr,
         health_addr,
+        metrics_addr,
         dir,
         catalog,
         stop: Some(stop),
@@ -168,6 +173,32 @@ impl TestApp {
         })
         .await;
         assert!(done, "the service did not become SERVING");
+    }
+
+    /// `GET /metrics` from the metrics listener, as text.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr.expect("metrics are enabled");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+    }
+
+    /// The value of the metric line that starts with `prefix` (name and labels), or 0.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Sends the stop signal and returns how the server ended.

@@ -205,3 +205,62 @@ async fn a_slow_stop_is_bounded_by_the_shutdown_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn metrics_count_calls_by_code_and_follow_reloads() {
+    let app = spawn_app(&catalog_with(&["A", "B"])).await;
+    const OK: &str = "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"OK\"}";
+    const NOT_FOUND: &str = "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"NOT_FOUND\"}";
+    assert_eq!(app.metric(OK).await, 0.0);
+    for _ in 0..3 {
+        app.titles(MYSTERY, 3).await.unwrap();
+    }
+    app.titles(SCIENCE_FICTION, 3).await.unwrap_err();
+    assert_eq!(app.metric(OK).await, 3.0);
+    assert_eq!(app.metric(NOT_FOUND).await, 1.0);
+    assert_eq!(
+        app.metric("grpc_server_handling_seconds_count{grpc_service=\"Recommendations\",grpc_method=\"Recommend\"}")
+            .await,
+        4.0
+    );
+    assert_eq!(
+        app.metric("bookshop_catalog_books{category=\"mystery\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(app.metric("bookshop_catalog_generation").await, 1.0);
+    assert!(
+        app.metric("bookshop_catalog_last_success_timestamp_seconds")
+            .await
+            > 1.7e9
+    );
+    assert!(
+        app.metrics()
+            .await
+            .contains("bookshop_build_info{service=\"recommendations\"")
+    );
+
+    save_by_rename(&app.catalog, &catalog_with(&["A", "B", "C"]));
+    app.wait_for_titles(&["A", "B", "C"]).await;
+    assert_eq!(
+        app.metric("bookshop_catalog_books{category=\"mystery\"}")
+            .await,
+        3.0
+    );
+    assert_eq!(app.metric("bookshop_catalog_generation").await, 2.0);
+    assert_eq!(
+        app.metric("bookshop_catalog_reloads_total{result=\"success\"}")
+            .await,
+        1.0
+    );
+
+    save_by_rename(&app.catalog, "not a catalog");
+    let counted = eventually(SOON, async || {
+        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}")
+            .await
+            == 1.0
+    })
+    .await;
+    assert!(counted, "the rejected reload was not counted");
+    assert_eq!(app.metric("bookshop_catalog_generation").await, 2.0);
+}

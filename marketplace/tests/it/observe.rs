@@ -1,0 +1,130 @@
+//! Request ids passed on to Recommendations, and the metrics at `GET /metrics`.
+
+use salvo::{
+    Response,
+    test::{ResponseExt, TestClient},
+};
+
+use crate::support::{Script, TestResult, app, three_books};
+
+const BASE: &str = "http://127.0.0.1:5001";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn request_id(res: &Response) -> String {
+    res.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_clients_request_id_is_returned_and_passed_to_recommendations() -> TestResult {
+    let (server, service) = app(Script::Books(three_books())).await;
+    let res = TestClient::get(format!("{BASE}/"))
+        .add_header("x-request-id", "req-42", true)
+        .add_header("traceparent", TRACEPARENT, true)
+        .send(&service)
+        .await;
+    assert_eq!(request_id(&res), "req-42");
+    assert_eq!(
+        server.fake.last_context(),
+        ("req-42".to_owned(), TRACEPARENT.to_owned())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_usable_request_id_one_is_made_and_passed_on() -> TestResult {
+    let (server, service) = app(Script::Books(three_books())).await;
+    let res = TestClient::get(format!("{BASE}/api/recommendations"))
+        .add_header("x-request-id", "has spaces in it", true)
+        .add_header("traceparent", "not-a-traceparent", true)
+        .send(&service)
+        .await;
+    let id = request_id(&res);
+    assert_eq!(id.len(), 32, "{id}");
+    assert_ne!(id, "has spaces in it");
+    assert_eq!(server.fake.last_context(), (id, String::new()));
+
+    let other = request_id(&TestClient::get(format!("{BASE}/")).send(&service).await);
+    assert_eq!(
+        other,
+        server.fake.last_context().0,
+        "each request gets its own id"
+    );
+    Ok(())
+}
+
+/// The value of the first metric line starting with `prefix`, or 0.
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_requests_calls_and_replicas() -> TestResult {
+    let (server, service) = app(Script::Books(three_books())).await;
+    for _ in 0..3 {
+        TestClient::get(format!("{BASE}/")).send(&service).await;
+    }
+    TestClient::get(format!("{BASE}/?category=poetry"))
+        .send(&service)
+        .await;
+    server
+        .fake
+        .set(Script::Fail(tonic::Code::NotFound, "Category not found"));
+    TestClient::get(format!("{BASE}/api/recommendations"))
+        .send(&service)
+        .await;
+
+    let mut res = TestClient::get(format!("{BASE}/metrics"))
+        .send(&service)
+        .await;
+    assert!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/openmetrics-text")),
+    );
+    let text = res.take_string().await?;
+    for (prefix, expected) in [
+        (
+            "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}",
+            3.0,
+        ),
+        (
+            "http_requests_total{method=\"GET\",route=\"/\",status=\"400\"}",
+            1.0,
+        ),
+        (
+            "http_requests_total{method=\"GET\",route=\"/api/recommendations\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "http_request_duration_seconds_count{method=\"GET\",route=\"/\"}",
+            4.0,
+        ),
+        (
+            "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"OK\"}",
+            3.0,
+        ),
+        (
+            "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"NOT_FOUND\"}",
+            1.0,
+        ),
+        (
+            "grpc_client_handling_seconds_count{grpc_service=\"Recommendations\",grpc_method=\"Recommend\"}",
+            4.0,
+        ),
+        ("bookshop_recommendations_replicas{state=\"serving\"}", 1.0),
+    ] {
+        assert_eq!(metric(&text, prefix), expected, "{prefix} in\n{text}");
+    }
+    assert!(text.contains("http_request_duration_seconds_bucket{le=\"0.005\""));
+    assert!(text.contains("bookshop_build_info{service=\"marketplace\""));
+    Ok(())
+}

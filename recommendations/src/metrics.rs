@@ -1,0 +1,312 @@
+//! Prometheus metrics: `Recommend` calls by status code with their latency, the catalog in
+//! service (books per category, generation, content hash), reloads, and build info; served as
+//! text on a small HTTP listener of their own (`metrics.port`, 9464 by default).
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
+use bookshop_proto::BookCategory;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
+use hyper_util::rt::TokioIo;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use tokio::net::TcpListener;
+
+use crate::catalog::Catalog;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+    grpc_code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CategoryLabels {
+    category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HashLabels {
+    hash: String,
+}
+
+/// The service's metrics, registered in their own registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    books: Family<CategoryLabels, Gauge>,
+    generation: Gauge,
+    catalog_hash: Family<HashLabels, Gauge>,
+    reloads: Family<ResultLabels, Counter>,
+    last_reload: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, all at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, by method and status code",
+            calls.clone(),
+        );
+        let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time to answer an RPC, in seconds",
+            latency.clone(),
+        );
+        let books = Family::<CategoryLabels, Gauge>::default();
+        registry.register(
+            "bookshop_catalog_books",
+            "Books per category in the catalog in service",
+            books.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register(
+            "bookshop_catalog_generation",
+            "Catalogs put in service since start (1 after the first load)",
+            generation.clone(),
+        );
+        let catalog_hash = Family::<HashLabels, Gauge>::default();
+        registry.register(
+            "bookshop_catalog_info",
+            "The catalog in service, by short content hash (always 1)",
+            catalog_hash.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "bookshop_catalog_reloads",
+            "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
+            reloads.clone(),
+        );
+        let last_reload = Gauge::default();
+        registry.register(
+            "bookshop_catalog_last_success_timestamp_seconds",
+            "Unix time of the last successful catalog load",
+            last_reload.clone(),
+        );
+        register_build_info(&mut registry, "recommendations", env!("CARGO_PKG_VERSION"));
+        Metrics {
+            registry,
+            calls,
+            latency,
+            books,
+            generation,
+            catalog_hash,
+            reloads,
+            last_reload,
+        }
+    }
+
+    /// Counts one finished RPC.
+    pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                grpc_service: bookshop_proto::SERVICE_NAME,
+                grpc_method: method,
+                grpc_code: code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels {
+                grpc_service: bookshop_proto::SERVICE_NAME,
+                grpc_method: method,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A catalog was put in service (at start-up or by a reload).
+    pub fn catalog_loaded(&self, catalog: &Catalog, reload: bool) {
+        for category in BookCategory::ALL {
+            let count = i64::try_from(catalog.books(category).len()).unwrap_or(i64::MAX);
+            self.books
+                .get_or_create(&CategoryLabels {
+                    category: category.key(),
+                })
+                .set(count);
+        }
+        self.generation.inc();
+        self.catalog_hash.clear();
+        self.catalog_hash
+            .get_or_create(&HashLabels {
+                hash: catalog.short_hash(),
+            })
+            .set(1);
+        if reload {
+            self.reloads
+                .get_or_create(&ResultLabels { result: "success" })
+                .inc();
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.last_reload.set(now);
+    }
+
+    /// A reload was rejected (invalid, missing or unreadable file).
+    pub fn reload_failed(&self) {
+        self.reloads
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, as Prometheus labels use.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Serves `GET /metrics` (HTTP/1.1) on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics listener: accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(answer(&request, &metrics)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(Some(Duration::from_secs(5)))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "metrics connection ended with an error");
+            }
+        });
+    }
+}
+
+fn answer<B>(request: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, CONTENT_TYPE, metrics.render()),
+        (_, "/metrics") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "metrics are at /metrics\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn calls_reloads_and_the_catalog_appear_in_the_text() {
+        let metrics = Metrics::new();
+        metrics.observe_call("Recommend", tonic::Code::Ok, Duration::from_micros(300));
+        metrics.observe_call(
+            "Recommend",
+            tonic::Code::NotFound,
+            Duration::from_micros(100),
+        );
+        let catalog = Catalog::from_toml_str("[[mystery]]\nid = 1\ntitle = \"A\"\n", "c").unwrap();
+        metrics.catalog_loaded(&catalog, false);
+        metrics.catalog_loaded(&catalog, true);
+        metrics.reload_failed();
+        let text = metrics.render();
+        for line in [
+            "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"OK\"} 1",
+            "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"NOT_FOUND\"} 1",
+            "grpc_server_handling_seconds_bucket{le=\"0.0005\",grpc_service=\"Recommendations\",grpc_method=\"Recommend\"} 2",
+            "bookshop_catalog_books{category=\"mystery\"} 1",
+            "bookshop_catalog_books{category=\"self_help\"} 0",
+            "bookshop_catalog_generation 2",
+            "bookshop_catalog_reloads_total{result=\"success\"} 1",
+            "bookshop_catalog_reloads_total{result=\"failure\"} 1",
+            "bookshop_build_info{service=\"recommendations\",version=\"",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "bookshop_catalog_info{{hash=\"{}\"}} 1",
+            catalog.short_hash()
+        )));
+    }
+}
