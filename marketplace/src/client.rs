@@ -404,14 +404,12 @@ fn pass_context<T>(request: &mut Request<T>) {
     }
 }
 
-/// The metrics label of an attempt's outcome.
+/// The name of an attempt's outcome, for metrics labels and logs: a gRPC code (`OK`,
+/// `UNAVAILABLE`, …), `CLIENT_TIMEOUT` when our own guard gave up, `NO_REPLICAS`.
 fn metric_code<T>(result: &Result<T, GatewayError>) -> &'static str {
     match result {
         Ok(_) => "OK",
-        Err(GatewayError::Failed(status)) => observe::code_name(status.code()),
-        Err(GatewayError::TimedOut(_)) => "CLIENT_TIMEOUT",
-        Err(GatewayError::NotFound) => "NOT_FOUND",
-        Err(GatewayError::NoReplicas) => "NO_REPLICAS",
+        Err(error) => code_name(error),
     }
 }
 
@@ -442,12 +440,12 @@ fn report(attempt: &Attempt, error: &GatewayError) {
     }
 }
 
-fn code_name(error: &GatewayError) -> String {
+fn code_name(error: &GatewayError) -> &'static str {
     match error {
-        GatewayError::Failed(status) => format!("{:?}", status.code()),
-        GatewayError::TimedOut(_) => "ClientGuardTimeout".to_owned(),
-        GatewayError::NotFound => "NotFound".to_owned(),
-        GatewayError::NoReplicas => "NoReplicas".to_owned(),
+        GatewayError::Failed(status) => bookshop_proto::code_name(status.code()),
+        GatewayError::TimedOut(_) => "CLIENT_TIMEOUT",
+        GatewayError::NotFound => "NOT_FOUND",
+        GatewayError::NoReplicas => "NO_REPLICAS",
     }
 }
 

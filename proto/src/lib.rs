@@ -9,7 +9,8 @@
 //!   [`BookRecommendation`], [`BookCategory`]) at the crate root;
 //! - [`recommendations_client`] and [`recommendations_server`]: the generated tonic client and
 //!   server;
-//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection;
+//! - [`code_name`]: a status code's canonical name, for metrics labels.
 
 #![allow(unreachable_pub, missing_debug_implementations)]
 
@@ -48,5 +49,30 @@ impl BookCategory {
     /// Parses a snake_case key as written in `catalog.toml` (exact match).
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.key() == key)
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code (`NOT_FOUND`, `UNAVAILABLE`, …), as
+/// metrics label it in both services.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -137,7 +137,7 @@ impl Metrics {
             .get_or_create(&CallLabels {
                 grpc_service: bookshop_proto::SERVICE_NAME,
                 grpc_method: method,
-                grpc_code: code_name(code),
+                grpc_code: bookshop_proto::code_name(code),
             })
             .inc();
         self.latency
@@ -186,30 +186,6 @@ impl Metrics {
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         render(&self.registry)
-    }
-}
-
-/// The canonical upper-case name of a gRPC status code, as Prometheus labels use.
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
