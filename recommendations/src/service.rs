@@ -135,7 +135,7 @@ impl Recommendations for RecommendationService {
             category = message.category,
             max_results = message.max_results,
             user_id = message.user_id,
-            code = ?code,
+            code = bookshop_proto::code_name(code),
             books,
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             error = result.as_ref().err().map(tracing::field::display),
