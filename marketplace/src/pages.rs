@@ -3,6 +3,8 @@
 //!
 //! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
 
+use std::{borrow::Cow, sync::LazyLock};
+
 use bookshop_proto::BookCategory;
 use sailfish::TemplateSimple;
 use salvo::{
@@ -150,12 +152,48 @@ impl Chrome {
     }
 }
 
+impl Chrome {
+    /// The same as [`Chrome::new`], without the work when it can be avoided: a page whose links
+    /// carry no explicit parameter (the usual visit) gets one of the 16 chromes built at the
+    /// first request (2 languages × chosen or negotiated × 4 categories or none), so a page
+    /// costs no link building. Links that keep `?max_results=` or `?user_id=` are built per
+    /// request.
+    pub fn shared(
+        choice: LangChoice,
+        current: Option<BookCategory>,
+        carry: LinkQuery,
+    ) -> Cow<'static, Chrome> {
+        static PLAIN: LazyLock<Vec<Chrome>> = LazyLock::new(|| {
+            let currents = [None].into_iter().chain(BookCategory::ALL.map(Some));
+            Lang::ALL
+                .into_iter()
+                .flat_map(|lang| [false, true].map(|explicit| LangChoice { lang, explicit }))
+                .flat_map(|choice| {
+                    currents
+                        .clone()
+                        .map(move |current| Chrome::new(choice, current, LinkQuery::default()))
+                })
+                .collect()
+        });
+        if carry != LinkQuery::default() {
+            return Cow::Owned(Chrome::new(choice, current, carry));
+        }
+        let lang = Lang::ALL.iter().position(|l| *l == choice.lang);
+        let current_index = current.map_or(0, |c| c as usize + 1);
+        let index = lang.map(|l| (l * 2 + usize::from(choice.explicit)) * 4 + current_index);
+        match index.and_then(|i| PLAIN.get(i)) {
+            Some(chrome) => Cow::Borrowed(chrome),
+            None => Cow::Owned(Chrome::new(choice, current, carry)),
+        }
+    }
+}
+
 /// `GET /`: the recommended books of a category, or its empty state.
 #[derive(Debug, TemplateSimple)]
 #[template(path = "home.stpl")]
 pub struct HomePage {
-    /// The shared layout.
-    pub chrome: Chrome,
+    /// The shared layout (usually borrowed, see [`Chrome::shared`]).
+    pub chrome: Cow<'static, Chrome>,
     /// "Mystery books you may like".
     pub heading: &'static str,
     /// The books; empty means the category has none yet.
@@ -273,9 +311,41 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_chrome_is_the_one_built_for_the_request() {
+        let currents = [None].into_iter().chain(BookCategory::ALL.map(Some));
+        for lang in Lang::ALL {
+            for explicit in [false, true] {
+                for current in currents.clone() {
+                    let choice = choice(lang, explicit);
+                    let carries = [
+                        LinkQuery::default(),
+                        LinkQuery {
+                            max_results: Some(5),
+                            user_id: Some(7),
+                            ..LinkQuery::default()
+                        },
+                    ];
+                    for carry in carries {
+                        let shared = Chrome::shared(choice, current, carry);
+                        assert_eq!(
+                            matches!(shared, Cow::Borrowed(_)),
+                            carry == LinkQuery::default()
+                        );
+                        assert_eq!(
+                            format!("{shared:?}"),
+                            format!("{:?}", Chrome::new(choice, current, carry)),
+                            "{lang:?} {explicit} {current:?} {carry:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_home_page_escapes_catalog_text() {
         let page = HomePage {
-            chrome: Chrome::new(
+            chrome: Chrome::shared(
                 choice(Lang::En, false),
                 Some(BookCategory::Mystery),
                 LinkQuery::default(),

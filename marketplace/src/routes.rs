@@ -218,7 +218,7 @@ impl HomeHandler {
             }
         };
         let page = HomePage {
-            chrome: Chrome::new(lang, Some(query.category), carry),
+            chrome: Chrome::shared(lang, Some(query.category), carry),
             heading: lang.lang.texts().heading(query.category),
             books,
         };
