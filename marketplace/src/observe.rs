@@ -10,7 +10,7 @@
 //!   Recommendations by method and code with latency histograms, the replicas the balancer knows,
 //!   and build info.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
 use prometheus_client::{
@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 use salvo::{
     Depot, FlowCtrl, Request, Response, handler,
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, header},
 };
 use tracing::Instrument;
 
@@ -106,15 +106,15 @@ pub async fn request_context(
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpRouteLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -211,20 +211,24 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered HTTP request.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Counts one answered HTTP request (`route` and `method` are fixed labels, see
+    /// [`route_label`](crate::middleware::route_label)).
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
+                method,
+                route,
                 status,
             })
             .inc();
         self.request_seconds
-            .get_or_create(&HttpRouteLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-            })
+            .get_or_create(&HttpRouteLabels { method, route })
             .observe(seconds);
     }
 
@@ -269,36 +273,6 @@ impl Metrics {
             .get_or_create(&ReplicaLabels { state: "ejected" })
             .set(count(ejected));
         render(&self.registry)
-    }
-}
-
-/// Records every request's route, status and latency (a hoop inside [`request_context`]).
-#[derive(Debug, Clone)]
-pub struct RecordRequests(pub Arc<Metrics>);
-
-#[handler]
-impl RecordRequests {
-    async fn handle(
-        &self,
-        req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        ctrl: &mut FlowCtrl,
-    ) {
-        let started = Instant::now();
-        ctrl.call_next(req, depot, res).await;
-        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-        // The matched pattern, never the raw path, so labels stay few.
-        let route = match req.matched_path() {
-            "" if status == 404 || status == 405 => "-".to_owned(),
-            matched => format!("/{matched}"),
-        };
-        self.0.observe_request(
-            req.method().as_str(),
-            &route,
-            status,
-            started.elapsed().as_secs_f64(),
-        );
     }
 }
 

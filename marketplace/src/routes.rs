@@ -121,11 +121,10 @@ pub fn service(state: Arc<AppState>) -> Service {
     let catcher = Catcher::new(ErrorCatcher {
         retry_after_secs: state.retry_after_secs,
     });
-    let record = observe::RecordRequests(state.gateway.metrics().clone());
+    let access_log = middleware::AccessLog(state.gateway.metrics().clone());
     Service::new(router(state))
         .hoop(observe::request_context)
-        .hoop(record)
-        .hoop(middleware::access_log)
+        .hoop(access_log)
         .hoop(middleware::security_headers)
         .catcher(catcher)
 }
