@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Wire compatibility with the seed, both ways, with the seed's own Python code (bench/seed/):
+#
+#   1. the seed's Python client, compiled from the seed's proto as it was (no `author` field),
+#      calls our Recommendations: the tutorial's call, an unknown category, the error codes;
+#   2. our Marketplace calls the seed's Python Recommendations server (grpcio): page, API, /readyz;
+#   3. the seed's Flask Marketplace calls our Recommendations: its page, as its own integration
+#      test checks it (the title and three <li>).
+#
+# Usage: tests/interop/run.sh      (installs the seed's pinned Python stack into a venv under the
+#                                   target directory; everything it starts is stopped on exit)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+OUT=$TARGET/interop
+VENV=$OUT/venv
+WORK=$(mktemp -d)
+PIDS=()
+
+log() { printf '[interop %s] %s\n' "$(date +%T)" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ $status -ne 0 ]; then
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; } >&2; done
+  fi
+  rm -rf "$WORK"
+  [ $status -eq 0 ] && log PASS || log "FAILED (exit $status)"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_until() { # SECONDS WHAT COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "timed out waiting for $what"
+    sleep 0.1
+  done
+}
+
+(cd "$ROOT" && cargo build --release --locked -p recommendations -p marketplace)
+BIN=$TARGET/release
+
+if ! cmp -s "$ROOT/bench/seed/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
+  log "installing the seed's Python stack into $VENV"
+  rm -rf "$VENV" && mkdir -p "$OUT"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/seed/requirements.txt"
+  cp "$ROOT/bench/seed/requirements.txt" "$VENV/requirements.txt"
+fi
+PY=$VENV/bin/python
+
+# The seed's code, and its proto exactly as the seed had it: ours minus the `author` field that
+# Bookshop added, so the Python side is a client that has never heard of it.
+cp -r "$ROOT/bench/seed/." "$WORK/"
+mkdir -p "$WORK/seed-proto"
+grep -v -e 'string author = 3;' "$ROOT/proto/recommendations.proto" > "$WORK/seed-proto/recommendations.proto"
+! grep -q 'string author' "$WORK/seed-proto/recommendations.proto" || fail "the seed proto still has author"
+"$PY" -m grpc_tools.protoc -I "$WORK/seed-proto" --python_out="$WORK" --grpc_python_out="$WORK" \
+  "$WORK/seed-proto/recommendations.proto"
+
+# ---- 1. the seed's client against our Recommendations
+REC_PORT=$(free_port)
+RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__ENABLED=false \
+  "$BIN/recommendations" --port "$REC_PORT" --catalog "$ROOT/catalog.toml" > "$WORK/ours-rec.log" 2>&1 &
+PIDS+=($!)
+wait_until 20 "our Recommendations" "$BIN/recommendations" healthcheck --addr "127.0.0.1:$REC_PORT"
+
+(cd "$WORK" && "$PY" - "$REC_PORT" <<'PY'
+import sys
+import grpc
+from recommendations_pb2 import BookCategory, RecommendationRequest
+from recommendations_pb2_grpc import RecommendationsStub
+
+channel = grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}")
+client = RecommendationsStub(channel)
+
+# The tutorial's own call (section 3.16, with max_results=3).
+response = client.Recommend(
+    RecommendationRequest(user_id=1, category=BookCategory.SCIENCE_FICTION, max_results=3)
+)
+titles = sorted(b.title for b in response.recommendations)
+assert titles == sorted(["Автостопом по галактике", "Игра Эндера", "Дюна"]), titles
+assert sorted(b.id for b in response.recommendations) == [4, 5, 6]
+# The author (field 3) is unknown to this client and skipped; the message still parses.
+assert not hasattr(response.recommendations[0], "author")
+
+one = client.Recommend(RecommendationRequest(user_id=1, category=BookCategory.MYSTERY, max_results=1))
+assert len(one.recommendations) == 1
+
+def code_of(request):
+    try:
+        client.Recommend(request)
+    except grpc.RpcError as error:
+        return error.code(), error.details()
+    return grpc.StatusCode.OK, ""
+
+# The seed's behaviour for an unknown category (7 is outside the enum)...
+assert code_of(RecommendationRequest(user_id=1, category=7, max_results=3)) == (
+    grpc.StatusCode.NOT_FOUND, "Category not found")
+# ...and ours for a negative count (the seed answered UNKNOWN from a Python exception).
+code, _ = code_of(RecommendationRequest(user_id=1, category=BookCategory.MYSTERY, max_results=-1))
+assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+print("seed client -> our Recommendations: ok")
+PY
+) || fail "the seed's client against our Recommendations"
+log "ok: the seed's Python client talks to our Recommendations"
+
+# ---- 3. the seed's Flask Marketplace against our Recommendations
+FLASK_PORT=$(free_port)
+(cd "$WORK" && RECOMMENDATIONS_HOST=127.0.0.1 RECOMMENDATIONS_PORT=$REC_PORT SEED_PORT=$FLASK_PORT \
+  exec "$PY" marketplace.py > "$WORK/seed-market.log" 2>&1) &
+PIDS+=($!)
+wait_until 30 "the seed's Flask Marketplace" curl -fsS "http://127.0.0.1:$FLASK_PORT/"
+page=$(curl -fsS "http://127.0.0.1:$FLASK_PORT/")
+grep -q "<title>Online Books For You</title>" <<<"$page" || fail "the seed's page has no title"
+[ "$(grep -c '<li>' <<<"$page")" = 3 ] || fail "the seed's page does not list three books: $page"
+grep -q "Мальтийский сокол\|Убийство в Восточном экспрессе\|Собака Баскервилей" <<<"$page" \
+  || fail "the seed's page does not show our mystery books"
+log "ok: the seed's Flask Marketplace shows our Recommendations' books"
+
+# ---- 2. our Marketplace against the seed's Python Recommendations
+SEED_REC_PORT=$(free_port)
+(cd "$WORK" && SEED_BIND="127.0.0.1:$SEED_REC_PORT" exec "$PY" recommendations.py > "$WORK/seed-rec.log" 2>&1) &
+PIDS+=($!)
+MARKET_PORT=$(free_port)
+MARKETPLACE__SERVER__HOST=127.0.0.1 "$BIN/marketplace" --port "$MARKET_PORT" \
+  --recommendations "127.0.0.1:$SEED_REC_PORT" > "$WORK/ours-market.log" 2>&1 &
+PIDS+=($!)
+wait_until 30 "our Marketplace in front of the seed's server" curl -fsS "http://127.0.0.1:$MARKET_PORT/readyz"
+page=$(curl -fsS "http://127.0.0.1:$MARKET_PORT/?category=self_help")
+for title in "Семь навыков высокоэффективных людей" "Человек в поисках смысла"; do
+  grep -qF "$title" <<<"$page" || fail "our page does not show the seed's book $title"
+done
+json=$(curl -fsS "http://127.0.0.1:$MARKET_PORT/api/recommendations?category=science_fiction")
+"$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["category"]=="science_fiction"; assert len(d["recommendations"])==3, d; assert all("author" not in b for b in d["recommendations"]), d' "$json" \
+  || fail "our API in front of the seed's server: $json"
+log "ok: our Marketplace shows the seed's Python Recommendations' books (page, API, /readyz)"
