@@ -5,17 +5,21 @@
 # here (in CARGO_TARGET_DIR when set), each packaged by the runtime stage of its real Dockerfile
 # over a stand-in for the distroless base made from this machine's files. Then, with the
 # docker-compose.yaml users run (plus an override that only names these images), it checks what
-# a user would see: both health checks, the page, hot reload of the mounted catalog by rename and
-# in place, a broken edit, Recommendations stopping and coming back, the page in headless
-# Chromium, `--scale recommendations=3`, and a graceful stop. Everything it made (containers,
-# network, images) is removed at the end, also when a step fails.
+# a user would see: both health checks, the page, the request id in the response and in both
+# services' logs, hot reload of the mounted catalog by rename and in place, a broken edit,
+# Recommendations stopping and coming back, the page in headless Chromium, `--scale
+# recommendations=3` with the calls spread over the replicas and one of them stopped, a graceful
+# stop, and then the stack with the mTLS override (deploy/compose/mtls.yaml, certificates from
+# deploy/tls/make-dev-certs.sh) as a second compose project. Everything it made (containers,
+# networks, images) is removed at the end, also when a step fails.
 #
 # Usage: tests/e2e/compose.sh                       Compose v1.29 (`docker-compose`, Debian's)
 #        E2E_COMPOSE=5.6.1 tests/e2e/compose.sh     `docker compose` 5.6.1 (or 2.40.3), from PyPI
 #        E2E_COMPOSE=plugin tests/e2e/compose.sh    the `docker compose` this machine has
 # Artifacts in target/e2e/: marketplace.png and marketplace-phone.png (screenshots),
-# unavailable.png (the 503 notice), marketplace-dom.html, unavailable.html, and
-# compose-logs.txt when a step failed.
+# unavailable.png (the 503 notice), marketplace-dom.html, unavailable.html, page-mtls.html (the
+# page over mTLS), and compose-logs.txt (the logs of the compose project at work) when a step
+# failed.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -23,6 +27,7 @@ need_docker
 need_compose
 need curl
 need chromium
+need openssl
 
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%S)
 WORK=$(mktemp -d)
@@ -31,19 +36,29 @@ PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 PAGE="$URL/?category=mystery&max_results=50"   # every mystery book of the test catalog
 TAG="$RUN_ID"
+# Two compose projects: the stack as users run it, then the same with the mTLS override.
+MAIN_PROJECT=$PROJECT
+MTLS_PROJECT="$PROJECT-mtls"
+MTLS_FILES=(docker-compose.yaml deploy/compose/mtls.yaml)
+MTLS_STARTED=""
 
 cleanup() {
   local status=$?
   set +e
   if [ $status -ne 0 ] && [ -f "${OVERRIDE:-/nonexistent}" ]; then
-    log "saving the services' logs to target/e2e/compose-logs.txt"
+    log "saving the services' logs (project $PROJECT) to target/e2e/compose-logs.txt"
     dc logs --no-color > "$ARTIFACTS/compose-logs.txt" 2>&1
     dc ps -a >> "$ARTIFACTS/compose-logs.txt" 2>&1
   fi
+  if [ -n "$MTLS_STARTED" ]; then
+    use_project "$MTLS_PROJECT" "${MTLS_FILES[@]}"
+    teardown_project
+  fi
+  use_project "$MAIN_PROJECT"
   teardown_project
   remove_images "$STARTED_AT"
   rm -rf "$WORK"
-  check_clean || status=1
+  check_clean "$MAIN_PROJECT" "$MTLS_PROJECT" || status=1
   if [ $status -eq 0 ]; then log "PASS: compose e2e with $("${COMPOSE[@]}" version 2>/dev/null | head -n 1)"; else log "FAILED (exit $status)"; fi
   exit $status
 }
@@ -112,7 +127,7 @@ chromium_run() {
     --no-first-run --hide-scrollbars --user-data-dir="$WORK/chromium" "$@" \
     2>> "$ARTIFACTS/chromium.log"
 }
-rm -f "$ARTIFACTS"/*.png "$ARTIFACTS"/{page.html,unavailable.html,unavailable.headers,marketplace-dom.html,chromium.log,compose-logs.txt}
+rm -f "$ARTIFACTS"/*.png "$ARTIFACTS"/{page.html,page-mtls.html,unavailable.html,unavailable.headers,marketplace-dom.html,chromium.log,compose-logs.txt}
 page_has() { page | grep -qF -- "$1"; }
 
 # ---- 2. the page lists the mounted catalog
@@ -124,7 +139,34 @@ for title in "Первая книга" "Second Book"; do
 done
 log "ok: the page lists the titles of the mounted catalog"
 
-# ---- 3. host edits reach the container: save by rename (vim, sed -i, IDEs), then in place
+# ---- 3. a request id: the client's or a new one, in the response and in both services' logs
+# request_id [CURL_ARGS...]: the x-request-id header of the page's answer, which must be a 200.
+request_id() {
+  local headers
+  headers=$(curl -sS --max-time 5 -o /dev/null -D - "$@" "$PAGE" | tr -d '\r') || return 1
+  grep -qE '^HTTP/[0-9.]+ 200' <<< "$headers" || { log "not a 200: $(head -n 1 <<< "$headers")"; return 1; }
+  sed -n 's/^x-request-id: *//Ip' <<< "$headers"
+}
+# logs_have SERVICE TEXT...: one line of SERVICE's log holds every TEXT.
+logs_have() {
+  local service=$1 lines text; shift
+  lines=$(dc logs --no-color "$service" 2>&1)
+  for text in "$@"; do lines=$(grep -F -- "$text" <<< "$lines") || return 1; done
+}
+# both_logs_have ID: the access lines of both services carry the request id ID.
+both_logs_have() {
+  logs_have marketplace "request{request_id=$1}" "marketplace::access" \
+    && logs_have recommendations "recommendations::access" "request_id=\"$1\"" 'method="Recommend"'
+}
+sent="e2e-$RUN_ID-$(date +%s%N)"
+got=$(request_id -H "x-request-id: $sent") || fail "the page with an x-request-id did not answer 200"
+[ "$got" = "$sent" ] || fail "sent x-request-id $sent, got back \"$got\""
+wait_until 10 "the client's request id ($sent) is in both services' access lines" both_logs_have "$sent"
+generated=$(request_id) || fail "the page did not answer 200"
+grep -qE '^[0-9a-f]{32}$' <<< "$generated" || fail "the generated x-request-id is \"$generated\", not 32 hex digits"
+wait_until 10 "a generated request id ($generated) is in both services' access lines" both_logs_have "$generated"
+
+# ---- 4. host edits reach the container: save by rename (vim, sed -i, IDEs), then in place
 catalog "Renamed Title" "Second Book" > "$PROJECT_DIR/.catalog.toml.swp"
 inode_before=$(stat -c %i "$CATALOG")
 mv "$PROJECT_DIR/.catalog.toml.swp" "$CATALOG"
@@ -139,7 +181,7 @@ catalog "In-place Title" "Second Book" > "$CATALOG"
 [ "$(stat -c %i "$CATALOG")" = "$inode_before" ] || fail "the in-place write changed the inode"
 wait_until 5 "an in-place write is on the page" page_has "In-place Title"
 
-# ---- 4. a broken catalog keeps the last good books, and the log says why
+# ---- 5. a broken catalog keeps the last good books, and the log says why
 printf '[[mystery]]\nid = 1\ntitle = "Broken"\n\n[[mystery]]\nid = 1\ntitle = "Duplicate"\n' > "$CATALOG"
 logs_name_error() {
   dc logs --no-color recommendations 2>&1 | grep -F "/catalog/catalog.toml:6:6: duplicate id 1"
@@ -152,7 +194,7 @@ log "ok: the last good catalog is still served"
 catalog "Fixed Title" "Вторая книга" > "$CATALOG"
 wait_until 5 "the fixed catalog is on the page" page_has "Fixed Title"
 
-# ---- 5. Recommendations stops: the 503 notice within the deadline; it starts: the page recovers
+# ---- 6. Recommendations stops: the 503 notice within the deadline; it starts: the page recovers
 started=$(now)
 dc stop --timeout 10 recommendations >/dev/null 2>&1
 stop_seconds=$(since "$started")
@@ -181,7 +223,7 @@ dc start recommendations >/dev/null 2>&1
 wait_until 30 "the page recovers when Recommendations is back" page_has "Fixed Title"
 wait_until 30 "both services are healthy again" all_healthy marketplace 1
 
-# ---- 6. a real browser: headless Chromium renders the page
+# ---- 7. a real browser: headless Chromium renders the page
 chromium_run --window-size=1280,900 --screenshot="$ARTIFACTS/marketplace.png" "$PAGE" >/dev/null
 [ -s "$ARTIFACTS/marketplace.png" ] || fail "Chromium made no screenshot (see target/e2e/chromium.log)"
 chromium_run --window-size=390,844 --screenshot="$ARTIFACTS/marketplace-phone.png" "$PAGE" >/dev/null \
@@ -193,7 +235,7 @@ for title in "Fixed Title" "Вторая книга"; do
 done
 log "ok: headless Chromium rendered the books (target/e2e/marketplace.png)"
 
-# ---- 7. three Recommendations replicas (the compose file has no fixed port or name for it)
+# ---- 8. three Recommendations replicas (the compose file has no fixed port or name for it)
 dc up -d --no-build --scale recommendations=3
 wait_until 60 "3 recommendations replicas are healthy" all_healthy recommendations 3
 wait_until 30 "marketplace is healthy" all_healthy marketplace 1
@@ -202,7 +244,82 @@ for _ in 1 2 3 4 5 6; do
 done
 log "ok: the page works with 3 replicas"
 
-# ---- 8. a graceful stop of the whole stack
+# Every replica serves part of the page loads: counted from each one's access log (one
+# `recommendations::access` line per Recommend call).
+mapfile -t replicas < <(containers recommendations)
+[ "${#replicas[@]}" -eq 3 ] || fail "expected 3 recommendations containers, found ${#replicas[@]}"
+FAILED_LOADS=()
+load_page() { # one load of the mystery page; a status other than 200 is kept in FAILED_LOADS
+  local status seconds
+  read -r status seconds < <(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total}\n' \
+    "$URL/?category=mystery" || true)
+  [ "$status" = 200 ] || FAILED_LOADS+=("$status")
+  SLOWEST=$(awk -v a="${SLOWEST:-0}" -v b="${seconds:-0}" 'BEGIN { print (b > a ? b : a) }')
+}
+load_pages() { # load_pages N WHAT: N loads, each of which must be a 200
+  FAILED_LOADS=() SLOWEST=0
+  local i started; started=$(now)
+  for ((i = 0; i < $1; i++)); do load_page; done
+  [ "${#FAILED_LOADS[@]}" -eq 0 ] || fail "$2: ${#FAILED_LOADS[@]} of $1 page loads failed (status ${FAILED_LOADS[*]})"
+  log "ok: $2: $1 page loads, all 200 ($(since "$started") s, the slowest ${SLOWEST} s)"
+}
+access_lines() { # access_lines CONTAINER: the Recommend calls it has logged
+  docker logs "$1" 2>&1 | grep -c 'recommendations::access.*method="Recommend"' || true
+}
+replica_counts() { local id; for id in "${replicas[@]}"; do access_lines "$id"; done; }
+replica_name() { docker inspect -f '{{.Name}}' "$1" | sed 's#^/##'; }
+# served_since BASE...: sets SERVED to each replica's calls since the counts BASE.
+served_since() {
+  local counts i; mapfile -t counts < <(replica_counts)
+  SERVED=(); for i in "${!replicas[@]}"; do SERVED+=($((counts[i] - $1))); shift; done
+}
+# all_replicas_called: after a few more page loads, every replica has logged a call since BASE.
+# The Marketplace re-resolves the name every 5 s, so it learns of new replicas within that.
+all_replicas_called() {
+  local i n
+  for i in 1 2 3; do load_page; done
+  served_since "${base[@]}"
+  for n in "${SERVED[@]}"; do [ "$n" -gt 0 ] || return 1; done
+}
+# logged_at_least N: the replicas have logged N calls since BASE, together.
+logged_at_least() {
+  local n total=0; served_since "${base[@]}"
+  for n in "${SERVED[@]}"; do total=$((total + n)); done
+  [ "$total" -ge "$1" ]
+}
+
+mapfile -t base < <(replica_counts)
+FAILED_LOADS=()
+wait_until 20 "the Marketplace sends calls to all 3 replicas" all_replicas_called
+[ "${#FAILED_LOADS[@]}" -eq 0 ] || fail "page loads failed while the Marketplace found the replicas (status ${FAILED_LOADS[*]})"
+
+loads=90
+mapfile -t base < <(replica_counts)
+load_pages "$loads" "the page with 3 replicas"
+wait_until 10 "the replicas logged the $loads calls" logged_at_least "$loads"
+served_since "${base[@]}"
+log "calls per replica for $loads page loads:"
+for i in "${!replicas[@]}"; do
+  log "  $(replica_name "${replicas[$i]}"): ${SERVED[$i]}"
+  [ "${SERVED[$i]}" -ge $((loads / 10)) ] \
+    || fail "$(replica_name "${replicas[$i]}") served ${SERVED[$i]} of $loads calls (under 10%)"
+done
+log "ok: every replica served at least 10% of the calls"
+
+# One replica stops: the Marketplace retries a refused call on another one and ejects it.
+stopped=${replicas[0]}
+docker stop --time 10 "$stopped" >/dev/null
+log "stopped $(replica_name "$stopped")"
+loads=30
+mapfile -t base < <(replica_counts)
+load_pages "$loads" "the page with one of 3 replicas stopped"
+wait_until 10 "the 2 running replicas logged the $loads calls" logged_at_least "$loads"
+served_since "${base[@]}"
+log "calls per replica for $loads page loads, $(replica_name "$stopped") stopped:"
+for i in "${!replicas[@]}"; do log "  $(replica_name "${replicas[$i]}"): ${SERVED[$i]}"; done
+[ "${SERVED[0]}" -eq 0 ] || fail "the stopped replica logged ${SERVED[0]} calls"
+
+# ---- 9. a graceful stop of the whole stack
 started=$(now)
 dc stop --timeout 10 >/dev/null 2>&1
 stop_seconds=$(since "$started")
@@ -212,3 +329,75 @@ for id in $(containers); do
 done
 awk -v s="$stop_seconds" 'BEGIN { exit !(s < 5) }' || fail "stopping the stack took ${stop_seconds}s"
 log "ok: the stack (4 containers) stopped in ${stop_seconds}s, every exit code 0"
+
+# ---- 10. the stack with mutual TLS: the override and certificates a developer would use
+# A compose project of its own, in the same project directory (the same catalog).
+use_project "$MAIN_PROJECT"
+teardown_project
+mkdir -p "$PROJECT_DIR/deploy/compose"
+cp "$REPO/deploy/compose/mtls.yaml" "$PROJECT_DIR/deploy/compose/"
+CERTS="$PROJECT_DIR/deploy/tls/dev"   # where mtls.yaml mounts them from (./deploy/tls/dev)
+bash "$REPO/deploy/tls/make-dev-certs.sh" "$CERTS" >/dev/null || fail "make-dev-certs.sh failed"
+for file in ca.pem recommendations.pem recommendations.key marketplace.pem marketplace.key; do
+  [ $((8#$(stat -c %a "$CERTS/$file") & 4)) -ne 0 ] || fail "$file is not readable by the containers' user"
+done
+log "ok: make-dev-certs.sh wrote the CA and both certificates"
+use_project "$MTLS_PROJECT" "${MTLS_FILES[@]}"
+dc config -q || fail "docker-compose.yaml with deploy/compose/mtls.yaml is not valid"
+log "starting the stack with deploy/compose/mtls.yaml (project $PROJECT)"
+MTLS_STARTED=1
+dc up -d --no-build
+wait_until 60 "recommendations (mTLS) is healthy" all_healthy recommendations 1
+wait_until 60 "marketplace (mTLS) is healthy" all_healthy marketplace 1
+page > "$ARTIFACTS/page-mtls.html" || fail "the page does not load with mTLS"
+for title in "Fixed Title" "Вторая книга"; do
+  grep -qF "<span class=\"book-title\">$title</span>" "$ARTIFACTS/page-mtls.html" \
+    || fail "the page with mTLS does not list \"$title\""
+done
+logs_have recommendations "Recommendations listening (gRPC)" "tls=true mutual_tls=true" \
+  || fail "the Recommendations log does not say it listens with tls=true mutual_tls=true"
+log "ok: the page works over mTLS; Recommendations listens with tls=true mutual_tls=true"
+
+# mTLS is enforced. The image has only its own binary: its health check client speaks plaintext
+# gRPC, which the TLS port must refuse while the health-only port answers.
+rec=$(containers recommendations)
+docker exec "$rec" /usr/local/bin/recommendations healthcheck --addr 127.0.0.1:50052 >/dev/null 2>&1 \
+  || fail "the plaintext health port (50052) does not answer"
+! docker exec "$rec" /usr/local/bin/recommendations healthcheck --addr 127.0.0.1:50051 >/dev/null 2>&1 \
+  || fail "the gRPC port (50051) answers a plaintext client"
+log "ok: the gRPC port refuses a plaintext client (the health-only port answers)"
+# And a TLS client must show a certificate of the development CA. From the host, straight to the
+# container's address on the compose network: a gRPC health call over TLS with the Marketplace's
+# client certificate is answered; a TLS handshake without a client certificate, or with one of
+# another CA, ends in the server's alert. (openssl s_client reads that alert; -ign_eof keeps it
+# reading until the server closes, within the timeout.)
+rec_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$rec")
+printf '\0\0\0\0\0' > "$WORK/health-request"   # an empty HealthCheckRequest, gRPC-framed
+answer=$(curl -sS --max-time 5 --http2 --cacert "$CERTS/ca.pem" \
+    --cert "$CERTS/marketplace.pem" --key "$CERTS/marketplace.key" \
+    --resolve "recommendations:50051:$rec_ip" -H 'content-type: application/grpc' -H 'te: trailers' \
+    --data-binary @"$WORK/health-request" -o /dev/null -D - \
+    https://recommendations:50051/grpc.health.v1.Health/Check 2>&1 | tr -d '\r') \
+  || fail "a gRPC call over TLS with the client certificate failed: $answer"
+if ! grep -qE '^HTTP/2 200' <<< "$answer" || ! grep -qx 'grpc-status: 0' <<< "$answer"; then
+  fail "a gRPC call over TLS with the client certificate was not answered OK: $answer"
+fi
+log "ok: a gRPC call over TLS with the Marketplace's client certificate is answered (grpc-status 0)"
+tls_handshake() { # tls_handshake S_CLIENT_ARGS...: the handshake's outcome, as openssl prints it
+  timeout 10 openssl s_client -ign_eof -connect "$rec_ip:50051" -servername recommendations \
+    -CAfile "$CERTS/ca.pem" -verify_return_error -alpn h2 "$@" < /dev/null 2>&1
+}
+bash "$REPO/deploy/tls/make-dev-certs.sh" "$WORK/other-ca" >/dev/null
+for client in none other-ca; do
+  case $client in
+    none) args=(); what="without a client certificate" ;;
+    other-ca) args=(-cert "$WORK/other-ca/marketplace.pem" -key "$WORK/other-ca/marketplace.key")
+              what="with a client certificate of another CA" ;;
+  esac
+  if outcome=$(tls_handshake "${args[@]}"); then
+    fail "a TLS client $what was not refused"
+  fi
+  alert=$(grep -aoE 'alert [a-z ]+' <<< "$outcome" | head -n 1) \
+    || fail "a TLS client $what: no alert from the server (openssl: $(tail -n 1 <<< "$outcome"))"
+  log "ok: a TLS client $what is refused ($alert)"
+done

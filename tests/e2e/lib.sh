@@ -127,13 +127,25 @@ PROJECT="bookshop-$RUN_ID"   # the compose project name
 PROJECT_DIR=""               # the directory holding docker-compose.yaml (the catalog mount)
 OVERRIDE=""                  # the override file: how the images are obtained, nothing else
 PORT=""                      # BOOKSHOP_PORT, the host port of the page
+COMPOSE_FILES=(docker-compose.yaml)   # the project's compose files (relative to PROJECT_DIR)
 
-# dc ARGS...: the compose CLI on the real docker-compose.yaml plus the override. The page is
-# published on 127.0.0.1 only (BOOKSHOP_PORT=127.0.0.1:PORT), on a free port.
+# use_project NAME [FILE...]: makes dc, containers, all_healthy and teardown_project work on the
+# compose project NAME, made of these files in PROJECT_DIR (default: docker-compose.yaml alone)
+# and the override.
+use_project() {
+  PROJECT=$1; shift
+  COMPOSE_FILES=("${@:-docker-compose.yaml}")
+}
+
+# dc ARGS...: the compose CLI on the real docker-compose.yaml (and the project's other files)
+# plus the override. The page is published on 127.0.0.1 only (BOOKSHOP_PORT=127.0.0.1:PORT), on
+# a free port. LOG_FORMAT is pinned to text: the checks read the services' text log lines.
 dc() {
+  local files=() file
+  for file in "${COMPOSE_FILES[@]}" "$OVERRIDE"; do files+=(-f "$file"); done
   (cd "$PROJECT_DIR" \
-    && BOOKSHOP_PORT="127.0.0.1:$PORT" \
-       "${COMPOSE[@]}" -p "$PROJECT" -f docker-compose.yaml -f "$OVERRIDE" "$@")
+    && BOOKSHOP_PORT="127.0.0.1:$PORT" LOG_FORMAT=text \
+       "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "$@")
 }
 
 # write_override IMAGE_TAG: makes both services use bookshop-SERVICE:IMAGE_TAG, so a run never
@@ -245,12 +257,17 @@ teardown_project() {
   fi
 }
 
-# check_clean: nothing of this run is left (containers, networks, volumes, images).
+# check_clean [PROJECT...]: nothing of this run is left (containers, networks, volumes of these
+# compose projects, default $PROJECT; the images it made).
+# shellcheck disable=SC2120  # the projects are optional
 check_clean() {
-  local left=""
-  [ -z "$(containers)" ] || left+=" containers"
-  [ -z "$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || left+=" networks"
-  [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || left+=" volumes"
+  local left="" project
+  for project in "${@:-$PROJECT}"; do
+    local label=(--filter "label=com.docker.compose.project=$project")
+    [ -z "$(docker ps -aq "${label[@]}")" ] || left+=" containers($project)"
+    [ -z "$(docker network ls -q "${label[@]}")" ] || left+=" networks($project)"
+    [ -z "$(docker volume ls -q "${label[@]}")" ] || left+=" volumes($project)"
+  done
   for image in "${MADE_IMAGES[@]}"; do
     docker image inspect "$image" >/dev/null 2>&1 && left+=" $image"
   done
