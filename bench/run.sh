@@ -291,6 +291,28 @@ if [ "$MODE" = full ]; then
   "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_MKT_LOG/readyz"
   NOTE="default logging" http_load page ours-info-log "http://127.0.0.1:$P_MKT_LOG/" 16 mkt_log rec
   stop mkt_log
+
+  # Tokio starts one worker thread per core by default. Here two services and wrk share two
+  # cores, and a page wakes threads in both services; one worker thread per process avoids
+  # most of those cross-thread wake-ups. Same setting for the floor, for a like-for-like ratio.
+  log "one Tokio worker thread per process (TOKIO_WORKER_THREADS=1), ours and the salvo floor"
+  P_REC_1T=$(free_port) P_MKT_1T=$(free_port) P_FLOOR_1T=$(free_port)
+  start rec_1t env TOKIO_WORKER_THREADS=1 RUST_LOG=warn "${REC_ENV[@]}" \
+    "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC_1T"
+  "$BIN/bench-tool" wait --health "127.0.0.1:$P_REC_1T"
+  start mkt_1t env TOKIO_WORKER_THREADS=1 RUST_LOG=warn MARKETPLACE__SERVER__HOST=127.0.0.1 \
+    "$BIN/marketplace" --port "$P_MKT_1T" --recommendations "127.0.0.1:$P_REC_1T"
+  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_MKT_1T/readyz"
+  start floor_1t env TOKIO_WORKER_THREADS=1 \
+    "$BIN/salvo-floor" --port "$P_FLOOR_1T" --page "$WORK/page.html" --json "$WORK/api.json"
+  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_FLOOR_1T/"
+  for _round in 1 2; do
+    NOTE="1 worker thread" http_load page ours-1-thread "http://127.0.0.1:$P_MKT_1T/" 16 mkt_1t rec_1t
+    NOTE="1 worker thread" http_load page floor-1-thread "http://127.0.0.1:$P_FLOOR_1T/" 16 floor_1t
+    NOTE="1 worker thread" http_load json ours-1-thread "http://127.0.0.1:$P_MKT_1T/api/recommendations" 16 mkt_1t rec_1t
+    NOTE="1 worker thread" http_load json floor-1-thread "http://127.0.0.1:$P_FLOOR_1T/api/recommendations" 16 floor_1t
+  done
+  stop mkt_1t; stop rec_1t; stop floor_1t
 fi
 IDLE_REC=$(FIELD=VmRSS rss_mb rec) IDLE_MKT=$(FIELD=VmRSS rss_mb mkt)
 stop mkt; stop rec; stop seed_mkt; stop seed_rec; stop tonic_floor; stop salvo_floor
