@@ -70,8 +70,19 @@ start() {
   PID[$name]=$!
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# A port below the ephemeral range, never the same one twice in a run (tests/lib/free-port.py).
+free_port() { python3 "$ROOT/tests/lib/free-port.py" "$WORK/ports"; }
+
+# ready NAME PROBE...: waits (30 s at most, or READY_MS) until the server started as NAME
+# answers the probe (`bench-tool wait` arguments); otherwise stops the run with the end of the
+# server's log, so a failure in CI says why.
+ready() {
+  local name=$1; shift
+  "$BIN/bench-tool" wait --timeout-ms "${READY_MS:-30000}" "$@" && return 0
+  kill -0 "${PID[$name]}" 2>/dev/null || echo "bench: $name has exited" >&2
+  echo "--- the end of $LOGS/$name.log:" >&2
+  tail -n 40 "$LOGS/$name.log" >&2 || true
+  die "$name is not ready"
 }
 
 # The process and its children (gunicorn's workers).
@@ -151,7 +162,7 @@ http_load() {
 # ---------------------------------------------------------------------------------------------
 log "preparing ($MODE mode, target $TARGET)"
 mkdir -p "$WORK" "$LOGS"
-rm -f "$TSV" "$WORK"/*.log "$WORK"/*.txt
+rm -f "$TSV" "$WORK"/*.log "$WORK"/*.txt "$WORK/ports"
 
 need=()
 command -v h2load >/dev/null || need+=(nghttp2-client)
@@ -212,17 +223,17 @@ start seed_mkt env -C "$SEED" RECOMMENDATIONS_HOST=127.0.0.1 RECOMMENDATIONS_POR
   SEED_HOST=127.0.0.1 SEED_PORT="$P_SMKT" "$VENV/bin/python" marketplace.py
 start tonic_floor "$BIN/tonic-floor" --port "$P_TFLOOR"
 
-"$BIN/bench-tool" wait --health "127.0.0.1:$P_REC"
-"$BIN/bench-tool" wait --http "http://127.0.0.1:$P_MKT/readyz"
-"$BIN/bench-tool" wait --recommend "127.0.0.1:$P_SREC"
-"$BIN/bench-tool" wait --http "http://127.0.0.1:$P_SMKT/"
-"$BIN/bench-tool" wait --recommend "127.0.0.1:$P_TFLOOR"
+ready rec --health "127.0.0.1:$P_REC"
+ready mkt --http "http://127.0.0.1:$P_MKT/readyz"
+ready seed_rec --recommend "127.0.0.1:$P_SREC"
+ready seed_mkt --http "http://127.0.0.1:$P_SMKT/"
+ready tonic_floor --recommend "127.0.0.1:$P_TFLOOR"
 
 # The floor serves a real page and JSON answer of ours, byte for byte the same size.
 curl -sf "http://127.0.0.1:$P_MKT/" -o "$WORK/page.html"
 curl -sf "http://127.0.0.1:$P_MKT/api/recommendations" -o "$WORK/api.json"
 start salvo_floor "$BIN/salvo-floor" --port "$P_SFLOOR" --page "$WORK/page.html" --json "$WORK/api.json"
-"$BIN/bench-tool" wait --http "http://127.0.0.1:$P_SFLOOR/"
+ready salvo_floor --http "http://127.0.0.1:$P_SFLOOR/"
 
 log "checking the answers (h2load and wrk count statuses, not contents)"
 for addr in "$P_REC" "$P_SREC" "$P_TFLOOR"; do "$BIN/bench-tool" check --addr "127.0.0.1:$addr"; done
@@ -273,7 +284,7 @@ if [ "$MODE" = full ]; then
   P_GUNI=$(free_port)
   start gunicorn env -C "$SEED" RECOMMENDATIONS_HOST=127.0.0.1 RECOMMENDATIONS_PORT="$P_SREC" \
     "$VENV/bin/gunicorn" -w 2 --threads 4 -b "127.0.0.1:$P_GUNI" marketplace:app
-  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_GUNI/"
+  ready gunicorn --http "http://127.0.0.1:$P_GUNI/"
   http_load page seed-gunicorn "http://127.0.0.1:$P_GUNI/" 16 gunicorn seed_rec
   http_load json seed-gunicorn "http://127.0.0.1:$P_GUNI/api/recommendations" 16 gunicorn seed_rec
   stop gunicorn
@@ -282,13 +293,13 @@ if [ "$MODE" = full ]; then
   P_REC_LOG=$(free_port)
   start rec_log env "${REC_ENV[@]}" \
     "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC_LOG"
-  "$BIN/bench-tool" wait --health "127.0.0.1:$P_REC_LOG"
+  ready rec_log --health "127.0.0.1:$P_REC_LOG"
   NOTE="default logging" grpc_load recommend ours-info-log "127.0.0.1:$P_REC_LOG" 8 8 rec_log
   stop rec_log
   P_MKT_LOG=$(free_port)
   start mkt_log env MARKETPLACE__SERVER__HOST=127.0.0.1 \
     "$BIN/marketplace" --port "$P_MKT_LOG" --recommendations "127.0.0.1:$P_REC"
-  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_MKT_LOG/readyz"
+  ready mkt_log --http "http://127.0.0.1:$P_MKT_LOG/readyz"
   NOTE="default logging" http_load page ours-info-log "http://127.0.0.1:$P_MKT_LOG/" 16 mkt_log rec
   stop mkt_log
 
@@ -299,13 +310,13 @@ if [ "$MODE" = full ]; then
   P_REC_1T=$(free_port) P_MKT_1T=$(free_port) P_FLOOR_1T=$(free_port)
   start rec_1t env TOKIO_WORKER_THREADS=1 RUST_LOG=warn "${REC_ENV[@]}" \
     "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC_1T"
-  "$BIN/bench-tool" wait --health "127.0.0.1:$P_REC_1T"
+  ready rec_1t --health "127.0.0.1:$P_REC_1T"
   start mkt_1t env TOKIO_WORKER_THREADS=1 RUST_LOG=warn MARKETPLACE__SERVER__HOST=127.0.0.1 \
     "$BIN/marketplace" --port "$P_MKT_1T" --recommendations "127.0.0.1:$P_REC_1T"
-  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_MKT_1T/readyz"
+  ready mkt_1t --http "http://127.0.0.1:$P_MKT_1T/readyz"
   start floor_1t env TOKIO_WORKER_THREADS=1 \
     "$BIN/salvo-floor" --port "$P_FLOOR_1T" --page "$WORK/page.html" --json "$WORK/api.json"
-  "$BIN/bench-tool" wait --http "http://127.0.0.1:$P_FLOOR_1T/"
+  ready floor_1t --http "http://127.0.0.1:$P_FLOOR_1T/"
   for _round in 1 2; do
     NOTE="1 worker thread" http_load page ours-1-thread "http://127.0.0.1:$P_MKT_1T/" 16 mkt_1t rec_1t
     NOTE="1 worker thread" http_load page floor-1-thread "http://127.0.0.1:$P_FLOOR_1T/" 16 floor_1t
@@ -325,7 +336,7 @@ rec_on() {
   start "$name" env RUST_LOG=warn "${REC_ENV[@]}" \
     RECOMMENDATIONS__CATALOG__MAX_BYTES=1073741824 "$@" \
     "$BIN/recommendations" --catalog "$catalog" --port "$port"
-  "$BIN/bench-tool" wait --health "127.0.0.1:$port" --timeout-ms 60000
+  READY_MS=60000 ready "$name" --health "127.0.0.1:$port"
 }
 
 log "scenario 4: hot reload latency ($RELOAD_EDITS edits, alternating in place and by rename)"
@@ -386,7 +397,7 @@ log "scenario 7: footprint ($STARTS starts each)"
 port=$(free_port)
 start rec env RUST_LOG=warn "${REC_ENV[@]}" \
   "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$port"
-"$BIN/bench-tool" wait --health "127.0.0.1:$port"
+ready rec --health "127.0.0.1:$port"
 footprint() { # NAME BINARY_MB IDLE_AFTER_LOAD PROBE... -- COMMAND...
   local name=$1 size=$2 after=$3; shift 3
   local s; s=$("$BIN/bench-tool" startup --runs "$STARTS" "$@")

@@ -163,7 +163,7 @@ EOF
 }
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 "$REPO/tests/lib/free-port.py"
 }
 
 # containers [SERVICE]: the ids of the project's containers (of SERVICE), running or not. Found

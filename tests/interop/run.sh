@@ -30,7 +30,7 @@ cleanup() {
   [ $status -eq 0 ] && log PASS || log "FAILED (exit $status)"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/tests/lib/free-port.py" "$WORK/ports"; }
 wait_until() { # SECONDS WHAT COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
