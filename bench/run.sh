@@ -212,7 +212,7 @@ REC_ENV=(RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__PORT=
 # ---------------------------------------------------------------------------------------------
 log "starting the servers"
 P_REC=$(free_port) P_MKT=$(free_port) P_SREC=$(free_port) P_SMKT=$(free_port)
-P_TFLOOR=$(free_port) P_SFLOOR=$(free_port)
+P_TFLOOR=$(free_port) P_SFLOOR=$(free_port) P_GFLOOR=$(free_port)
 
 start rec env RUST_LOG=warn "${REC_ENV[@]}" \
   "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC"
@@ -234,6 +234,11 @@ curl -sf "http://127.0.0.1:$P_MKT/" -o "$WORK/page.html"
 curl -sf "http://127.0.0.1:$P_MKT/api/recommendations" -o "$WORK/api.json"
 start salvo_floor "$BIN/salvo-floor" --port "$P_SFLOOR" --page "$WORK/page.html" --json "$WORK/api.json"
 ready salvo_floor --http "http://127.0.0.1:$P_SFLOOR/"
+# The same fixed answers after one `Recommend` call to the tonic floor: a page with a gRPC round
+# trip, in the two frameworks alone, before any code of ours.
+start grpc_floor "$BIN/salvo-floor" --port "$P_GFLOOR" --page "$WORK/page.html" --json "$WORK/api.json" \
+  --grpc "127.0.0.1:$P_TFLOOR"
+ready grpc_floor --http "http://127.0.0.1:$P_GFLOOR/"
 
 log "checking the answers (h2load and wrk count statuses, not contents)"
 for addr in "$P_REC" "$P_SREC" "$P_TFLOOR"; do "$BIN/bench-tool" check --addr "127.0.0.1:$addr"; done
@@ -249,13 +254,14 @@ printf 'info\tpage sizes\tours %s B (floor: the same bytes), seed %s B; JSON: ou
 # table keeps each system's best run, since other work on the machine only slows a run down.
 ROUNDS=1; [ "$MODE" = full ] && ROUNDS=2
 for round in $(seq "$ROUNDS"); do
-  order="ours seed floor"; [ "$round" = 2 ] && order="floor seed ours"
+  order="ours seed floor floor-grpc"; [ "$round" = 2 ] && order="floor-grpc floor seed ours"
   log "scenario 1: Recommend, 8 connections x 8 streams (round $round of $ROUNDS)"
   for system in $order; do
     case $system in
       ours) grpc_load recommend ours "127.0.0.1:$P_REC" 8 8 rec ;;
       seed) grpc_load recommend seed "127.0.0.1:$P_SREC" 8 8 seed_rec ;;
       floor) grpc_load recommend floor "127.0.0.1:$P_TFLOOR" 8 8 tonic_floor ;;
+      floor-grpc) ;; # an HTTP floor only
     esac
   done
   for scenario in page json; do
@@ -266,6 +272,7 @@ for round in $(seq "$ROUNDS"); do
         ours) http_load $scenario ours "http://127.0.0.1:$P_MKT$path" 16 mkt rec ;;
         seed) http_load $scenario seed "http://127.0.0.1:$P_SMKT$path" 16 seed_mkt seed_rec ;;
         floor) http_load $scenario floor "http://127.0.0.1:$P_SFLOOR$path" 16 salvo_floor ;;
+        floor-grpc) http_load $scenario floor-grpc "http://127.0.0.1:$P_GFLOOR$path" 16 grpc_floor tonic_floor ;;
       esac
     done
   done
@@ -306,8 +313,9 @@ if [ "$MODE" = full ]; then
   # Tokio starts one worker thread per core by default. Here two services and wrk share two
   # cores, and a page wakes threads in both services; one worker thread per process avoids
   # most of those cross-thread wake-ups. Same setting for the floor, for a like-for-like ratio.
-  log "one Tokio worker thread per process (TOKIO_WORKER_THREADS=1), ours and the salvo floor"
+  log "one Tokio worker thread per process (TOKIO_WORKER_THREADS=1), ours and the floors"
   P_REC_1T=$(free_port) P_MKT_1T=$(free_port) P_FLOOR_1T=$(free_port)
+  P_TFLOOR_1T=$(free_port) P_GFLOOR_1T=$(free_port)
   start rec_1t env TOKIO_WORKER_THREADS=1 RUST_LOG=warn "${REC_ENV[@]}" \
     "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC_1T"
   ready rec_1t --health "127.0.0.1:$P_REC_1T"
@@ -317,16 +325,23 @@ if [ "$MODE" = full ]; then
   start floor_1t env TOKIO_WORKER_THREADS=1 \
     "$BIN/salvo-floor" --port "$P_FLOOR_1T" --page "$WORK/page.html" --json "$WORK/api.json"
   ready floor_1t --http "http://127.0.0.1:$P_FLOOR_1T/"
+  start tfloor_1t env TOKIO_WORKER_THREADS=1 "$BIN/tonic-floor" --port "$P_TFLOOR_1T"
+  ready tfloor_1t --recommend "127.0.0.1:$P_TFLOOR_1T"
+  start gfloor_1t env TOKIO_WORKER_THREADS=1 "$BIN/salvo-floor" --port "$P_GFLOOR_1T" \
+    --page "$WORK/page.html" --json "$WORK/api.json" --grpc "127.0.0.1:$P_TFLOOR_1T"
+  ready gfloor_1t --http "http://127.0.0.1:$P_GFLOOR_1T/"
   for _round in 1 2; do
     NOTE="1 worker thread" http_load page ours-1-thread "http://127.0.0.1:$P_MKT_1T/" 16 mkt_1t rec_1t
     NOTE="1 worker thread" http_load page floor-1-thread "http://127.0.0.1:$P_FLOOR_1T/" 16 floor_1t
     NOTE="1 worker thread" http_load json ours-1-thread "http://127.0.0.1:$P_MKT_1T/api/recommendations" 16 mkt_1t rec_1t
     NOTE="1 worker thread" http_load json floor-1-thread "http://127.0.0.1:$P_FLOOR_1T/api/recommendations" 16 floor_1t
+    NOTE="1 worker thread" http_load page floor-grpc-1-thread "http://127.0.0.1:$P_GFLOOR_1T/" 16 gfloor_1t tfloor_1t
+    NOTE="1 worker thread" http_load json floor-grpc-1-thread "http://127.0.0.1:$P_GFLOOR_1T/api/recommendations" 16 gfloor_1t tfloor_1t
   done
-  stop mkt_1t; stop rec_1t; stop floor_1t
+  stop mkt_1t; stop rec_1t; stop floor_1t; stop gfloor_1t; stop tfloor_1t
 fi
 IDLE_REC=$(FIELD=VmRSS rss_mb rec) IDLE_MKT=$(FIELD=VmRSS rss_mb mkt)
-stop mkt; stop rec; stop seed_mkt; stop seed_rec; stop tonic_floor; stop salvo_floor
+stop mkt; stop rec; stop seed_mkt; stop seed_rec; stop tonic_floor; stop salvo_floor; stop grpc_floor
 
 # ---------------------------------------------------------------------------------------------
 # A Recommendations of its own on a generated catalog in a directory of its own.
