@@ -44,11 +44,13 @@ def main():
             pass
     high = ephemeral_low() - 1
     low = max(1024, min(10000, high - 2000))
-    for _ in range(500):
-        port = random.randint(low, high)
-        if port not in used and bindable(port):
+    port = None
+    for _ in range(500 if low <= high else 0):
+        candidate = random.randint(low, high)
+        if candidate not in used and bindable(candidate):
+            port = candidate
             break
-    else:
+    if port is None:
         with socket.socket() as s:  # a crowded machine: fall back to the kernel's choice
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
