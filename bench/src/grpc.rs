@@ -10,13 +10,23 @@ use tonic::transport::{Channel, Endpoint};
 
 /// A client on its own HTTP/2 connection to `addr` (`host:port`).
 pub async fn connect(addr: &str) -> anyhow::Result<RecommendationsClient<Channel>> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .context("invalid address")?
-        .tcp_nodelay(true)
+    let channel = endpoint(addr)?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
     Ok(RecommendationsClient::new(channel))
+}
+
+/// A client for `addr` that connects at its first call.
+pub fn connect_lazy(addr: &str) -> anyhow::Result<RecommendationsClient<Channel>> {
+    Ok(RecommendationsClient::new(endpoint(addr)?.connect_lazy()))
+}
+
+/// `http://addr`, with the socket option the Marketplace's channel has.
+fn endpoint(addr: &str) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .context("invalid address")?
+        .tcp_nodelay(true))
 }
 
 /// The request of the load scenarios: the seed Marketplace's (user 1, three mystery books).

@@ -33,12 +33,15 @@ impl Probe {
                     .ok()
                     == Some(ServingStatus::Serving)
             }
-            Probe::Recommend(addr) => match crate::grpc::connect(addr).await {
-                Ok(mut client) => crate::grpc::recommend(&mut client, crate::grpc::seed_request())
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            },
+            Probe::Recommend(addr) => {
+                let call = async {
+                    let mut client = crate::grpc::connect(addr).await.ok()?;
+                    crate::grpc::recommend(&mut client, crate::grpc::seed_request())
+                        .await
+                        .ok()
+                };
+                matches!(tokio::time::timeout(timeout, call).await, Ok(Some(_)))
+            }
             Probe::Http(url) => {
                 marketplace::healthcheck::check(url, timeout).await.ok() == Some(200)
             }

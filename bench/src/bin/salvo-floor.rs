@@ -21,7 +21,7 @@ use salvo::{
     Response, Router, Server, conn::TcpListener, handler, http::StatusCode, prelude::Listener,
     writing::Text,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -83,16 +83,12 @@ fn read_static(path: &PathBuf) -> anyhow::Result<&'static str> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = match &cli.grpc {
-        // Connected lazily, with the socket option the Marketplace's channel has.
-        Some(addr) => Some(RecommendationsClient::new(
-            Endpoint::from_shared(format!("http://{addr}"))
-                .context("invalid --grpc address")?
-                .tcp_nodelay(true)
-                .connect_lazy(),
-        )),
-        None => None,
-    };
+    let client = cli
+        .grpc
+        .as_deref()
+        .map(grpc::connect_lazy)
+        .transpose()
+        .context("invalid --grpc address")?;
     let fixed = |body| Fixed {
         body,
         client: client.clone(),
