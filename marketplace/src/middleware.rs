@@ -79,7 +79,7 @@ impl AccessLog {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let status = status.as_u16();
         let path = req.uri().path();
-        if matches!(route, "/healthz" | "/readyz") {
+        if matches!(route, "/healthz" | "/readyz" | "/metrics") {
             tracing::debug!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
         } else {
             tracing::info!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");

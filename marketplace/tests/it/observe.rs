@@ -45,13 +45,14 @@ async fn without_a_usable_request_id_one_is_made_and_passed_on() -> TestResult {
     let id = request_id(&res);
     assert_eq!(id.len(), 32, "{id}");
     assert_ne!(id, "has spaces in it");
-    assert_eq!(server.fake.last_context(), (id, String::new()));
+    assert_eq!(server.fake.last_context(), (id.clone(), String::new()));
 
     let other = request_id(&TestClient::get(format!("{BASE}/")).send(&service).await);
+    assert_ne!(other, id, "each request gets its own id");
     assert_eq!(
         other,
         server.fake.last_context().0,
-        "each request gets its own id"
+        "the new id is the one passed on"
     );
     Ok(())
 }
