@@ -296,7 +296,7 @@ rootfs_from_packages() {
   mkdir -p "$dir/usr/bin" "$dir/usr/sbin" "$dir/usr/lib" "$dir/usr/lib64" "$dir/tmp" "$dir/etc"
   chmod 1777 "$dir/tmp"
   for link in bin sbin lib lib64; do ln -sfn "usr/$link" "$dir/$link"; done
-  local list; list=$(mktemp)
+  local list; list=$(mktemp -p "$WORK")
   # shellcheck disable=SC2046
   dpkg -L $(package_closure "$@") 2>/dev/null | sort -u | while read -r path; do
     if [ -f "$path" ] || [ -L "$path" ]; then echo "${path#/}"; fi
@@ -327,7 +327,7 @@ GROUP
 make_runtime_base() {
   if docker image inspect "$RUNTIME_BASE" >/dev/null 2>&1; then return 0; fi
   log "making a stand-in for $RUNTIME_BASE from this machine's files"
-  local dir; dir=$(mktemp -d)
+  local dir; dir=$(mktemp -d -p "$WORK")
   rootfs_from_packages "$dir" libc6 libgcc-s1 ca-certificates netbase tzdata
   # distroless has no shell and no package tools: leave them out.
   rm -rf "${dir:?}/usr/share/doc" "$dir/usr/share/man" "$dir/usr/share/locale" "$dir/usr/share/lintian" \
@@ -350,7 +350,7 @@ make_builder_base() {
   log "making a stand-in for $BUILDER_BASE from this machine's files"
   local sysroot; sysroot=$(rustc --print sysroot)
   local version; version=$(rustc --version | awk '{print $2}')
-  local dir; dir=$(mktemp -d)
+  local dir; dir=$(mktemp -d -p "$WORK")
   rootfs_from_packages "$dir" dash bash coreutils findutils grep sed gcc libc6-dev ca-certificates
   ln -sfn dash "$dir/usr/bin/sh"
   ln -sfn gcc "$dir/usr/bin/cc"   # update-alternatives links these, not the packages
