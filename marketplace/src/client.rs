@@ -16,7 +16,6 @@ use bookshop_proto::{
 use serde::Serialize;
 use tonic::{
     Code, Request, Status,
-    metadata::MetadataValue,
     transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::{
@@ -252,7 +251,7 @@ impl RecommendationsGateway {
             };
             let replica = attempt.replica().addr();
             let mut request = Request::new(message);
-            request.set_timeout(remaining);
+            request.set_timeout(call_timeout(remaining));
             pass_context(&mut request);
             let mut client = RecommendationsClient::new(attempt.replica().channel());
             let attempt_started = Instant::now();
@@ -345,7 +344,7 @@ impl RecommendationsGateway {
             let mut request = Request::new(HealthCheckRequest {
                 service: SERVICE_NAME.to_owned(),
             });
-            request.set_timeout(remaining);
+            request.set_timeout(call_timeout(remaining));
             pass_context(&mut request);
             let mut health = HealthClient::new(attempt.replica().channel());
             let attempt_started = Instant::now();
@@ -391,17 +390,26 @@ impl RecommendationsGateway {
 }
 
 /// Adds the current request's id (and `traceparent`) to a call's metadata, so Recommendations
-/// logs it.
+/// logs it. The values were made once for the request (see [`observe::RequestContext`]); each
+/// attempt shares them.
 fn pass_context<T>(request: &mut Request<T>) {
-    let Some(context) = observe::current() else {
-        return;
-    };
-    if let Ok(value) = MetadataValue::try_from(context.request_id.as_str()) {
-        request.metadata_mut().insert("x-request-id", value);
-    }
-    if let Some(Ok(value)) = context.traceparent.as_deref().map(MetadataValue::try_from) {
-        request.metadata_mut().insert("traceparent", value);
-    }
+    observe::with_current(|context| {
+        let metadata = request.metadata_mut();
+        metadata.insert("x-request-id", context.request_id.clone());
+        if let Some(traceparent) = &context.traceparent {
+            metadata.insert("traceparent", traceparent.clone());
+        }
+    });
+}
+
+/// The time left for an attempt as the call's deadline (`grpc-timeout`), in whole milliseconds
+/// (at least one). Microseconds would make the header's value different on every call, so HTTP/2
+/// could never send it from its header table; whole milliseconds make it the same for every
+/// first attempt (the configured timeout).
+fn call_timeout(remaining: Duration) -> Duration {
+    let micros = remaining.as_micros();
+    let millis = (micros + 500) / 1000;
+    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX).max(1))
 }
 
 /// The name of an attempt's outcome, for metrics labels and logs: a gRPC code (`OK`,
@@ -483,4 +491,23 @@ fn error_chain(error: &GatewayError) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_deadlines_are_whole_milliseconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(call_timeout(ms(1000) - Duration::from_micros(3)), ms(1000));
+        assert_eq!(call_timeout(ms(1000) - Duration::from_micros(700)), ms(999));
+        assert_eq!(call_timeout(ms(250)), ms(250));
+        assert_eq!(
+            call_timeout(Duration::from_micros(200)),
+            ms(1),
+            "never zero"
+        );
+        assert_eq!(call_timeout(Duration::ZERO), ms(1));
+    }
 }

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -22,59 +24,84 @@ use salvo::{
     Depot, FlowCtrl, Request, Response, handler,
     http::{HeaderName, HeaderValue, header},
 };
+use tonic::metadata::{Ascii, MetadataValue};
 use tracing::Instrument;
 
+use bookshop_proto::SERVICE_NAME;
+
 use crate::balance::ReplicaPool;
+
+/// The method nearly every call to Recommendations is.
+const RECOMMEND: &str = "Recommend";
 
 /// The request id header, read from clients and returned to them.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The W3C trace context header, passed through to Recommendations.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// What the current request passes on to Recommendations.
+/// What the current request passes on to Recommendations, ready to go into a call's metadata.
+///
+/// Both values are marked sensitive, which makes HTTP/2 send them as never-indexed literals: a
+/// value that is new on every request can never be reused from the HPACK table, so indexing it
+/// would only cost both sides a table insertion and evict entries that can be reused.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The request id (the client's, or ours).
-    pub request_id: String,
+    pub request_id: MetadataValue<Ascii>,
     /// The client's `traceparent`, if it sent a well-formed one.
-    pub traceparent: Option<String>,
+    pub traceparent: Option<MetadataValue<Ascii>>,
 }
 
 tokio::task_local! {
     static CURRENT: RequestContext;
 }
 
-/// The context of the request being handled on this task, if any.
-pub fn current() -> Option<RequestContext> {
-    CURRENT.try_with(Clone::clone).ok()
+/// Runs `f` with the context of the request being handled on this task, if any.
+pub fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
+    CURRENT.try_with(f).ok()
 }
 
 /// A client's request id is used if it is 1 to 128 visible ASCII characters; anything else is
 /// replaced, so that logs and headers never carry control characters or megabytes.
-fn usable_request_id(value: &str) -> bool {
-    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+fn usable_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
 /// `version-traceid-parentid-flags`, lower-case hex: `00-<32>-<16>-<2>`.
-fn usable_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && parts[1] != "0".repeat(32)
-        && hex(parts[2], 16)
-        && parts[2] != "0".repeat(16)
-        && hex(parts[3], 2)
+fn usable_traceparent(value: &[u8]) -> bool {
+    if value.len() != 55 || [value[2], value[35], value[52]] != [b'-'; 3] {
+        return false;
+    }
+    let (version, trace_id, parent_id, flags) =
+        (&value[..2], &value[3..35], &value[36..52], &value[53..]);
+    let hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let not_zero = |s: &[u8]| s.iter().any(|&b| b != b'0');
+    [version, trace_id, parent_id, flags].into_iter().all(hex)
+        && version != b"ff"
+        && not_zero(trace_id)
+        && not_zero(parent_id)
 }
 
-/// A new random request id: 128 bits as 32 hex digits.
-fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+/// A new random request id: 128 bits as 32 lower-case hex digits.
+fn new_request_id() -> Bytes {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = DIGITS[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    Bytes::copy_from_slice(&id)
 }
+
+/// A value for the call's metadata, sent as a never-indexed literal (see [`RequestContext`]).
+fn sensitive(value: Bytes) -> Option<MetadataValue<Ascii>> {
+    let mut value = MetadataValue::try_from(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The headers a page response carries, for [`request_context`]'s one allocation.
+const RESPONSE_HEADERS: usize = 16;
 
 /// The outermost hoop: the request id, its response header, and the request's span.
 #[handler]
@@ -84,17 +111,28 @@ pub async fn request_context(
     res: &mut Response,
     ctrl: &mut FlowCtrl,
 ) {
-    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &HeaderName| req.headers().get(name).map(HeaderValue::as_bytes);
+    // Checked here, so the conversions below cannot fail (they check again anyway).
     let request_id = header(&REQUEST_ID)
         .filter(|id| usable_request_id(id))
-        .map_or_else(new_request_id, str::to_owned);
+        .map_or_else(new_request_id, Bytes::copy_from_slice);
     let traceparent = header(&TRACEPARENT)
         .filter(|tp| usable_traceparent(tp))
-        .map(str::to_owned);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID, value);
+        .map(Bytes::copy_from_slice)
+        .and_then(sensitive);
+    let headers = res.headers_mut();
+    // Room for every header of a page at once (ours and the security headers: 11), instead of
+    // growing the map three times on the way.
+    headers.reserve(RESPONSE_HEADERS);
+    if let Ok(value) = HeaderValue::from_maybe_shared(request_id.clone()) {
+        headers.insert(REQUEST_ID, value);
     }
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let text = std::str::from_utf8(&request_id).unwrap_or("-");
+    let span = tracing::info_span!("request", request_id = %text);
+    let Some(request_id) = sensitive(request_id.clone()) else {
+        ctrl.call_next(req, depot, res).instrument(span).await;
+        return;
+    };
     let context = RequestContext {
         request_id,
         traceparent,
@@ -145,7 +183,28 @@ pub struct Metrics {
     call_seconds: Family<GrpcMethodLabels, Histogram, fn() -> Histogram>,
     retries: Counter,
     replicas: Family<ReplicaLabels, Gauge>,
+    /// The series nearly every request and call lands in, looked up once, so the hot path
+    /// neither hashes labels nor takes the families' locks.
+    hot: HotSeries,
 }
+
+/// `GET` of the pages (`/`) and of the API with `200`, and a successful `Recommend`.
+#[derive(Debug)]
+struct HotSeries {
+    routes: [HotRoute; 2],
+    recommend_ok: Counter,
+    recommend_seconds: Histogram,
+}
+
+#[derive(Debug)]
+struct HotRoute {
+    route: &'static str,
+    ok: Counter,
+    seconds: Histogram,
+}
+
+/// The routes of [`HotSeries`], as [`route_label`](crate::middleware::route_label) names them.
+const HOT_ROUTES: [&str; 2] = ["/", "/api/recommendations"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -200,6 +259,36 @@ impl Metrics {
             replicas.clone(),
         );
         register_build_info(&mut registry, "marketplace", env!("CARGO_PKG_VERSION"));
+        let recommend = GrpcMethodLabels {
+            grpc_service: SERVICE_NAME,
+            grpc_method: RECOMMEND,
+        };
+        let hot = HotSeries {
+            routes: HOT_ROUTES.map(|route| HotRoute {
+                route,
+                ok: requests
+                    .get_or_create(&HttpLabels {
+                        method: "GET",
+                        route,
+                        status: 200,
+                    })
+                    .clone(),
+                seconds: request_seconds
+                    .get_or_create(&HttpRouteLabels {
+                        method: "GET",
+                        route,
+                    })
+                    .clone(),
+            }),
+            recommend_ok: calls
+                .get_or_create(&GrpcLabels {
+                    grpc_service: SERVICE_NAME,
+                    grpc_method: RECOMMEND,
+                    grpc_code: "OK",
+                })
+                .clone(),
+            recommend_seconds: call_seconds.get_or_create(&recommend).clone(),
+        };
         Metrics {
             registry,
             requests,
@@ -208,6 +297,7 @@ impl Metrics {
             call_seconds,
             retries,
             replicas,
+            hot,
         }
     }
 
@@ -220,16 +310,27 @@ impl Metrics {
         status: u16,
         seconds: f64,
     ) {
-        self.requests
-            .get_or_create(&HttpLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
-        self.request_seconds
-            .get_or_create(&HttpRouteLabels { method, route })
-            .observe(seconds);
+        let hot = (method == "GET")
+            .then(|| self.hot.routes.iter().find(|hot| hot.route == route))
+            .flatten();
+        match hot {
+            Some(hot) => hot.seconds.observe(seconds),
+            None => self
+                .request_seconds
+                .get_or_create(&HttpRouteLabels { method, route })
+                .observe(seconds),
+        }
+        match hot {
+            Some(hot) if status == 200 => hot.ok.inc(),
+            _ => self
+                .requests
+                .get_or_create(&HttpLabels {
+                    method,
+                    route,
+                    status,
+                })
+                .inc(),
+        };
     }
 
     /// Counts one attempt of a call to Recommendations. `code` is the gRPC status code name
@@ -241,6 +342,21 @@ impl Metrics {
         code: &'static str,
         seconds: f64,
     ) {
+        let recommend = service == SERVICE_NAME && method == RECOMMEND;
+        if recommend {
+            self.hot.recommend_seconds.observe(seconds);
+            if code == "OK" {
+                self.hot.recommend_ok.inc();
+                return;
+            }
+        } else {
+            self.call_seconds
+                .get_or_create(&GrpcMethodLabels {
+                    grpc_service: service,
+                    grpc_method: method,
+                })
+                .observe(seconds);
+        }
         self.calls
             .get_or_create(&GrpcLabels {
                 grpc_service: service,
@@ -248,12 +364,6 @@ impl Metrics {
                 grpc_code: code,
             })
             .inc();
-        self.call_seconds
-            .get_or_create(&GrpcMethodLabels {
-                grpc_service: service,
-                grpc_method: method,
-            })
-            .observe(seconds);
     }
 
     /// Counts a retry on another replica.
@@ -302,27 +412,52 @@ mod tests {
 
     #[test]
     fn only_sane_request_ids_are_taken_from_clients() {
-        assert!(usable_request_id("abc-123_XYZ.4"));
-        assert!(!usable_request_id(""));
-        assert!(!usable_request_id("has space"));
-        assert!(!usable_request_id("new\nline"));
-        assert!(!usable_request_id(&"x".repeat(129)));
-        assert_eq!(new_request_id().len(), 32);
+        assert!(usable_request_id(b"abc-123_XYZ.4"));
+        assert!(!usable_request_id(b""));
+        assert!(!usable_request_id(b"has space"));
+        assert!(!usable_request_id(b"new\nline"));
+        assert!(!usable_request_id("x".repeat(129).as_bytes()));
+        assert!(usable_request_id("x".repeat(128).as_bytes()));
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(
+            id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{id:?}"
+        );
         assert_ne!(new_request_id(), new_request_id());
+        // Every digit position varies (a shift mistake would leave some fixed).
+        let ids: Vec<Bytes> = (0..64).map(|_| new_request_id()).collect();
+        for position in 0..32 {
+            assert!(
+                ids.iter().any(|id| id[position] != ids[0][position]),
+                "digit {position} never changes"
+            );
+        }
+    }
+
+    #[test]
+    fn per_request_values_are_sent_never_indexed() {
+        let value = sensitive(new_request_id()).expect("an id is a valid metadata value");
+        assert!(value.is_sensitive());
     }
 
     #[test]
     fn only_well_formed_traceparents_are_passed_on() {
-        assert!(usable_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!usable_traceparent(
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!usable_traceparent(
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-        ));
-        assert!(!usable_traceparent("00-abc-def-01"));
-        assert!(!usable_traceparent("garbage"));
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(usable_traceparent(good.as_bytes()));
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-abc-def-01",
+            "garbage",
+            "",
+        ] {
+            assert!(!usable_traceparent(bad.as_bytes()), "{bad}");
+        }
     }
 }

@@ -57,6 +57,18 @@ async fn without_a_usable_request_id_one_is_made_and_passed_on() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn the_call_deadline_is_sent_in_whole_milliseconds() -> TestResult {
+    // `app` configures a 500 ms timeout. The time already spent before the call is rounded
+    // away, so the header is the same on every call (and HTTP/2 can send it from its table).
+    let (server, service) = app(Script::Books(three_books())).await;
+    for _ in 0..3 {
+        TestClient::get(format!("{BASE}/")).send(&service).await;
+        assert_eq!(server.fake.last_deadline(), "500000u");
+    }
+    Ok(())
+}
+
 /// The value of the first metric line starting with `prefix`, or 0.
 fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
@@ -79,6 +91,9 @@ async fn metrics_count_requests_calls_and_replicas() -> TestResult {
         .fake
         .set(Script::Fail(tonic::Code::NotFound, "Category not found"));
     TestClient::get(format!("{BASE}/api/recommendations"))
+        .send(&service)
+        .await;
+    TestClient::get(format!("{BASE}/readyz"))
         .send(&service)
         .await;
 
@@ -120,6 +135,10 @@ async fn metrics_count_requests_calls_and_replicas() -> TestResult {
         (
             "grpc_client_handling_seconds_count{grpc_service=\"Recommendations\",grpc_method=\"Recommend\"}",
             4.0,
+        ),
+        (
+            "grpc_client_handling_seconds_count{grpc_service=\"grpc.health.v1.Health\",grpc_method=\"Check\"}",
+            1.0,
         ),
         ("bookshop_recommendations_replicas{state=\"serving\"}", 1.0),
     ] {

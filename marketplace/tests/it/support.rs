@@ -46,8 +46,8 @@ pub enum Script {
 pub struct FakeRecommendations {
     script: Arc<Mutex<Script>>,
     requests: Arc<Mutex<Vec<RecommendationRequest>>>,
-    /// `x-request-id` and `traceparent` of each request ("" when absent).
-    contexts: Arc<Mutex<Vec<(String, String)>>>,
+    /// `x-request-id`, `traceparent` and `grpc-timeout` of each request ("" when absent).
+    contexts: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 impl FakeRecommendations {
@@ -62,6 +62,16 @@ impl FakeRecommendations {
 
     /// The `x-request-id` and `traceparent` metadata of the last request ("" when absent).
     pub fn last_context(&self) -> (String, String) {
+        let (request_id, traceparent, _) = self.last_metadata();
+        (request_id, traceparent)
+    }
+
+    /// The `grpc-timeout` metadata of the last request ("" when absent).
+    pub fn last_deadline(&self) -> String {
+        self.last_metadata().2
+    }
+
+    fn last_metadata(&self) -> (String, String, String) {
         self.contexts
             .lock()
             .expect("contexts lock")
@@ -90,7 +100,11 @@ impl Recommendations for FakeRecommendations {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let context = (text("x-request-id"), text("traceparent"));
+        let context = (
+            text("x-request-id"),
+            text("traceparent"),
+            text("grpc-timeout"),
+        );
         self.contexts.lock().expect("contexts lock").push(context);
         self.requests
             .lock()
