@@ -116,8 +116,6 @@ impl Recommendations for RecommendationService {
     ) -> Result<Response<RecommendationResponse>, Status> {
         let started = Instant::now();
         let (metadata, _, message) = request.into_parts();
-        let request_id = metadata_text(&metadata, REQUEST_ID_HEADER);
-        let traceparent = metadata_text(&metadata, TRACEPARENT_HEADER);
         let result = RecommendationService::recommend(self, &message);
         let elapsed = started.elapsed();
         let (code, books) = match &result {
@@ -126,11 +124,12 @@ impl Recommendations for RecommendationService {
         };
         self.metrics.observe_call("Recommend", code, elapsed);
         // One access line per call, carrying the caller's request id so that a request can be
-        // followed from the Marketplace's log into this one.
+        // followed from the Marketplace's log into this one. (The fields are only evaluated when
+        // the line is logged.)
         tracing::info!(
             target: "recommendations::access",
-            request_id = request_id.unwrap_or("-"),
-            traceparent = traceparent.unwrap_or("-"),
+            request_id = metadata_text(&metadata, REQUEST_ID_HEADER).unwrap_or("-"),
+            traceparent = metadata_text(&metadata, TRACEPARENT_HEADER).unwrap_or("-"),
             method = "Recommend",
             category = message.category,
             max_results = message.max_results,
