@@ -2,6 +2,9 @@
 //! switch, category navigation, footer) they share through `templates/layout/`.
 //!
 //! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
+//! The layout is rendered once per [`Chrome`] (by its own templates, escaping the same way) and
+//! put in each page with `<%- %>` as it stands: the one place raw HTML is inserted, and it is
+//! our own templates' output.
 
 use std::{borrow::Cow, sync::LazyLock};
 
@@ -89,6 +92,46 @@ pub struct Chrome {
     pub icon_href: String,
     /// The same data as JSON, when the page has any.
     pub api_href: Option<String>,
+    /// The above, rendered: what every page puts before and after its content.
+    pub layout: Layout,
+}
+
+/// The HTML of `templates/layout/` for one [`Chrome`]: rendered once with it, so a page built
+/// on a shared chrome does not escape and write its navigation again on every request.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// From the doctype to the opening of `<main>`.
+    pub header: String,
+    /// From the closing of `<main>` to the end.
+    pub footer: String,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "layout/header.stpl")]
+struct LayoutHeader<'a> {
+    chrome: &'a Chrome,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "layout/footer.stpl")]
+struct LayoutFooter<'a> {
+    chrome: &'a Chrome,
+}
+
+impl Layout {
+    fn of(chrome: &Chrome) -> Layout {
+        let rendered = LayoutHeader { chrome }
+            .render_once()
+            .and_then(|header| Ok((header, LayoutFooter { chrome }.render_once()?)));
+        match rendered {
+            Ok((header, footer)) => Layout { header, footer },
+            Err(error) => {
+                // Only a failing `Display` can get here; there is none in these templates.
+                tracing::error!(%error, "cannot render the page layout");
+                Layout::default()
+            }
+        }
+    }
 }
 
 impl Chrome {
@@ -128,7 +171,7 @@ impl Chrome {
                 lang: other.tag(),
             })
             .collect();
-        Chrome {
+        let mut chrome = Chrome {
             lang,
             t,
             home_href: LinkQuery {
@@ -148,7 +191,10 @@ impl Chrome {
                 }
                 .href("/api/recommendations")
             }),
-        }
+            layout: Layout::default(),
+        };
+        chrome.layout = Layout::of(&chrome);
+        chrome
     }
 }
 
