@@ -16,6 +16,7 @@ use bookshop_proto::{
 use serde::Serialize;
 use tonic::{
     Code, Request, Status,
+    metadata::{Ascii, MetadataValue},
     transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::{
@@ -187,6 +188,8 @@ fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, Chann
 pub struct RecommendationsGateway {
     pool: ReplicaPool,
     deadline: Duration,
+    /// `grpc-timeout` for the whole deadline (what nearly every first attempt sends), made once.
+    deadline_header: MetadataValue<Ascii>,
     metrics: Arc<Metrics>,
 }
 
@@ -210,6 +213,7 @@ impl RecommendationsGateway {
                 settings.resolve_interval(),
             ),
             deadline: settings.timeout(),
+            deadline_header: grpc_timeout(call_timeout_ms(settings.timeout())),
             metrics: Arc::new(Metrics::new()),
         })
     }
@@ -251,7 +255,7 @@ impl RecommendationsGateway {
             };
             let replica = attempt.replica().addr();
             let mut request = Request::new(message);
-            request.set_timeout(call_timeout(remaining));
+            self.set_deadline(&mut request, remaining);
             pass_context(&mut request);
             let mut client = RecommendationsClient::new(attempt.replica().channel());
             let attempt_started = Instant::now();
@@ -328,6 +332,17 @@ impl RecommendationsGateway {
         }
     }
 
+    /// Sends `remaining` as the call's deadline (see [`call_timeout_ms`]).
+    fn set_deadline<T>(&self, request: &mut Request<T>, remaining: Duration) {
+        let ms = call_timeout_ms(remaining);
+        let value = if ms == call_timeout_ms(self.deadline) {
+            self.deadline_header.clone()
+        } else {
+            grpc_timeout(ms)
+        };
+        request.metadata_mut().insert(GRPC_TIMEOUT, value);
+    }
+
     /// Whether a replica of Recommendations answers its health check with `SERVING`, within
     /// the deadline (a second replica is asked if the first cannot be reached).
     ///
@@ -344,7 +359,7 @@ impl RecommendationsGateway {
             let mut request = Request::new(HealthCheckRequest {
                 service: SERVICE_NAME.to_owned(),
             });
-            request.set_timeout(call_timeout(remaining));
+            self.set_deadline(&mut request, remaining);
             pass_context(&mut request);
             let mut health = HealthClient::new(attempt.replica().channel());
             let attempt_started = Instant::now();
@@ -402,14 +417,25 @@ fn pass_context<T>(request: &mut Request<T>) {
     });
 }
 
-/// The time left for an attempt as the call's deadline (`grpc-timeout`), in whole milliseconds
-/// (at least one). Microseconds would make the header's value different on every call, so HTTP/2
-/// could never send it from its header table; whole milliseconds make it the same for every
-/// first attempt (the configured timeout).
-fn call_timeout(remaining: Duration) -> Duration {
-    let micros = remaining.as_micros();
-    let millis = (micros + 500) / 1000;
-    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX).max(1))
+/// The deadline header of gRPC (tonic's `Request::set_timeout` writes the same header).
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// The time left for an attempt as the call's deadline, in whole milliseconds: rounded, at least
+/// one, at most the 8 digits gRPC allows (27 hours). tonic's `set_timeout` would send
+/// microseconds, a value different on every call, which HTTP/2 can never send from its header
+/// table; whole milliseconds make every first attempt send the same value (the configured
+/// timeout), which after the first call costs one byte.
+fn call_timeout_ms(remaining: Duration) -> u64 {
+    let millis = (remaining.as_micros() + 500) / 1000;
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .clamp(1, 99_999_999)
+}
+
+/// `grpc-timeout` for `ms` milliseconds: `<ms>m`.
+fn grpc_timeout(ms: u64) -> MetadataValue<Ascii> {
+    // Digits and a letter: always a valid value.
+    MetadataValue::try_from(format!("{ms}m")).unwrap_or_else(|_| MetadataValue::from_static("1m"))
 }
 
 /// The name of an attempt's outcome, for metrics labels and logs: a gRPC code (`OK`,
@@ -499,15 +525,12 @@ mod tests {
 
     #[test]
     fn call_deadlines_are_whole_milliseconds() {
-        let ms = Duration::from_millis;
-        assert_eq!(call_timeout(ms(1000) - Duration::from_micros(3)), ms(1000));
-        assert_eq!(call_timeout(ms(1000) - Duration::from_micros(700)), ms(999));
-        assert_eq!(call_timeout(ms(250)), ms(250));
-        assert_eq!(
-            call_timeout(Duration::from_micros(200)),
-            ms(1),
-            "never zero"
-        );
-        assert_eq!(call_timeout(Duration::ZERO), ms(1));
+        let us = Duration::from_micros;
+        assert_eq!(call_timeout_ms(Duration::from_millis(1000) - us(3)), 1000);
+        assert_eq!(call_timeout_ms(Duration::from_millis(1000) - us(700)), 999);
+        assert_eq!(call_timeout_ms(us(200)), 1, "never zero");
+        assert_eq!(call_timeout_ms(Duration::ZERO), 1);
+        assert_eq!(call_timeout_ms(Duration::from_secs(200_000)), 99_999_999);
+        assert_eq!(grpc_timeout(250).to_str().ok(), Some("250m"));
     }
 }

@@ -64,7 +64,7 @@ async fn the_call_deadline_is_sent_in_whole_milliseconds() -> TestResult {
     let (server, service) = app(Script::Books(three_books())).await;
     for _ in 0..3 {
         TestClient::get(format!("{BASE}/")).send(&service).await;
-        assert_eq!(server.fake.last_deadline(), "500000u");
+        assert_eq!(server.fake.last_deadline(), "500m");
     }
     Ok(())
 }
