@@ -31,8 +31,9 @@ use crate::{
 };
 
 /// Extra time the client-side guard gives a call beyond the deadline sent to the server, so the
-/// server's own `DEADLINE_EXCEEDED` (or tonic's) normally wins and the guard only catches calls
-/// that hang before the deadline can start counting (a stuck connection set-up).
+/// server's own `DEADLINE_EXCEEDED` (or tonic's `CANCELLED`, which also covers a stuck connection
+/// set-up) normally wins and the guard only catches calls that hang before tonic's deadline
+/// starts counting: waiting for room in the channel's request buffer.
 pub const GUARD_MARGIN: Duration = Duration::from_millis(200);
 
 /// The HTTP/2 keepalive ping interval: a dead connection (a vanished pod, a dropped NAT entry) is

@@ -185,6 +185,59 @@ mod tests {
             .map(|r| r.recommendations.len())
     }
 
+    /// Everything a `tracing` subscriber writes, for tests that read the log.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_access_line_carries_the_callers_request_id_and_traceparent() {
+        const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut request = Request::new(RecommendationRequest {
+            user_id: 1,
+            category: 0,
+            max_results: 2,
+        });
+        request
+            .metadata_mut()
+            .insert(REQUEST_ID_HEADER, "req-7".parse().unwrap());
+        request
+            .metadata_mut()
+            .insert(TRACEPARENT_HEADER, TRACEPARENT.parse().unwrap());
+        Recommendations::recommend(&service(3), request)
+            .await
+            .unwrap();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("recommendations::access"))
+            .unwrap_or_else(|| panic!("no access line in {text:?}"));
+        for field in [
+            "request_id=\"req-7\"".to_owned(),
+            format!("traceparent=\"{TRACEPARENT}\""),
+            "code=\"OK\"".to_owned(),
+            "books=2".to_owned(),
+        ] {
+            assert!(line.contains(&field), "{field} missing in {line}");
+        }
+    }
+
     #[test]
     fn zero_max_results_means_the_default_of_three() {
         assert_eq!(ask(&service(10), 0, 0), Ok(3));

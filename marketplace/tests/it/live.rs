@@ -154,6 +154,14 @@ async fn a_server_that_accepts_but_never_answers_gives_a_503_within_the_deadline
             "took {elapsed:?}"
         );
     }
+    // tonic's deadline covers the stuck connection set-up too: both calls end CANCELLED (its
+    // code for a deadline it enforced itself), and the metrics count them.
+    let metrics = marketplace.get("/metrics").await.body;
+    let timeouts = "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"CANCELLED\"} 2";
+    assert!(
+        metrics.contains(timeouts),
+        "{timeouts} missing in\n{metrics}"
+    );
     hold.abort();
     Ok(())
 }

@@ -105,6 +105,22 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
         "the stopped replica was not ejected: {:?}",
         gateway.pool().states()
     );
+    let metrics = gateway.metrics().render(gateway.pool());
+    for line in [
+        "bookshop_recommendations_replicas{state=\"ejected\"} 1",
+        "bookshop_recommendations_replicas{state=\"serving\"} 2",
+        "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"UNAVAILABLE\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+    }
+    let retries = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("bookshop_recommendations_retries_total "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        retries.is_some_and(|n| n >= 1.0),
+        "the failed calls were not counted as retried: {retries:?}"
+    );
 
     // The resolver drops it: it leaves the pool.
     resolver.set(vec![a.process.addr, c.process.addr]);
