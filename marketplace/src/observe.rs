@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
+use bookshop_proto::SERVICE_NAME;
+use bytes::Bytes;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -26,8 +26,6 @@ use salvo::{
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tracing::Instrument;
-
-use bookshop_proto::SERVICE_NAME;
 
 use crate::balance::ReplicaPool;
 
