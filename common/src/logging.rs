@@ -1,7 +1,13 @@
 //! Logging through `tracing`, filtered by `RUST_LOG` (default `info`), as text or as JSON.
+//!
+//! Lines are written to stderr by a thread of their own: a request only formats its line and
+//! queues it, and the writer thread puts everything queued into stderr with one `write` per
+//! batch instead of one per line (with the default `info`, every page and every call logs an
+//! access line). Nothing is dropped: when the queue (128k lines) is full, logging waits.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// The log line format, chosen with `LOG_FORMAT` (`text`, the default, or `json`).
@@ -27,18 +33,24 @@ impl LogFormat {
 /// bookkeeping (a watch on a replaced file) at `info`, which is noise for operators.
 pub const DEFAULT_FILTER: &str = "info,notify=warn";
 
-/// Installs the global subscriber. Call once, first thing in `main`.
+/// Installs the global subscriber. Call once, first thing in `main`, and keep the returned
+/// guard until the process ends: dropping it writes out the lines still queued.
 ///
 /// A malformed `RUST_LOG` falls back to [`DEFAULT_FILTER`] rather than failing: a typo in a log
 /// filter should not keep a service from starting.
-pub fn init() {
+pub fn init() -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colours only on a terminal: `docker logs` and log collectors get plain text.
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: `docker logs` and log collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_writer(writer)
+        .with_ansi(ansi);
     // `try_init` so that a second call (tests, embedding) is harmless.
     let _ = match LogFormat::from_env() {
         LogFormat::Json => builder
@@ -48,4 +60,12 @@ pub fn init() {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    LogGuard { _writer: guard }
+}
+
+/// Keeps the log writer thread; dropping it writes out what is still queued (see [`init`]).
+#[must_use = "dropping the guard stops the log writer: keep it until the process ends"]
+#[derive(Debug)]
+pub struct LogGuard {
+    _writer: WorkerGuard,
 }

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             runtime.block_on(health(&addr, Duration::from_millis(timeout_ms)))
         }
         Command::Serve => {
-            logging::init();
+            let _logs = logging::init();
             let settings = match settings {
                 Ok(settings) => settings,
                 Err(error) => {
