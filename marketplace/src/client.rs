@@ -189,8 +189,9 @@ fn make_channel(settings: &RecommendationsSettings) -> Result<MakeChannel, Chann
 pub struct RecommendationsGateway {
     pool: ReplicaPool,
     deadline: Duration,
-    /// `grpc-timeout` for the whole deadline (what nearly every first attempt sends), made once.
-    deadline_header: MetadataValue<Ascii>,
+    /// The whole deadline in `grpc-timeout`'s milliseconds and as the header value (what nearly
+    /// every first attempt sends), made once.
+    deadline_header: (u64, MetadataValue<Ascii>),
     metrics: Arc<Metrics>,
 }
 
@@ -214,7 +215,10 @@ impl RecommendationsGateway {
                 settings.resolve_interval(),
             ),
             deadline: settings.timeout(),
-            deadline_header: grpc_timeout(call_timeout_ms(settings.timeout())),
+            deadline_header: {
+                let ms = call_timeout_ms(settings.timeout());
+                (ms, grpc_timeout(ms))
+            },
             metrics: Arc::new(Metrics::new()),
         })
     }
@@ -263,7 +267,7 @@ impl RecommendationsGateway {
             let result = guarded(remaining, client.recommend(request)).await;
             self.metrics.observe_call(
                 SERVICE_NAME,
-                "Recommend",
+                observe::RECOMMEND,
                 metric_code(&result),
                 attempt_started.elapsed().as_secs_f64(),
             );
@@ -336,8 +340,8 @@ impl RecommendationsGateway {
     /// Sends `remaining` as the call's deadline (see [`call_timeout_ms`]).
     fn set_deadline<T>(&self, request: &mut Request<T>, remaining: Duration) {
         let ms = call_timeout_ms(remaining);
-        let value = if ms == call_timeout_ms(self.deadline) {
-            self.deadline_header.clone()
+        let value = if ms == self.deadline_header.0 {
+            self.deadline_header.1.clone()
         } else {
             grpc_timeout(ms)
         };

@@ -29,8 +29,8 @@ use tracing::Instrument;
 
 use crate::balance::ReplicaPool;
 
-/// The method nearly every call to Recommendations is.
-const RECOMMEND: &str = "Recommend";
+/// The method nearly every call to Recommendations is (its metrics label).
+pub const RECOMMEND: &str = "Recommend";
 
 /// The request id header, read from clients and returned to them.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
