@@ -36,10 +36,11 @@ use crate::{
 /// starts counting: waiting for room in the channel's request buffer.
 pub const GUARD_MARGIN: Duration = Duration::from_millis(200);
 
-/// The HTTP/2 keepalive ping interval: a dead connection (a vanished pod, a dropped NAT entry) is
-/// noticed within interval + timeout instead of at the next failed call.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// How long an HTTP/2 ping may go unanswered, and the gap between TCP keepalive probes, before a
+/// connection counts as dead.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Unanswered TCP keepalive probes before the kernel drops an idle connection.
+const KEEPALIVE_PROBES: u32 = 3;
 
 /// A recommended book, as the pages and the JSON API show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -136,7 +137,7 @@ impl ClientTls {
 }
 
 /// How a connection to one replica is made: TLS when configured, connect timeout, TCP_NODELAY,
-/// HTTP/2 keepalive. The one place connections are configured.
+/// keepalive. The one place connections are configured.
 fn endpoint(
     settings: &RecommendationsSettings,
     tls: Option<&ClientTls>,
@@ -157,9 +158,17 @@ fn endpoint(
     Ok(endpoint
         .connect_timeout(settings.connect_timeout())
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        // A dead connection (a vanished pod, a dropped NAT entry) is noticed without waiting for
+        // a call to fail. While calls are in flight, HTTP/2 pings. While the connection is idle,
+        // TCP keepalive probes, which the peer's kernel answers: gRPC's C core and Go servers
+        // count HTTP/2 pings on a connection without calls as abuse (`permit_without_calls` is
+        // off by default) and close it with GOAWAY "too_many_pings" after a few.
+        .http2_keep_alive_interval(settings.keepalive())
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(false)
+        .tcp_keepalive(Some(settings.keepalive()))
+        .tcp_keepalive_interval(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive_retries(Some(KEEPALIVE_PROBES)))
 }
 
 /// Makes the lazily connected channel of each replica: nothing is dialled until a call needs

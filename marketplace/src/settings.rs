@@ -92,6 +92,9 @@ pub struct RecommendationsSettings {
     pub addresses: String,
     /// How often the replica addresses are resolved again.
     pub resolve_interval_ms: u64,
+    /// How long a connection to a replica may go without traffic before it is probed: HTTP/2
+    /// pings while calls are in flight, TCP keepalive probes while it is idle.
+    pub keepalive_ms: u64,
     /// TLS to Recommendations (off unless `ca_path` is set).
     pub tls: ClientTlsSettings,
 }
@@ -122,6 +125,7 @@ impl Default for RecommendationsSettings {
             retry_after_secs: 5,
             addresses: String::new(),
             resolve_interval_ms: 5_000,
+            keepalive_ms: 20_000,
             tls: ClientTlsSettings::default(),
         }
     }
@@ -150,6 +154,11 @@ impl RecommendationsSettings {
     /// How often replica addresses are resolved again.
     pub fn resolve_interval(&self) -> Duration {
         Duration::from_millis(self.resolve_interval_ms)
+    }
+
+    /// How long a connection may go without traffic before it is probed.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_millis(self.keepalive_ms)
     }
 
     /// The name Recommendations' certificate is checked against.
@@ -393,6 +402,14 @@ impl Settings {
                 "recommendations.resolve_interval_ms",
                 &rec.resolve_interval_ms,
                 "must be at least 100",
+            );
+        }
+        if rec.keepalive_ms < 1_000 {
+            // TCP keepalive counts whole seconds.
+            return invalid(
+                "recommendations.keepalive_ms",
+                &rec.keepalive_ms,
+                "must be at least 1000",
             );
         }
         if rec.connect_timeout_ms == 0 {
@@ -800,11 +817,28 @@ mod tests {
                 "MARKETPLACE__RECOMMENDATIONS__RETRY_AFTER_SECS",
                 "recommendations.retry_after_secs",
             ),
+            (
+                "MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS",
+                "recommendations.keepalive_ms",
+            ),
             ("MARKETPLACE__HOMEPAGE__USER_ID", "homepage.user_id"),
         ] {
             let err = error(None, &[(var, "0")]);
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn keepalive_under_a_second_is_refused() {
+        // TCP keepalive counts whole seconds; 999 would silently become something else.
+        let err = error(
+            None,
+            &[("MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS", "999")],
+        );
+        assert!(
+            err.contains("recommendations.keepalive_ms") && err.contains("999"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -125,7 +125,8 @@ SEED_REC_PORT=$(free_port)
 (cd "$WORK" && SEED_BIND="127.0.0.1:$SEED_REC_PORT" exec "$PY" recommendations.py > "$WORK/seed-rec.log" 2>&1) &
 PIDS+=($!)
 MARKET_PORT=$(free_port)
-MARKETPLACE__SERVER__HOST=127.0.0.1 "$BIN/marketplace" --port "$MARKET_PORT" \
+MARKETPLACE__SERVER__HOST=127.0.0.1 MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS=1000 \
+  "$BIN/marketplace" --port "$MARKET_PORT" \
   --recommendations "127.0.0.1:$SEED_REC_PORT" > "$WORK/ours-market.log" 2>&1 &
 PIDS+=($!)
 wait_until 30 "our Marketplace in front of the seed's server" curl -fsS "http://127.0.0.1:$MARKET_PORT/readyz"
@@ -137,3 +138,29 @@ json=$(curl -fsS "http://127.0.0.1:$MARKET_PORT/api/recommendations?category=sci
 "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["category"]=="science_fiction"; assert len(d["recommendations"])==3, d; assert all("author" not in b for b in d["recommendations"]), d' "$json" \
   || fail "our API in front of the seed's server: $json"
 log "ok: our Marketplace shows the seed's Python Recommendations' books (page, API, /readyz)"
+
+# gRPC's C core (the seed's grpcio) takes HTTP/2 pings on a connection without calls for abuse
+# and closes it (GOAWAY "too_many_pings") after a few. Our keepalive is 1 s here, so idle for
+# 7 s the connection would have been pinged about seven times: it must still be the one the calls
+# above used. (The wait is the test's subject: time without calls.)
+conns_to_seed() { # the local ports of established IPv4 connections to the seed's server
+  "$PY" - "$SEED_REC_PORT" <<'PY'
+import sys
+port = int(sys.argv[1])
+with open("/proc/net/tcp") as f:
+    next(f)
+    for line in f:
+        local, remote, state = line.split()[1:4]
+        if state == "01" and int(remote.split(":")[1], 16) == port:
+            print(int(local.split(":")[1], 16))
+PY
+}
+before=$(conns_to_seed)
+[ "$(wc -w <<<"$before")" = 1 ] || fail "expected one connection to the seed's server, found: $before"
+sleep 7
+after=$(conns_to_seed)
+[ "$after" = "$before" ] \
+  || fail "the idle connection to the seed's server did not survive keepalive (local port $before, now: ${after:-none}); seed log: $(grep -i ping "$WORK/seed-rec.log" | tail -3)"
+curl -fsS "http://127.0.0.1:$MARKET_PORT/?category=self_help" | grep -qF "Человек в поисках смысла" \
+  || fail "our page after 7 s idle"
+log "ok: an idle connection to the seed's server survives our keepalive (no too_many_pings)"
