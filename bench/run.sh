@@ -94,6 +94,34 @@ cpu_ticks() {
   done
   echo "$total"
 }
+# "SWITCHES TIDS PROCESS_TICKS THREAD_TICKS": the context switches (voluntary or not) of every
+# live thread of the processes, which threads those are, and the CPU ticks of the processes
+# (dead threads included) and of those live threads. A thread that exits takes its switch count
+# with it, so a per-request figure is only given when no thread came, went, or came and went
+# during the run: the same threads at both ends and no CPU time that they do not account for
+# (Flask's own server starts a thread per request).
+switches() {
+  local total=0 tids=() process=0 threads=0 p t n ticks
+  for p in $(for name in "$@"; do tree "${PID[$name]}"; done); do
+    process=$((process + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    for t in /proc/"$p"/task/*; do
+      # A thread may exit between the listing and the reading: then it is left out.
+      n=$(awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}' "$t/status" 2>/dev/null) || continue
+      ticks=$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')
+      [ -n "$ticks" ] || continue
+      total=$((total + n)) threads=$((threads + ticks)) tids+=("${t##*/}")
+    done
+  done
+  local IFS=,; echo "$total ${tids[*]} $process $threads"
+}
+# switches_per_request BEFORE AFTER N: context switches per request, or "-" (see above).
+switches_per_request() {
+  local b=($1) a=($2)
+  local unaccounted=$(((a[2] - b[2]) - (a[3] - b[3])))
+  if [ "${b[1]}" = "${a[1]}" ] && [ "$unaccounted" -le 2 ] && [ "$3" -gt 0 ]; then
+    awk -v d=$((a[0] - b[0])) -v n="$3" 'BEGIN {printf "%.2f", d / n}'
+  else echo "-"; fi
+}
 reset_peak() {
   local p
   for p in $(for name in "$@"; do tree "${PID[$name]}"; done); do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done
@@ -124,10 +152,10 @@ grpc_load() {
     -H 'content-type: application/grpc' -H 'te: trailers')
   # The warm-up is a run of its own, as for wrk, so the CPU time below is the measured run's.
   "${h2load[@]}" -D "$WARM" "http://$addr/Recommendations/Recommend" >/dev/null 2>&1 || true
-  local before; before=$(cpu_ticks "$@"); reset_peak "$@"
+  local before sw_before; before=$(cpu_ticks "$@") sw_before=$(switches "$@"); reset_peak "$@"
   "${h2load[@]}" -D "$DUR" --log-file="$out.log" "http://$addr/Recommendations/Recommend" >"$out.txt" 2>&1 \
     || { cat "$out.txt" >&2; die "h2load failed against $system"; }
-  local after; after=$(cpu_ticks "$@")
+  local after sw_after; after=$(cpu_ticks "$@") sw_after=$(switches "$@")
   local rps errors stats
   rps=$(awk '/^finished in/ {print $4}' "$out.txt")
   # h2load's "failed" already holds its "errored" and "timeout" and every non-2xx answer. It
@@ -138,8 +166,9 @@ grpc_load() {
   read -r p50 p99 _ n <<<"$stats"
   local cpu_us
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", n ? t / hz * 1e6 / n : 0}')
-  printf 'load\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" "$p50" "$p99" \
-    "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" | tee -a "$TSV" >&2
+  printf 'load\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" "$p50" "$p99" \
+    "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" \
+    "$(switches_per_request "$sw_before" "$sw_after" "$n")" | tee -a "$TSV" >&2
 }
 
 # http_load SCENARIO SYSTEM URL CONNECTIONS PROCESS...
@@ -147,18 +176,19 @@ http_load() {
   local scenario=$1 system=$2 url=$3 c=$4; shift 4
   local out=$WORK/wrk-$scenario-$system.txt
   "${LOADGEN_CPU[@]}" wrk -t 1 -c "$c" -d "${WARM}s" "$url" >/dev/null 2>&1 || true
-  local before; before=$(cpu_ticks "$@"); reset_peak "$@"
+  local before sw_before; before=$(cpu_ticks "$@") sw_before=$(switches "$@"); reset_peak "$@"
   "${LOADGEN_CPU[@]}" wrk -t 1 -c "$c" -d "${DUR}s" --timeout 5s -s "$ROOT/bench/wrk-report.lua" "$url" >"$out" 2>&1 \
     || { cat "$out" >&2; die "wrk failed against $system"; }
-  local after; after=$(cpu_ticks "$@")
+  local after sw_after; after=$(cpu_ticks "$@") sw_after=$(switches "$@")
   local n dur p50 p99 errors
   read -r _ n dur p50 p99 errors < <(grep '^BENCH' "$out")
   local rps cpu_us
   rps=$(awk -v n="$n" -v d="$dur" 'BEGIN {printf "%.0f", n / (d / 1e6)}')
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", n ? t / hz * 1e6 / n : 0}')
-  printf 'load\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" \
+  printf 'load\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" \
     "$(awk -v v="$p50" 'BEGIN {print v / 1000}')" "$(awk -v v="$p99" 'BEGIN {print v / 1000}')" \
-    "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" | tee -a "$TSV" >&2
+    "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" \
+    "$(switches_per_request "$sw_before" "$sw_after" "$n")" | tee -a "$TSV" >&2
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! | kind | columns after the kind |
 //! |---|---|
 //! | `info` | key, value (machine, load, mode) |
-//! | `load` | scenario, system, req/s, p50 ms, p99 ms, errors, CPU µs per request, peak RSS (text), note |
+//! | `load` | scenario, system, req/s, p50 ms, p99 ms, errors, CPU µs per request, peak RSS (text), note, context switches per request (`-` when threads came and went; absent in older rows) |
 //! | `reload` | mode, edits, p50 ms, p99 ms, max ms, timeouts, target ms |
 //! | `reload_load` | seconds, reloads, invalid, requests, failed, wrong, versions seen, req/s, p99 ms, converged |
 //! | `scale` | books, file MB, start ms, reload ms, peak RSS MB, req/s, p99 ms, 9-book p99 ms, CPU µs per request, 9-book CPU µs per request |
@@ -148,7 +148,7 @@ pub fn render(tsv: &str) -> String {
     }
     if !loads.is_empty() {
         out.push_str(
-            "\n### Load\n\n| scenario | system | req/s | p50 ms | p99 ms | errors | CPU µs/req | peak RSS | ours/seed | ours/floor |\n|---|---|---:|---:|---:|---:|---:|---|---:|---:|\n",
+            "\n### Load\n\n| scenario | system | req/s | p50 ms | p99 ms | errors | CPU µs/req | switches/req | peak RSS | ours/seed | ours/floor |\n|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
         );
     }
     let mut scenarios: Vec<&str> = SCENARIOS.iter().map(|s| s.key).collect();
@@ -221,13 +221,14 @@ pub fn render(tsv: &str) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {title} | {}{note} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {title} | {}{note} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 load.system,
                 load.rps,
                 c[4],
                 c[5],
                 c[6],
                 c[7],
+                c.get(10).copied().unwrap_or(""),
                 c[8],
                 ratio(seed, false),
                 ratio(floor, true),
@@ -409,6 +410,18 @@ mod tests {
             md.contains("Reload latency (events): p99 < 500 ms: 180 ms ✅ met"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn context_switches_per_request_follow_the_cpu_time() {
+        let tsv = "load\tpage\tours\t20000\t1\t2\t0\t50.0\tmkt 9 MB\t\t2.14\n\
+            load\tpage\tseed\t600\t20\t39\t0\t900\tseed 40 MB\t\t-\n\
+            load\tpage\tfloor\t100000\t1\t2\t0\t9\tfloor 5 MB\t\n";
+        let md = render(tsv);
+        assert!(md.contains("| 50.0 | 2.14 | mkt 9 MB |"), "{md}");
+        assert!(md.contains("| 900 | - | seed 40 MB |"), "{md}");
+        // A row from before the column existed shows it empty.
+        assert!(md.contains("| 9 |  | floor 5 MB |"), "{md}");
     }
 
     #[test]

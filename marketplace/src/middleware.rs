@@ -19,8 +19,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// (`RUST_LOG=info,marketplace::access=warn` silences it).
 pub const ACCESS_LOG_TARGET: &str = "marketplace::access";
 
-/// The security headers, made at compile time: `from_static` checks every byte, which at run
-/// time cost about 600 instructions a response for these.
+/// The security headers, one table made at compile time.
 const SECURITY_HEADERS: [(header::HeaderName, HeaderValue); 5] = [
     (
         header::CONTENT_SECURITY_POLICY,
