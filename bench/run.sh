@@ -311,6 +311,33 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# Mutual TLS on the gRPC hop, as deploy/compose/mtls.yaml sets it up, with certificates from
+# deploy/tls/make-dev-certs.sh (P-256 keys): what encrypting and authenticating it costs.
+if command -v openssl >/dev/null; then
+  log "our services with mutual TLS between them"
+  bash "$ROOT/deploy/tls/make-dev-certs.sh" "$WORK/tls" >/dev/null
+  P_REC_TLS=$(free_port) P_MKT_TLS=$(free_port)
+  start rec_tls env RUST_LOG=warn "${REC_ENV[@]}" \
+    RECOMMENDATIONS__TLS__CERT_PATH="$WORK/tls/recommendations.pem" \
+    RECOMMENDATIONS__TLS__KEY_PATH="$WORK/tls/recommendations.key" \
+    RECOMMENDATIONS__TLS__CLIENT_CA_PATH="$WORK/tls/ca.pem" \
+    "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$P_REC_TLS"
+  start mkt_tls env RUST_LOG=warn MARKETPLACE__SERVER__HOST=127.0.0.1 \
+    MARKETPLACE__RECOMMENDATIONS__TLS__CA_PATH="$WORK/tls/ca.pem" \
+    MARKETPLACE__RECOMMENDATIONS__TLS__SERVER_NAME=localhost \
+    MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH="$WORK/tls/marketplace.pem" \
+    MARKETPLACE__RECOMMENDATIONS__TLS__KEY_PATH="$WORK/tls/marketplace.key" \
+    "$BIN/marketplace" --port "$P_MKT_TLS" --recommendations "127.0.0.1:$P_REC_TLS"
+  # /readyz is 200 once the health check went through the mutual TLS connection.
+  ready mkt_tls --http "http://127.0.0.1:$P_MKT_TLS/readyz"
+  [ "$(curl -sf "http://127.0.0.1:$P_MKT_TLS/" | grep -c 'class="book"')" = 3 ] \
+    || die "our home page over mutual TLS does not list 3 books"
+  NOTE="mutual TLS" http_load page ours-mtls "http://127.0.0.1:$P_MKT_TLS/" 16 mkt_tls rec_tls
+  stop mkt_tls; stop rec_tls
+else
+  log "no openssl: the mutual TLS rows are left out"
+fi
+
 if [ "$MODE" = full ]; then
   log "unloaded latency: one request at a time"
   grpc_load recommend-1 ours "127.0.0.1:$P_REC" 1 1 rec
@@ -342,6 +369,7 @@ if [ "$MODE" = full ]; then
   ready mkt_log --http "http://127.0.0.1:$P_MKT_LOG/readyz"
   NOTE="default logging" http_load page ours-info-log "http://127.0.0.1:$P_MKT_LOG/" 16 mkt_log rec
   stop mkt_log
+
 
   # Tokio starts one worker thread per core by default. Here two services and wrk share two
   # cores, and a page wakes threads in both services; one worker thread per process avoids
