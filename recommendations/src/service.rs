@@ -148,11 +148,11 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The W3C trace context header, passed through by the Marketplace when its caller sent one.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
-/// A metadata value as text, if present, printable ASCII and at most 128 bytes (anything else is
-/// ignored rather than logged).
+/// A metadata value as text, if present and [loggable](bookshop_common::loggable_id) (anything
+/// else is left out of the log rather than logged).
 fn metadata_text<'a>(metadata: &'a tonic::metadata::MetadataMap, key: &str) -> Option<&'a str> {
     let value = metadata.get(key)?.to_str().ok()?;
-    (value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then_some(value)
+    bookshop_common::loggable_id(value.as_bytes()).then_some(value)
 }
 
 #[cfg(test)]
