@@ -94,16 +94,15 @@ cpu_ticks() {
   done
   echo "$total"
 }
-# "SWITCHES TIDS PROCESS_TICKS THREAD_TICKS": the context switches (voluntary or not) of every
-# live thread of the processes, which threads those are, and the CPU ticks of the processes
-# (dead threads included) and of those live threads. A thread that exits takes its switch count
-# with it, so a per-request figure is only given when no thread came, went, or came and went
-# during the run: the same threads at both ends and no CPU time that they do not account for
-# (Flask's own server starts a thread per request).
+# "SWITCHES TIDS THREAD_TICKS": the context switches (voluntary or not) of every live thread of
+# the processes, which threads those are, and the CPU ticks of those threads. A thread that exits
+# takes its switch count with it, so a per-request figure is only given when no thread came,
+# went, or came and went during the run: the same threads at both ends, and no CPU time of the
+# processes (`cpu_ticks`, which counts dead threads too) that they do not account for. Flask's
+# own server starts a thread per request.
 switches() {
-  local total=0 tids=() process=0 threads=0 p t n ticks
+  local total=0 tids=() threads=0 p t n ticks
   for p in $(for name in "$@"; do tree "${PID[$name]}"; done); do
-    process=$((process + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
     for t in /proc/"$p"/task/*; do
       # A thread may exit between the listing and the reading: then it is left out.
       n=$(awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}' "$t/status" 2>/dev/null) || continue
@@ -112,14 +111,15 @@ switches() {
       total=$((total + n)) threads=$((threads + ticks)) tids+=("${t##*/}")
     done
   done
-  local IFS=,; echo "$total ${tids[*]} $process $threads"
+  local IFS=,; echo "$total ${tids[*]} $threads"
 }
-# switches_per_request BEFORE AFTER N: context switches per request, or "-" (see above).
+# switches_per_request BEFORE AFTER PROCESS_TICKS N: context switches per request, or "-" (see
+# above); PROCESS_TICKS is the run's `cpu_ticks` difference.
 switches_per_request() {
   local b=($1) a=($2)
-  local unaccounted=$(((a[2] - b[2]) - (a[3] - b[3])))
-  if [ "${b[1]}" = "${a[1]}" ] && [ "$unaccounted" -le 2 ] && [ "$3" -gt 0 ]; then
-    awk -v d=$((a[0] - b[0])) -v n="$3" 'BEGIN {printf "%.2f", d / n}'
+  local unaccounted=$(($3 - (a[2] - b[2])))
+  if [ "${b[1]}" = "${a[1]}" ] && [ "$unaccounted" -le 2 ] && [ "$4" -gt 0 ]; then
+    awk -v d=$((a[0] - b[0])) -v n="$4" 'BEGIN {printf "%.2f", d / n}'
   else echo "-"; fi
 }
 reset_peak() {
@@ -168,7 +168,7 @@ grpc_load() {
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", n ? t / hz * 1e6 / n : 0}')
   printf 'load\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" "$p50" "$p99" \
     "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" \
-    "$(switches_per_request "$sw_before" "$sw_after" "$n")" | tee -a "$TSV" >&2
+    "$(switches_per_request "$sw_before" "$sw_after" $((after - before)) "$n")" | tee -a "$TSV" >&2
 }
 
 # http_load SCENARIO SYSTEM URL CONNECTIONS PROCESS...
@@ -188,7 +188,7 @@ http_load() {
   printf 'load\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$system" "$rps" \
     "$(awk -v v="$p50" 'BEGIN {print v / 1000}')" "$(awk -v v="$p99" 'BEGIN {print v / 1000}')" \
     "$errors" "$cpu_us" "$(rss_text "$@")" "${NOTE:-}" \
-    "$(switches_per_request "$sw_before" "$sw_after" "$n")" | tee -a "$TSV" >&2
+    "$(switches_per_request "$sw_before" "$sw_after" $((after - before)) "$n")" | tee -a "$TSV" >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +369,6 @@ if [ "$MODE" = full ]; then
   ready mkt_log --http "http://127.0.0.1:$P_MKT_LOG/readyz"
   NOTE="default logging" http_load page ours-info-log "http://127.0.0.1:$P_MKT_LOG/" 16 mkt_log rec
   stop mkt_log
-
 
   # Tokio starts one worker thread per core by default. Here two services and wrk share two
   # cores, and a page wakes threads in both services; one worker thread per process avoids

@@ -413,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn context_switches_per_request_follow_the_cpu_time() {
+    fn the_switches_column_comes_after_the_cpu_column() {
         let tsv = "load\tpage\tours\t20000\t1\t2\t0\t50.0\tmkt 9 MB\t\t2.14\n\
             load\tpage\tseed\t600\t20\t39\t0\t900\tseed 40 MB\t\t-\n\
             load\tpage\tfloor\t100000\t1\t2\t0\t9\tfloor 5 MB\t\n";
