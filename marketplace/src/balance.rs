@@ -31,13 +31,14 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc, Mutex, PoisonError, Weak,
+        Arc, Weak,
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
+use bookshop_common::{millis, net::HostPort};
 use rand::RngExt;
 use tokio::sync::Notify;
 use tonic::transport::Channel;
@@ -62,12 +63,12 @@ pub trait Resolve: Send + Sync + fmt::Debug + 'static {
 /// Resolves `host:port` targets through the system resolver (getaddrinfo), on every call.
 #[derive(Debug, Clone)]
 pub struct DnsResolver {
-    targets: Vec<(String, u16)>,
+    targets: Vec<HostPort>,
 }
 
 impl DnsResolver {
-    /// A resolver for these `(host, port)` targets; the union of their addresses is the pool.
-    pub fn new(targets: Vec<(String, u16)>) -> Self {
+    /// A resolver for these targets; the union of their addresses is the pool.
+    pub fn new(targets: Vec<HostPort>) -> Self {
         DnsResolver { targets }
     }
 }
@@ -77,13 +78,13 @@ impl Resolve for DnsResolver {
         Box::pin(async move {
             let mut all = BTreeSet::new();
             let mut last_error = None;
-            for (host, port) in &self.targets {
-                match tokio::net::lookup_host((host.as_str(), *port)).await {
+            for target in &self.targets {
+                match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
                     Ok(addrs) => all.extend(prefer_ipv4(addrs.collect())),
                     Err(error) => {
                         last_error = Some(io::Error::new(
                             error.kind(),
-                            format!("cannot resolve {host}:{port}: {error}"),
+                            format!("cannot resolve {target}: {error}"),
                         ));
                     }
                 }
@@ -410,50 +411,25 @@ async fn keep_resolving(pool: Weak<Inner>) {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A resolver whose answer tests (and embedders) set by hand.
-#[derive(Debug, Clone, Default)]
-pub struct ManualResolver {
-    addrs: Arc<Mutex<Vec<SocketAddr>>>,
-}
-
-impl ManualResolver {
-    /// A resolver answering `addrs`.
-    pub fn new(addrs: Vec<SocketAddr>) -> Self {
-        ManualResolver {
-            addrs: Arc::new(Mutex::new(addrs)),
-        }
-    }
-
-    /// Changes the answer; the pool sees it at its next resolution.
-    pub fn set(&self, addrs: Vec<SocketAddr>) {
-        *self.addrs.lock().unwrap_or_else(PoisonError::into_inner) = addrs;
-    }
-}
-
-impl Resolve for ManualResolver {
-    fn resolve(&self) -> ResolveFuture<'_> {
-        let addrs = self
-            .addrs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        Box::pin(async move { Ok(addrs) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::collections::HashMap;
+    use std::{collections::HashMap, sync::Mutex};
 
     use super::*;
 
     fn addr(n: u8) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, n], 50051))
+    }
+
+    /// The tests' resolver: whatever the list holds.
+    type Listed = Arc<Mutex<Vec<SocketAddr>>>;
+
+    impl Resolve for Listed {
+        fn resolve(&self) -> ResolveFuture<'_> {
+            let addrs = self.lock().unwrap().clone();
+            Box::pin(async move { Ok(addrs) })
+        }
     }
 
     fn lazy_channel() -> MakeChannel {
@@ -464,8 +440,8 @@ mod tests {
         })
     }
 
-    async fn pool_of(addrs: Vec<SocketAddr>) -> (ReplicaPool, ManualResolver) {
-        let resolver = ManualResolver::new(addrs);
+    async fn pool_of(addrs: Vec<SocketAddr>) -> (ReplicaPool, Listed) {
+        let resolver = Listed::new(Mutex::new(addrs));
         let pool = ReplicaPool::new(
             Box::new(resolver.clone()),
             lazy_channel(),
@@ -571,14 +547,14 @@ mod tests {
     async fn resolution_adds_and_removes_replicas_and_an_empty_answer_keeps_them() {
         let (pool, resolver) = pool_of(vec![addr(2)]).await;
         assert_eq!(pool.len(), 1);
-        resolver.set(vec![addr(2), addr(3)]);
+        *resolver.lock().unwrap() = vec![addr(2), addr(3)];
         pool.inner.refresh().await;
         assert_eq!(pool.len(), 2);
-        resolver.set(vec![addr(3)]);
+        *resolver.lock().unwrap() = vec![addr(3)];
         pool.inner.refresh().await;
         let addrs: Vec<_> = pool.states().into_iter().map(|s| s.addr).collect();
         assert_eq!(addrs, vec![addr(3)]);
-        resolver.set(vec![]);
+        *resolver.lock().unwrap() = vec![];
         pool.inner.refresh().await;
         assert_eq!(pool.len(), 1, "an empty answer emptied the pool");
     }
@@ -587,7 +563,7 @@ mod tests {
     async fn a_kept_replica_keeps_its_channel_and_counters() {
         let (pool, resolver) = pool_of(vec![addr(2)]).await;
         let before = pool.attempt(None, Duration::from_secs(1)).await.unwrap();
-        resolver.set(vec![addr(2), addr(3)]);
+        *resolver.lock().unwrap() = vec![addr(2), addr(3)];
         pool.inner.refresh().await;
         let state = pool
             .states()
@@ -601,7 +577,7 @@ mod tests {
     #[tokio::test]
     async fn the_background_task_picks_up_new_replicas() {
         let (pool, resolver) = pool_of(vec![addr(2)]).await;
-        resolver.set(vec![addr(2), addr(3), addr(4)]);
+        *resolver.lock().unwrap() = vec![addr(2), addr(3), addr(4)];
         let deadline = Instant::now() + Duration::from_secs(5);
         while pool.len() != 3 {
             assert!(
@@ -614,7 +590,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_attempt_resolves_when_nothing_is_known_yet() {
-        let resolver = ManualResolver::new(vec![addr(2)]);
+        let resolver = Listed::new(Mutex::new(vec![addr(2)]));
         // An interval so long that only the attempt itself can resolve in time... except that
         // the background task resolves at once too; either way the attempt must find it.
         let pool = ReplicaPool::new(
@@ -636,14 +612,15 @@ mod tests {
 
     #[tokio::test]
     async fn dns_resolution_of_an_ip_literal_and_of_localhost() {
-        let resolver = DnsResolver::new(vec![("127.0.0.7".into(), 9), ("localhost".into(), 9)]);
+        let targets = ["127.0.0.7:9", "localhost:9"].map(|t| t.parse().unwrap());
+        let resolver = DnsResolver::new(targets.to_vec());
         let addrs = resolver.resolve().await.unwrap();
         assert!(
             addrs.contains(&SocketAddr::from(([127, 0, 0, 7], 9))),
             "{addrs:?}"
         );
         assert!(addrs.iter().all(SocketAddr::is_ipv4), "{addrs:?}");
-        let missing = DnsResolver::new(vec![("no-such-host.invalid".into(), 9)]);
+        let missing = DnsResolver::new(vec!["no-such-host.invalid:9".parse().unwrap()]);
         let error = missing.resolve().await.unwrap_err().to_string();
         assert!(error.contains("no-such-host.invalid:9"), "{error}");
     }

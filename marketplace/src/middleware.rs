@@ -8,7 +8,7 @@ use salvo::{
     http::{HeaderValue, Method, StatusCode, header},
 };
 
-use crate::observe::Metrics;
+use crate::{metrics::Metrics, routes::route_label};
 
 /// The Content-Security-Policy: our own stylesheet and images, nothing else; no scripts, no
 /// framing, forms only to ourselves.
@@ -57,8 +57,7 @@ pub async fn security_headers(
 
 /// Every request, observed once: counted in the metrics (route, status, latency) and logged as
 /// one `tracing` event with method, route (the matched pattern, `-` when none matched), path,
-/// status and latency. The probes (`/healthz`, `/readyz`) log at `debug`, so that a Kubernetes
-/// probe every few seconds does not drown the log; everything else at `info`.
+/// status and latency. The probes log at `debug`; everything else at `info`.
 #[derive(Debug, Clone)]
 pub struct AccessLog(pub Arc<Metrics>);
 
@@ -74,15 +73,15 @@ impl AccessLog {
         let started = Instant::now();
         ctrl.call_next(req, depot, res).await;
         let elapsed = started.elapsed();
-        let status = res.status_code.unwrap_or(StatusCode::OK);
-        let route = route_label(req.matched_path(), status);
+        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+        let route = route_label(req);
+        let (route, probe) = route.map_or(("-", false), |r| (r.path, r.probe));
         let method = method_label(req.method());
         self.0
-            .observe_request(method, route, status.as_u16(), elapsed.as_secs_f64());
+            .observe_request(method, route, status, elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let status = status.as_u16();
         let path = req.uri().path();
-        if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        if probe {
             tracing::debug!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
         } else {
             tracing::info!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
@@ -90,24 +89,8 @@ impl AccessLog {
     }
 }
 
-/// The route a request matched, as a fixed label (never the raw path, so metrics labels stay
-/// few): the router's patterns, `-` when nothing matched.
-pub fn route_label(matched: &str, status: StatusCode) -> &'static str {
-    match matched {
-        "" if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => "-",
-        "" => "/",
-        "api/recommendations" => "/api/recommendations",
-        "healthz" => "/healthz",
-        "readyz" => "/readyz",
-        "metrics" => "/metrics",
-        "static/{name}" => "/static/{name}",
-        "favicon.ico" => "/favicon.ico",
-        _ => "other",
-    }
-}
-
 /// The request method as a fixed label.
-pub fn method_label(method: &Method) -> &'static str {
+fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -117,33 +100,5 @@ pub fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         Method::PATCH => "PATCH",
         _ => "OTHER",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_of_the_router_has_its_own_label() {
-        for (pattern, label) in [
-            ("", "/"),
-            ("api/recommendations", "/api/recommendations"),
-            ("healthz", "/healthz"),
-            ("readyz", "/readyz"),
-            ("metrics", "/metrics"),
-            ("static/{name}", "/static/{name}"),
-            ("favicon.ico", "/favicon.ico"),
-        ] {
-            assert_eq!(route_label(pattern, StatusCode::OK), label);
-        }
-        assert_eq!(route_label("", StatusCode::NOT_FOUND), "-");
-        assert_eq!(route_label("", StatusCode::METHOD_NOT_ALLOWED), "-");
-        assert_eq!(route_label("something/new", StatusCode::OK), "other");
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(
-            method_label(&Method::from_bytes(b"BREW").unwrap_or(Method::GET)),
-            "OTHER"
-        );
     }
 }

@@ -6,7 +6,7 @@
 //! put in each page with `<%- %>` as it stands: the one place raw HTML is inserted, and it is
 //! our own templates' output.
 
-use std::{borrow::Cow, sync::LazyLock};
+use std::{borrow::Cow, collections::HashMap, sync::LazyLock};
 
 use bookshop_proto::BookCategory;
 use sailfish::TemplateSimple;
@@ -200,36 +200,31 @@ impl Chrome {
 
 impl Chrome {
     /// The same as [`Chrome::new`], without the work when it can be avoided: a page whose links
-    /// carry no explicit parameter (the usual visit) gets one of the 16 chromes built at the
-    /// first request (2 languages × chosen or negotiated × 4 categories or none), so a page
-    /// costs no link building. Links that keep `?max_results=` or `?user_id=` are built per
-    /// request.
+    /// carry no explicit parameter (the usual visit) gets one of the chromes built at the first
+    /// request, one per language, way of choosing it and current category. Links that keep
+    /// `?max_results=` or `?user_id=` are built per request.
     pub fn shared(
         choice: LangChoice,
         current: Option<BookCategory>,
         carry: LinkQuery,
     ) -> Cow<'static, Chrome> {
-        static PLAIN: LazyLock<Vec<Chrome>> = LazyLock::new(|| {
-            let currents = [None].into_iter().chain(BookCategory::ALL.map(Some));
-            Lang::ALL
-                .into_iter()
-                .flat_map(|lang| [false, true].map(|explicit| LangChoice { lang, explicit }))
-                .flat_map(|choice| {
-                    currents
-                        .clone()
-                        .map(move |current| Chrome::new(choice, current, LinkQuery::default()))
-                })
-                .collect()
+        type Key = (Lang, bool, Option<BookCategory>);
+        static PLAIN: LazyLock<HashMap<Key, Chrome>> = LazyLock::new(|| {
+            let mut chromes = HashMap::new();
+            for lang in Lang::ALL {
+                for explicit in [false, true] {
+                    for current in [None].into_iter().chain(BookCategory::ALL.map(Some)) {
+                        let choice = LangChoice { lang, explicit };
+                        let chrome = Chrome::new(choice, current, LinkQuery::default());
+                        chromes.insert((lang, explicit, current), chrome);
+                    }
+                }
+            }
+            chromes
         });
-        if carry != LinkQuery::default() {
-            return Cow::Owned(Chrome::new(choice, current, carry));
-        }
-        let lang = Lang::ALL.iter().position(|l| *l == choice.lang);
-        let current_index = current.map_or(0, |c| c as usize + 1);
-        let index = lang.map(|l| (l * 2 + usize::from(choice.explicit)) * 4 + current_index);
-        match index.and_then(|i| PLAIN.get(i)) {
-            Some(chrome) => Cow::Borrowed(chrome),
-            None => Cow::Owned(Chrome::new(choice, current, carry)),
+        match PLAIN.get(&(choice.lang, choice.explicit, current)) {
+            Some(chrome) if carry == LinkQuery::default() => Cow::Borrowed(chrome),
+            _ => Cow::Owned(Chrome::new(choice, current, carry)),
         }
     }
 }

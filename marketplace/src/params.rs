@@ -125,17 +125,6 @@ pub struct BookQuery {
     pub user_id: i32,
 }
 
-/// Where the user id of a request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserIdSource {
-    /// `?user_id=`
-    Query,
-    /// A valid `bookshop_uid` cookie.
-    Cookie,
-    /// `homepage.user_id`: the request had neither.
-    Default,
-}
-
 /// The request's parameters as given, before defaults: `None` where a parameter is absent or
 /// empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -274,12 +263,5 @@ mod tests {
             assert_eq!(user_id_from_cookie(Some(bad)), None, "{bad}");
         }
         assert_eq!(user_id_from_cookie(None), None);
-    }
-
-    #[test]
-    fn new_user_ids_are_positive() {
-        for _ in 0..1000 {
-            assert!(new_user_id() >= 1);
-        }
     }
 }

@@ -10,13 +10,14 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /static/{name}`, `GET /favicon.ico` | the embedded assets |
 //!
-//! Every `GET` route answers `HEAD` too.
+//! Every `GET` route answers `HEAD` too. [`ROUTES`] lists them once: the router is built from
+//! it, and the metrics and the access log label requests with its entries.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use bookshop_proto::BookCategory;
 use salvo::{
-    Request, Response, Router, Service,
+    Handler, Request, Response, Router, Service,
     catcher::Catcher,
     handler,
     http::{
@@ -25,7 +26,7 @@ use salvo::{
         header,
         uri::Scheme,
     },
-    writing::Text,
+    writing::{Json, Text},
 };
 use serde::Serialize;
 
@@ -34,21 +35,67 @@ use crate::{
     client::{Book, GatewayError, RecommendationsGateway},
     error::{AppError, PageContext, render_json, render_page},
     i18n::{LangChoice, negotiate},
-    json::SafeJson,
-    middleware, observe,
+    metrics::{Metrics, MetricsHandler},
+    middleware,
     pages::{self, Chrome, HomePage, LinkQuery},
     params::{self, BookQuery, Explicit, USER_COOKIE},
+    request_id,
     settings::Settings,
 };
+
+/// A route of the Marketplace: its path, and whether it is a probe, which the access log
+/// keeps at `debug` so that a Kubernetes probe every few seconds does not drown the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The path pattern, as the router matches it and the metrics label it.
+    pub path: &'static str,
+    /// Logged at `debug`.
+    pub probe: bool,
+}
+
+const fn route(path: &'static str, probe: bool) -> Route {
+    Route { path, probe }
+}
+
+/// `GET /`
+pub const HOME: Route = route("/", false);
+/// `GET /api/recommendations`
+pub const API: Route = route("/api/recommendations", false);
+/// `GET /healthz`
+pub const HEALTHZ: Route = route("/healthz", true);
+/// `GET /readyz`
+pub const READYZ: Route = route("/readyz", true);
+/// `GET /metrics`
+pub const METRICS: Route = route("/metrics", true);
+/// `GET /static/{name}`
+pub const STATIC: Route = route("/static/{name}", false);
+/// `GET /favicon.ico`
+pub const FAVICON: Route = route("/favicon.ico", false);
+
+/// Every route.
+pub const ROUTES: [Route; 7] = [HOME, API, HEALTHZ, READYZ, METRICS, STATIC, FAVICON];
+
+/// What a request matched, for the metrics and the access log: one of [`ROUTES`], or `None`
+/// when nothing matched (never the raw path, so metrics labels stay few).
+pub fn route_label(req: &Request) -> Option<Route> {
+    let matched = req.matched_path();
+    ROUTES
+        .into_iter()
+        .find(|route| route.path.trim_start_matches('/') == matched)
+        .filter(|route| route.path != "/" || !matched.is_empty() || req.uri().path() == "/")
+}
 
 /// How long the anonymous user id cookie lives.
 pub const USER_COOKIE_MAX_AGE_DAYS: i64 = 365;
 
-/// What the handlers share: the gateway to Recommendations and the home page defaults.
+/// What the handlers share: the gateway to Recommendations, the metrics and the home page
+/// defaults.
 #[derive(Debug)]
 pub struct AppState {
-    /// The one channel to Recommendations.
+    /// The pool of channels to the Recommendations replicas.
     pub gateway: RecommendationsGateway,
+    /// The process's metrics (the gateway counts its calls there too).
+    pub metrics: Arc<Metrics>,
     /// `homepage.category`
     pub default_category: BookCategory,
     /// `homepage.max_results`
@@ -60,11 +107,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `settings`, around `gateway`.
-    pub fn new(settings: &Settings, gateway: RecommendationsGateway) -> AppState {
+    /// The state for `settings`, around `gateway` and `metrics`.
+    pub fn new(
+        settings: &Settings,
+        gateway: RecommendationsGateway,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
         AppState {
             gateway,
-            default_category: settings.homepage.category(),
+            metrics,
+            default_category: settings.homepage.category,
             default_max_results: settings.homepage.max_results,
             default_user_id: settings.homepage.user_id,
             retry_after_secs: settings.recommendations.retry_after_secs,
@@ -86,30 +138,29 @@ impl AppState {
 
 /// The routes, without the service-wide hoops and catcher (see [`service`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    let home = HomeHandler(state.clone());
-    let api = ApiHandler(state.clone());
-    let metrics = observe::MetricsHandler {
-        metrics: state.gateway.metrics().clone(),
+    let metrics = MetricsHandler {
+        metrics: state.metrics.clone(),
         pool: state.gateway.pool().clone(),
     };
-    let ready = ReadyHandler(state);
     Router::new()
-        .get(home.clone())
-        .head(home)
-        .push(
-            Router::with_path("api/recommendations")
-                .get(api.clone())
-                .head(api),
-        )
-        .push(Router::with_path("healthz").get(healthz).head(healthz))
-        .push(Router::with_path("readyz").get(ready.clone()).head(ready))
-        .push(Router::with_path("metrics").get(metrics))
-        .push(
-            Router::with_path("static/{name}")
-                .get(static_asset)
-                .head(static_asset),
-        )
-        .push(Router::with_path("favicon.ico").get(favicon).head(favicon))
+        .push(get_and_head(HOME, HomeHandler(state.clone())))
+        .push(get_and_head(API, ApiHandler(state.clone())))
+        .push(get_and_head(HEALTHZ, healthz))
+        .push(get_and_head(READYZ, ReadyHandler(state)))
+        .push(Router::with_path(pattern(METRICS)).get(metrics))
+        .push(get_and_head(STATIC, static_asset))
+        .push(get_and_head(FAVICON, favicon))
+}
+
+fn pattern(route: Route) -> &'static str {
+    route.path.trim_start_matches('/')
+}
+
+fn get_and_head(route: Route, handler: impl Handler) -> Router {
+    let handler = handler.arc();
+    Router::with_path(pattern(route))
+        .get(handler.clone())
+        .head(handler)
 }
 
 /// The whole HTTP service: [`router`], the access log and security headers on every response
@@ -121,9 +172,9 @@ pub fn service(state: Arc<AppState>) -> Service {
     let catcher = Catcher::new(ErrorCatcher {
         retry_after_secs: state.retry_after_secs,
     });
-    let access_log = middleware::AccessLog(state.gateway.metrics().clone());
+    let access_log = middleware::AccessLog(state.metrics.clone());
     Service::new(router(state))
-        .hoop(observe::request_context)
+        .hoop(request_id::request_context)
         .hoop(access_log)
         .hoop(middleware::security_headers)
         .catcher(catcher)
@@ -174,36 +225,6 @@ fn user_cookie(user_id: i32, secure: bool) -> Cookie<'static> {
         .build()
 }
 
-/// Sets the [`user_cookie`] on `res`.
-///
-/// Written as a `Set-Cookie` header directly rather than through salvo's cookie jar, which
-/// percent-encodes and formats every attribute of every cookie again for each response (about 3%
-/// of a page's CPU time when every request is a first visit, as under load tests). The attributes
-/// are the cookie crate's own rendering, made once; only the id changes.
-fn set_user_cookie(res: &mut Response, user_id: i32, secure: bool) {
-    static ATTRIBUTES: LazyLock<[String; 2]> = LazyLock::new(|| {
-        [false, true].map(|secure| {
-            let cookie = user_cookie(0, secure).to_string();
-            match cookie.split_once("; ") {
-                Some((_, attributes)) => attributes.to_owned(),
-                None => String::new(),
-            }
-        })
-    });
-    let attributes = &ATTRIBUTES[usize::from(secure)];
-    let mut id = itoa::Buffer::new();
-    let id = id.format(user_id);
-    // Concatenated, not `format!`ed: the formatting machinery cost 1.7k instructions a page.
-    let mut value = String::with_capacity(USER_COOKIE.len() + 1 + id.len() + 2 + attributes.len());
-    for part in [USER_COOKIE, "=", id, "; ", attributes] {
-        value.push_str(part);
-    }
-    // The id is digits and the attributes are the cookie crate's output: always a valid value.
-    if let Ok(value) = HeaderValue::try_from(value) {
-        res.headers_mut().append(header::SET_COOKIE, value);
-    }
-}
-
 /// `GET /`
 #[derive(Debug, Clone)]
 struct HomeHandler(Arc<AppState>);
@@ -216,7 +237,7 @@ impl HomeHandler {
         let cookie_user_id = cookie_user_id(req);
         if cookie_user_id.is_none() {
             let secure = req.scheme() == &Scheme::HTTPS;
-            set_user_cookie(res, params::new_user_id(), secure);
+            res.add_cookie(user_cookie(params::new_user_id(), secure));
         }
         let explicit = match explicit(req) {
             Ok(explicit) => explicit,
@@ -282,7 +303,7 @@ impl ApiHandler {
             Ok(recommendations) => {
                 res.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                res.render(SafeJson(RecommendationsBody {
+                res.render(Json(RecommendationsBody {
                     category: query.category.key(),
                     recommendations,
                 }));
@@ -391,27 +412,6 @@ impl ErrorCatcher {
                 carry: LinkQuery::default(),
             };
             render_page(&error, &ctx, self.retry_after_secs, res);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn the_user_cookie_header_is_the_cookie_crates_own_rendering() {
-        for secure in [false, true] {
-            let mut res = Response::new();
-            set_user_cookie(&mut res, 1_234_567, secure);
-            let written: Vec<_> = res.headers().get_all(header::SET_COOKIE).iter().collect();
-            assert_eq!(written.len(), 1);
-            assert_eq!(
-                written[0].to_str().unwrap(),
-                user_cookie(1_234_567, secure).encoded().to_string(),
-                "secure: {secure}"
-            );
         }
     }
 }

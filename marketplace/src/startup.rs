@@ -2,27 +2,23 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use bookshop_common::net::{BindError, bind};
 use salvo::{Server, conn::tcp::TcpAcceptor, fuse::FuseConfig};
 use tokio::net::TcpListener;
 
 use crate::{
     client::{ChannelError, RecommendationsGateway},
+    metrics::Metrics,
     routes::{AppState, service},
-    settings::Settings,
+    settings::{ENV_PREFIX, Settings},
 };
 
 /// Why the Marketplace could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address cannot be bound (in use, permission, bad host).
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The address from `server.host` and `server.port`.
-        address: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The Recommendations endpoint cannot be set up.
     #[error(transparent)]
     Recommendations(#[from] ChannelError),
@@ -46,23 +42,29 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port) and sets up the lazy channel to
-    /// Recommendations, which is not dialled until the first request needs it.
+    /// Binds `server.host:server.port` (port 0 picks a free port) and sets up the lazy
+    /// channels to Recommendations, which are not dialled until the first request needs them.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let gateway = RecommendationsGateway::new(&settings.recommendations)?;
-        let address = settings.bind_address();
-        let bind_error = |source| StartError::Bind {
-            address: address.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
-        let acceptor = TcpAcceptor::try_from(listener).map_err(bind_error)?;
+        let (host, port) = (&settings.server.host, settings.server.port);
+        let listener = bind(host, port, ENV_PREFIX, "server.port").await?;
+        Self::with_listener(settings, listener)
+    }
+
+    /// The same, serving on `listener` instead of binding `server.port` (tests bind
+    /// `127.0.0.1:0` themselves and hand it over).
+    pub fn with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let gateway = RecommendationsGateway::new(&settings.recommendations, metrics.clone())?;
+        let local_addr = listener.local_addr().map_err(StartError::Serve)?;
+        let acceptor = TcpAcceptor::try_from(listener).map_err(StartError::Serve)?;
         Ok(Application {
             acceptor,
             local_addr,
-            state: Arc::new(AppState::new(&settings, gateway)),
-            shutdown_timeout: settings.shutdown_timeout(),
+            state: Arc::new(AppState::new(&settings, gateway, metrics)),
+            shutdown_timeout: settings.server.shutdown_timeout,
             fuse: settings.fuse(),
             max_connections: settings.server.max_connections,
         })
@@ -99,7 +101,7 @@ impl Application {
         }
 
         tracing::info!(
-            grace_ms = u64::try_from(self.shutdown_timeout.as_millis()).unwrap_or(u64::MAX),
+            grace_ms = bookshop_common::millis(self.shutdown_timeout),
             "stopping: finishing in-flight requests"
         );
         handle.stop_graceful(Some(self.shutdown_timeout));

@@ -117,7 +117,7 @@ impl Catalog {
         }
         Ok(Catalog {
             books,
-            hash: content_hash(text.as_bytes()),
+            hash: bookshop_common::fnv1a(text.as_bytes()),
         })
     }
 
@@ -142,7 +142,7 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// A stable 64-bit hash (FNV-1a) of the file's bytes: the catalog's identity for change
+    /// A stable 64-bit hash ([FNV-1a](bookshop_common::fnv1a)) of the file's bytes: the catalog's identity for change
     /// detection, logs, and the per-user selection seed (so it is the same on every replica).
     pub fn content_hash(&self) -> u64 {
         self.hash
@@ -168,13 +168,17 @@ pub fn short_hash(hash: u64) -> String {
     format!("{hash:016x}")[..8].to_owned()
 }
 
-/// FNV-1a, 64 bit: stable across processes, machines and releases, unlike `std`'s hashers.
-pub fn content_hash(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+/// What `recommendations check FILE` prints: the books per category and the hash, or the
+/// error with its file, line and column.
+pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
+    let catalog = Catalog::load(path, max_bytes).map_err(|error| error.to_string())?;
+    Ok(format!(
+        "{}: OK, {} books ({}), hash {}",
+        path.display(),
+        catalog.len(),
+        catalog.summary(),
+        catalog.short_hash()
+    ))
 }
 
 /// Reads a file as UTF-8, refusing it before reading if it is over `max_bytes` (and again while
@@ -182,6 +186,7 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError> {
     let io = |source| CatalogError::Io {
         path: path.display().to_string(),
+        resolved: resolved(path),
         source,
     };
     let too_large = |size| CatalogError::TooLarge {
@@ -209,6 +214,19 @@ pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError>
             problem: Problem::NotUtf8,
         }
     })
+}
+
+/// Where a relative path points, for errors read by someone who may not know the service's
+/// working directory: ` (/srv/catalog.toml, from the working directory /srv)`.
+fn resolved(path: &Path) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => format!(
+            " ({}, from the working directory {})",
+            cwd.join(path).display(),
+            cwd.display()
+        ),
+        _ => String::new(),
+    }
 }
 
 /// One book's fields, checked, with the span of its `id` for duplicate reports.
@@ -330,10 +348,12 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The file cannot be opened or read (missing, permissions, a directory…).
-    #[error("{path}: cannot read the catalog: {source}")]
+    #[error("{path}: cannot read the catalog{resolved}: {source}")]
     Io {
         /// The file.
         path: String,
+        /// For a relative path: the absolute path and the working directory it was taken from.
+        resolved: String,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -639,8 +659,24 @@ title = "Автостопом по галактике"
         let err = Catalog::load(Path::new("/nonexistent/catalog.toml"), 1000).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("/nonexistent/catalog.toml: cannot read")
+                .starts_with("/nonexistent/catalog.toml: cannot read the catalog: "),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn a_missing_relative_file_names_the_absolute_path_and_the_working_directory() {
+        let err = Catalog::load(Path::new("no-such-dir/catalog.toml"), 1000)
+            .unwrap_err()
+            .to_string();
+        let cwd = std::env::current_dir().unwrap();
+        let absolute = cwd.join("no-such-dir/catalog.toml");
+        for part in [
+            absolute.display().to_string(),
+            format!("working directory {}", cwd.display()),
+        ] {
+            assert!(err.contains(&part), "{part} missing from: {err}");
+        }
     }
 
     #[test]
@@ -659,9 +695,7 @@ title = "Автостопом по галактике"
     #[test]
     fn the_content_hash_is_stable_and_changes_with_the_text() {
         let a = Catalog::from_toml_str(GOOD, "c").unwrap();
-        assert_eq!(a.content_hash(), content_hash(GOOD.as_bytes()));
-        assert_eq!(content_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(content_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(a.content_hash(), bookshop_common::fnv1a(GOOD.as_bytes()));
         let b = Catalog::from_toml_str(&GOOD.replace("сокол", "Сокол"), "c").unwrap();
         assert_ne!(a.content_hash(), b.content_hash());
         assert_eq!(a.short_hash().len(), 8);

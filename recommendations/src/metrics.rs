@@ -51,9 +51,6 @@ struct HashLabels {
     hash: String,
 }
 
-/// The method nearly every call is.
-const RECOMMEND: &str = "Recommend";
-
 /// The service's metrics, registered in their own registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -65,10 +62,6 @@ pub struct Metrics {
     catalog_hash: Family<HashLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     last_reload: Gauge,
-    /// The series of a successful `Recommend`, looked up once: nearly every call lands there,
-    /// and this way it neither hashes labels nor takes the families' locks.
-    recommend_ok: Counter,
-    recommend_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -126,19 +119,6 @@ impl Metrics {
             last_reload.clone(),
         );
         register_build_info(&mut registry, "recommendations", env!("CARGO_PKG_VERSION"));
-        let recommend_ok = calls
-            .get_or_create(&CallLabels {
-                grpc_service: bookshop_proto::SERVICE_NAME,
-                grpc_method: RECOMMEND,
-                grpc_code: bookshop_proto::code_name(tonic::Code::Ok),
-            })
-            .clone();
-        let recommend_seconds = latency
-            .get_or_create(&MethodLabels {
-                grpc_service: bookshop_proto::SERVICE_NAME,
-                grpc_method: RECOMMEND,
-            })
-            .clone();
         Metrics {
             registry,
             calls,
@@ -148,31 +128,21 @@ impl Metrics {
             catalog_hash,
             reloads,
             last_reload,
-            recommend_ok,
-            recommend_seconds,
         }
     }
 
     /// Counts one finished RPC.
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if method == RECOMMEND {
-            self.recommend_seconds.observe(seconds);
-            if code == tonic::Code::Ok {
-                self.recommend_ok.inc();
-                return;
-            }
-        } else {
-            self.latency
-                .get_or_create(&MethodLabels {
-                    grpc_service: bookshop_proto::SERVICE_NAME,
-                    grpc_method: method,
-                })
-                .observe(seconds);
-        }
+        let grpc_service = bookshop_proto::SERVICE_NAME;
+        self.latency
+            .get_or_create(&MethodLabels {
+                grpc_service,
+                grpc_method: method,
+            })
+            .observe(elapsed.as_secs_f64());
         self.calls
             .get_or_create(&CallLabels {
-                grpc_service: bookshop_proto::SERVICE_NAME,
+                grpc_service,
                 grpc_method: method,
                 grpc_code: bookshop_proto::code_name(code),
             })

@@ -124,7 +124,7 @@ impl Reloader {
                 return Outcome::Rejected(error);
             }
         };
-        let hash = catalog::content_hash(text.as_bytes());
+        let hash = bookshop_common::fnv1a(text.as_bytes());
         if !self.remember(Seen::Content(hash)) {
             return Outcome::Unchanged;
         }

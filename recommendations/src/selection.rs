@@ -9,7 +9,7 @@ use bookshop_proto::BookCategory;
 use rand::{SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Book, content_hash};
+use crate::catalog::Book;
 
 /// The selection mode (`recommend.selection`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub fn pick(
             seed[..4].copy_from_slice(&user_id.to_le_bytes());
             seed[4..8].copy_from_slice(&(category as i32).to_le_bytes());
             seed[8..].copy_from_slice(&catalog_hash.to_le_bytes());
-            let mut rng = StdRng::seed_from_u64(content_hash(&seed));
+            let mut rng = StdRng::seed_from_u64(bookshop_common::fnv1a(&seed));
             books.sample(&mut rng, count).collect()
         }
     }

@@ -49,19 +49,13 @@ pub struct RecommendationService {
 }
 
 impl RecommendationService {
-    /// A service answering from `store` under `rules`.
-    pub fn new(store: CatalogStore, rules: RecommendSettings) -> Self {
+    /// A service answering from `store` under `rules`, counting its calls in `metrics`.
+    pub fn new(store: CatalogStore, rules: RecommendSettings, metrics: Arc<Metrics>) -> Self {
         RecommendationService {
             store,
             rules,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         }
-    }
-
-    /// Counts calls in `metrics` (shared with the metrics listener).
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// The RPC's logic, without transport concerns.
@@ -168,7 +162,7 @@ mod tests {
         }
         let store = CatalogStore::default();
         store.replace(Arc::new(Catalog::from_toml_str(&text, "t").unwrap()));
-        RecommendationService::new(store, RecommendSettings::default())
+        RecommendationService::new(store, RecommendSettings::default(), Arc::default())
     }
 
     fn ask(
@@ -285,8 +279,11 @@ mod tests {
 
     #[test]
     fn without_a_catalog_the_service_is_unavailable() {
-        let service =
-            RecommendationService::new(CatalogStore::default(), RecommendSettings::default());
+        let service = RecommendationService::new(
+            CatalogStore::default(),
+            RecommendSettings::default(),
+            Arc::default(),
+        );
         assert_eq!(ask(&service, 0, 3), Err(RecommendError::NotReady));
         assert_eq!(
             Status::from(RecommendError::NotReady).code(),
@@ -299,7 +296,8 @@ mod tests {
         let store = CatalogStore::default();
         let text = "[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n";
         store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
-        let service = RecommendationService::new(store, RecommendSettings::default());
+        let service =
+            RecommendationService::new(store, RecommendSettings::default(), Arc::default());
         let response = service
             .recommend(&RecommendationRequest::default())
             .unwrap();

@@ -1,9 +1,13 @@
 //! Building and running the service: bind first, then serve until a stop signal.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use bookshop_common::{
+    net::{BindError, bind},
+    tls::{self, TlsFileError},
+};
 use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -12,33 +16,19 @@ use crate::{
     metrics::Metrics,
     reload::{Reloader, WatchHandle, spawn_watcher},
     service::RecommendationService,
-    settings::{Settings, TlsSettings},
+    settings::{ENV_PREFIX, Settings, TlsSettings},
     store::CatalogStore,
 };
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The address cannot be bound (in use, permission, bad host).
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The address from `server.host` and `server.port`.
-        address: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A listener cannot be bound (in use, permission, bad host).
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// A TLS file cannot be read.
-    #[error("cannot read {key} {path}: {source}")]
-    TlsFile {
-        /// The setting that names the file.
-        key: &'static str,
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// The catalog could not be loaded at start-up.
     #[error("cannot start without a valid catalog: {0}")]
     Catalog(#[from] CatalogError),
@@ -54,7 +44,7 @@ pub enum StartError {
 }
 
 /// The largest `Recommend` request accepted, in bytes. A real one is under 20 bytes; anything
-/// bigger (unknown fields stuffed in) is refused with `OUT_OF_RANGE` before it is decoded.
+/// bigger (unknown fields stuffed in) is refused before it is decoded.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
 /// The largest header list (metadata) of a call, in bytes.
@@ -64,9 +54,8 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
-    local_addr: SocketAddr,
-    health_listener: Option<(TcpListener, SocketAddr)>,
-    metrics_listener: Option<(TcpListener, SocketAddr)>,
+    health_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     tls: Option<ServerTlsConfig>,
     settings: Settings,
 }
@@ -77,19 +66,27 @@ impl Application {
     /// Binds the listeners (port 0 picks a free port) and reads the TLS files; nothing is
     /// served yet.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let listener = bind_port(&settings, settings.server.port, "server.port").await?;
+        Self::with_listener(settings, listener).await
+    }
+
+    /// The same, serving gRPC on `listener` instead of binding `server.port` (tests bind
+    /// `127.0.0.1:0` themselves and hand it over).
+    pub async fn with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
         let tls = server_tls(&settings.tls)?;
-        let (listener, local_addr) = bind(&settings.bind_address()).await?;
         let health_listener = match settings.server.health_port {
-            Some(port) => Some(bind(&settings.bind_address_for(port)).await?),
+            Some(port) => Some(bind_port(&settings, port, "server.health_port").await?),
             None => None,
         };
         let metrics_listener = match settings.metrics.enabled {
-            true => Some(bind(&settings.bind_address_for(settings.metrics.port)).await?),
+            true => Some(bind_port(&settings, settings.metrics.port, "metrics.port").await?),
             false => None,
         };
         Ok(Application {
             listener,
-            local_addr,
             health_listener,
             metrics_listener,
             tls,
@@ -97,19 +94,19 @@ impl Application {
         })
     }
 
-    /// The bound address (with the real port when 0 was asked for).
+    /// The gRPC listener's address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        address(&self.listener)
     }
 
     /// The plaintext health listener's address, if `server.health_port` is set.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health_listener.as_ref().map(|(_, addr)| *addr)
+        self.health_listener.as_ref().map(address)
     }
 
     /// The metrics listener's address, if `metrics.enabled`.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
+        self.metrics_listener.as_ref().map(address)
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
@@ -122,70 +119,58 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
+        let local_addr = self.local_addr();
         let settings = self.settings;
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
-
         let store = CatalogStore::default();
         let metrics = Arc::new(Metrics::new());
-        let service = RecommendationService::new(store.clone(), settings.recommend.clone())
-            .with_metrics(metrics.clone());
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (stop, stopped) = watch::channel(false);
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        if let Some((listener, addr)) = self.health_listener {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        if let Some(listener) = self.health_listener {
+            tracing::info!(address = %address(&listener), "health listener (plaintext gRPC health only)");
             let health_only = Server::builder()
                 .add_service(health_service.clone())
-                .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+                .serve_with_incoming_shutdown(incoming(listener), wait(stopped.clone()));
             tokio::spawn(async move {
                 if let Err(error) = health_only.await {
                     tracing::error!(%error, "the health listener failed");
                 }
             });
-            tracing::info!(address = %addr, "health listener (plaintext gRPC health only)");
         }
-        if let Some((listener, addr)) = self.metrics_listener {
+        if let Some(listener) = self.metrics_listener {
+            tracing::info!(address = %address(&listener), "metrics listener (GET /metrics)");
             tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),
-                stopped(stop_rx.clone()),
+                wait(stopped.clone()),
             ));
-            tracing::info!(address = %addr, "metrics listener (GET /metrics)");
         }
+
+        let service =
+            RecommendationService::new(store.clone(), settings.recommend.clone(), metrics.clone());
         let mut builder = Server::builder();
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = builder
-            .timeout(Duration::from_millis(settings.server.request_timeout_ms))
+            .timeout(settings.server.request_timeout)
             .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
             .max_concurrent_streams(
                 u32::try_from(settings.server.concurrency_limit_per_connection).ok(),
             )
             .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .tcp_keepalive(Some(Duration::from_secs(60)))
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
             .add_service(Service::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
+            .serve_with_incoming_shutdown(incoming(self.listener), wait(stopped));
         let mut server = tokio::spawn(server);
         tracing::info!(
-            address = %self.local_addr,
+            address = %local_addr,
             tls = settings.tls.enabled(),
             mutual_tls = settings.tls.client_ca_path.is_some(),
             "Recommendations listening (gRPC)"
@@ -202,11 +187,11 @@ impl Application {
             tokio::task::spawn_blocking(move || reloader.load_initial()).await
         };
         if let Err(error) = initial.map_err(StartError::from).and_then(|r| Ok(r?)) {
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
             let _ = server.await;
             return Err(error);
         }
-        let watcher = spawn_watcher(reloader, settings.watch_options());
+        let watcher = spawn_watcher(reloader, settings.catalog.watch_options());
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!("Recommendations ready");
 
@@ -222,13 +207,13 @@ impl Application {
 
         set_health(&health, ServingStatus::NotServing).await;
         drop(watcher);
-        let _ = stop_tx.send(true);
-        let grace = Duration::from_millis(settings.server.shutdown_timeout_ms);
+        let _ = stop.send(true);
+        let grace = settings.server.shutdown_timeout;
         match tokio::time::timeout(grace, &mut server).await {
             Ok(result) => result??,
             Err(_) => {
                 tracing::warn!(
-                    grace_ms = settings.server.shutdown_timeout_ms,
+                    grace_ms = bookshop_common::millis(grace),
                     "in-flight calls did not finish in time; stopping anyway"
                 );
                 server.abort();
@@ -239,35 +224,50 @@ impl Application {
     }
 }
 
-async fn bind(address: &str) -> Result<(TcpListener, SocketAddr), StartError> {
-    let bind_error = |source| StartError::Bind {
-        address: address.to_owned(),
-        source,
-    };
-    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
-    Ok((listener, local_addr))
+/// Binds `port` on `server.host`; `setting` names the port's key in the error.
+async fn bind_port(
+    settings: &Settings,
+    port: u16,
+    setting: &'static str,
+) -> Result<TcpListener, BindError> {
+    bind(&settings.server.host, port, ENV_PREFIX, setting).await
+}
+
+fn address(listener: &TcpListener) -> SocketAddr {
+    // Bound listeners have an address (checked by `bind`).
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Resolves once `stop` turns true.
+async fn wait(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Server reflection over the Recommendations and health protos, so grpcurl works without them.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
 /// The server's TLS configuration from `[tls]`, the files read now so a missing file stops
 /// start-up with its name.
-fn server_tls(tls: &TlsSettings) -> Result<Option<ServerTlsConfig>, StartError> {
-    let (Some(cert), Some(key)) = (&tls.cert_path, &tls.key_path) else {
+fn server_tls(settings: &TlsSettings) -> Result<Option<ServerTlsConfig>, TlsFileError> {
+    let (Some(cert), Some(key)) = (&settings.cert_path, &settings.key_path) else {
         return Ok(None);
     };
-    let read = |key: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| StartError::TlsFile {
-            key,
-            path: path.display().to_string(),
-            source,
-        })
-    };
     let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
-        read("tls.cert_path", cert)?,
-        read("tls.key_path", key)?,
+        tls::read("tls.cert_path", cert)?,
+        tls::read("tls.key_path", key)?,
     ));
-    if let Some(ca) = &tls.client_ca_path {
-        config = config.client_ca_root(Certificate::from_pem(read("tls.client_ca_path", ca)?));
+    if let Some(ca) = &settings.client_ca_path {
+        config = config.client_ca_root(Certificate::from_pem(tls::read("tls.client_ca_path", ca)?));
     }
     Ok(Some(config))
 }

@@ -8,7 +8,7 @@ use std::{
 
 use crate::support::{
     FakeServer, MarketplaceProcess, RecommendationsProcess, Script, TestResult, catalog_dir,
-    eventually, free_port, get, settings_for, three_books, titles, try_get, write_catalog,
+    eventually, get, reserved_port, settings_for, three_books, titles, try_get, write_catalog,
 };
 
 /// The Marketplace's per-call deadline in these tests.
@@ -28,7 +28,7 @@ fn expected(titles: &[&str]) -> BTreeSet<String> {
 async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
     let catalog = ["Первая книга", "Second Book", "Третья & последняя"];
     let (_dir, path) = catalog_dir(&catalog);
-    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let recommendations = RecommendationsProcess::start(&path).await;
     let marketplace =
         MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
 
@@ -47,7 +47,7 @@ async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
 #[tokio::test]
 async fn after_an_edit_of_the_catalog_the_page_shows_the_new_titles() -> TestResult {
     let (_dir, path) = catalog_dir(&["Old One", "Old Two", "Old Three"]);
-    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let recommendations = RecommendationsProcess::start(&path).await;
     let marketplace =
         MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
     assert_eq!(
@@ -57,11 +57,12 @@ async fn after_an_edit_of_the_catalog_the_page_shows_the_new_titles() -> TestRes
 
     write_catalog(&path, &["New Alpha", "New Beta", "New Gamma"]);
     let wanted = expected(&["New Alpha", "New Beta", "New Gamma"]);
-    eventually(PATIENCE, "the edited catalog on the page", || async {
+    let done = eventually(PATIENCE, async || {
         let page = marketplace.get("/").await;
-        (page.status == 200 && set(&titles(&page.body)) == wanted).then_some(())
+        page.status == 200 && set(&titles(&page.body)) == wanted
     })
     .await;
+    assert!(done, "gave up waiting for the edited catalog on the page");
     Ok(())
 }
 
@@ -69,7 +70,7 @@ async fn after_an_edit_of_the_catalog_the_page_shows_the_new_titles() -> TestRes
 async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when_it_is_back()
 -> TestResult {
     let (_dir, path) = catalog_dir(&["Kept A", "Kept B", "Kept C"]);
-    let recommendations = RecommendationsProcess::start(&path, 0).await;
+    let recommendations = RecommendationsProcess::start(&path).await;
     let port = recommendations.addr.port();
     let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
     assert_eq!(marketplace.get("/").await.status, 200);
@@ -95,19 +96,21 @@ async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when
     assert_eq!(marketplace.get("/readyz").await.status, 503);
     assert_eq!(marketplace.get("/healthz").await.status, 200);
 
-    let _restarted = RecommendationsProcess::start(&path, port).await;
-    eventually(PATIENCE, "the page to recover", || async {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let _restarted = RecommendationsProcess::start_with(&path, listener).await;
+    let done = eventually(PATIENCE, async || {
         let page = marketplace.get("/").await;
-        (page.status == 200 && titles(&page.body).len() == 3).then_some(())
+        page.status == 200 && titles(&page.body).len() == 3
     })
     .await;
+    assert!(done, "gave up waiting for the page to recover");
     assert_eq!(marketplace.get("/readyz").await.status, 200);
     Ok(())
 }
 
 #[tokio::test]
 async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestResult {
-    let port = free_port();
+    let (reserved, port) = reserved_port();
     let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
     let page = marketplace.get("/").await;
     assert_eq!(
@@ -117,18 +120,21 @@ async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestRes
     assert_eq!(marketplace.get("/readyz").await.status, 503);
 
     let (_dir, path) = catalog_dir(&["Late A", "Late B", "Late C"]);
-    let _recommendations = RecommendationsProcess::start(&path, port).await;
-    eventually(PATIENCE, "the late Recommendations to be used", || async {
+    let _recommendations = RecommendationsProcess::start_with(&path, reserved.listen(128)?).await;
+    let done = eventually(PATIENCE, async || {
         let page = marketplace.get("/").await;
-        (page.status == 200
-            && set(&titles(&page.body)) == expected(&["Late A", "Late B", "Late C"]))
-        .then_some(())
+        page.status == 200 && set(&titles(&page.body)) == expected(&["Late A", "Late B", "Late C"])
     })
     .await;
-    eventually(PATIENCE, "readiness", || async {
-        (marketplace.get("/readyz").await.status == 200).then_some(())
+    assert!(
+        done,
+        "gave up waiting for the late Recommendations to be used"
+    );
+    let done = eventually(PATIENCE, async || {
+        marketplace.get("/readyz").await.status == 200
     })
     .await;
+    assert!(done, "gave up waiting for readiness");
     Ok(())
 }
 
@@ -207,7 +213,8 @@ async fn the_healthcheck_command_exits_zero_only_when_ready() -> TestResult {
     let not_ready = run(marketplace.url("/readyz")).await??;
     assert_eq!(not_ready.status.code(), Some(1), "{not_ready:?}");
 
-    let nobody = run(format!("http://127.0.0.1:{}/readyz", free_port())).await??;
+    let (_reserved, port) = reserved_port();
+    let nobody = run(format!("http://127.0.0.1:{port}/readyz")).await??;
     assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
     Ok(())
 }
@@ -218,20 +225,20 @@ async fn a_stop_signal_lets_in_flight_requests_finish() -> TestResult {
     let mut marketplace = MarketplaceProcess::start(settings_for(server.addr.port(), 3_000)).await;
     let addr = marketplace.addr;
     let in_flight = tokio::spawn(async move { try_get(addr, "/api/recommendations", &[]).await });
-    eventually(PATIENCE, "the request to reach Recommendations", || async {
-        (!server.fake.requests().is_empty()).then_some(())
-    })
-    .await;
+    let done = eventually(PATIENCE, async || !server.fake.requests().is_empty()).await;
+    assert!(
+        done,
+        "gave up waiting for the request to reach Recommendations"
+    );
 
-    marketplace.signal_stop();
+    marketplace.running.signal_stop();
     let reply = in_flight.await?.map_err(|e| e.to_string())?;
     assert_eq!(
         reply.status, 200,
         "the in-flight request finished: {}",
         reply.body
     );
-    let task = marketplace.task.take().expect("the server task");
-    tokio::time::timeout(Duration::from_secs(10), task).await???;
+    marketplace.running.ended(Duration::from_secs(10)).await?;
     assert!(
         try_get(addr, "/healthz", &[]).await.is_err(),
         "no new connections after the stop"

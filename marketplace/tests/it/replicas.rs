@@ -5,8 +5,8 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use marketplace::{
-    balance::ManualResolver,
     client::RecommendationsGateway,
+    metrics::Metrics,
     routes::{AppState, service},
 };
 use salvo::{
@@ -16,7 +16,8 @@ use salvo::{
 };
 
 use crate::support::{
-    RecommendationsProcess, TestResult, catalog_dir, eventually, settings_for, titles,
+    ManualResolver, RecommendationsProcess, TestResult, catalog_dir, eventually, settings_for,
+    titles,
 };
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -34,16 +35,18 @@ async fn replica(n: u8) -> Replica {
 }
 
 /// The Marketplace in front of whatever `resolver` answers, re-resolving every 100 ms.
-fn marketplace(resolver: &ManualResolver) -> (Service, RecommendationsGateway) {
+fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
     let mut settings = settings_for(0, 1_000);
-    settings.recommendations.resolve_interval_ms = 100;
+    settings.recommendations.resolve_interval = Duration::from_millis(100);
+    let metrics = Arc::new(Metrics::new());
     let gateway = RecommendationsGateway::with_resolver(
         &settings.recommendations,
         Box::new(resolver.clone()),
+        metrics.clone(),
     )
     .unwrap();
-    let service = service(Arc::new(AppState::new(&settings, gateway.clone())));
-    (service, gateway)
+    let state = Arc::new(AppState::new(&settings, gateway, metrics));
+    (service(state.clone()), state)
 }
 
 /// Loads the home page; returns its status and the replica that answered ("Replica n").
@@ -91,7 +94,7 @@ async fn page_loads_spread_over_every_replica() -> TestResult {
 async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> TestResult {
     let [a, b, c] = [replica(2).await, replica(3).await, replica(4).await];
     let resolver = ManualResolver::new(vec![a.process.addr, b.process.addr, c.process.addr]);
-    let (service, gateway) = marketplace(&resolver);
+    let (service, state) = marketplace(&resolver);
     spread(&service, 30).await;
 
     // Stopped, but still listed by the resolver: only the retry on another replica and the
@@ -101,11 +104,11 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
     assert!(!by_replica.contains_key("Replica 3"), "{by_replica:?}");
     assert_eq!(by_replica.len(), 2, "{by_replica:?}");
     assert!(
-        gateway.pool().states().iter().any(|s| s.ejected),
+        state.gateway.pool().states().iter().any(|s| s.ejected),
         "the stopped replica was not ejected: {:?}",
-        gateway.pool().states()
+        state.gateway.pool().states()
     );
-    let metrics = gateway.metrics().render(gateway.pool());
+    let metrics = state.metrics.render(state.gateway.pool());
     for line in [
         "bookshop_recommendations_replicas{state=\"ejected\"} 1",
         "bookshop_recommendations_replicas{state=\"serving\"} 2",
@@ -124,12 +127,11 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
 
     // The resolver drops it: it leaves the pool.
     resolver.set(vec![a.process.addr, c.process.addr]);
-    eventually(
-        PATIENCE,
-        "the stopped replica to leave the pool",
-        || async { (gateway.pool().len() == 2).then_some(()) },
-    )
-    .await;
+    let done = eventually(PATIENCE, async || state.gateway.pool().len() == 2).await;
+    assert!(
+        done,
+        "gave up waiting for the stopped replica to leave the pool"
+    );
     drop(c);
     Ok(())
 }
@@ -143,10 +145,14 @@ async fn a_replica_added_to_the_resolver_starts_receiving_calls() -> TestResult 
 
     let b = replica(5).await;
     resolver.set(vec![a.process.addr, b.process.addr]);
-    eventually(PATIENCE, "the added replica to serve a page", || async {
-        (load(&service).await.1.as_deref() == Some("Replica 5")).then_some(())
+    let done = eventually(PATIENCE, async || {
+        load(&service).await.1.as_deref() == Some("Replica 5")
     })
     .await;
+    assert!(
+        done,
+        "gave up waiting for the added replica to serve a page"
+    );
     let by_replica = spread(&service, 200).await;
     assert!(by_replica["Replica 5"] >= 50, "{by_replica:?}");
     Ok(())
@@ -167,10 +173,8 @@ async fn when_every_replica_is_down_the_page_is_the_503_notice_and_recovers() ->
 
     // Back on the same address: the ejected replica is tried anyway, as it is the only one.
     let _again = RecommendationsProcess::start_on(&path, "127.0.0.6", addr.port()).await;
-    eventually(PATIENCE, "the page to recover", || async {
-        (load(&service).await.0 == StatusCode::OK).then_some(())
-    })
-    .await;
+    let done = eventually(PATIENCE, async || load(&service).await.0 == StatusCode::OK).await;
+    assert!(done, "gave up waiting for the page to recover");
     drop(dir);
     Ok(())
 }
@@ -183,9 +187,7 @@ async fn a_name_that_does_not_resolve_yet_is_a_503_not_a_crash() -> TestResult {
 
     let a = replica(7).await;
     resolver.set(vec![a.process.addr]);
-    eventually(PATIENCE, "the page once the name resolves", || async {
-        (load(&service).await.0 == StatusCode::OK).then_some(())
-    })
-    .await;
+    let done = eventually(PATIENCE, async || load(&service).await.0 == StatusCode::OK).await;
+    assert!(done, "gave up waiting for the page once the name resolves");
     Ok(())
 }

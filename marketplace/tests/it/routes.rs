@@ -12,8 +12,8 @@ use serde_json::Value;
 use tonic::Code;
 
 use crate::support::{
-    FakeServer, Script, TestResult, app, book, free_port, service_for, settings_for, three_books,
-    titles,
+    FakeServer, Script, TestResult, app, book, reserved_port, service_for, settings_for,
+    three_books, titles,
 };
 
 const BASE: &str = "http://127.0.0.1:5001";
@@ -85,7 +85,7 @@ async fn by_default_the_page_asks_for_three_mystery_books_for_user_one() -> Test
 async fn the_configured_home_category_count_and_user_are_used() -> TestResult {
     let server = FakeServer::start(Script::Books(three_books())).await;
     let mut settings = settings_for(server.addr.port(), 500);
-    settings.homepage.category = "self_help".into();
+    settings.homepage.category = BookCategory::SelfHelp;
     settings.homepage.max_results = 7;
     settings.homepage.user_id = 99;
     let service = service_for(&settings);
@@ -532,7 +532,8 @@ async fn a_slow_recommendations_gives_a_503_within_the_deadline() -> TestResult 
 
 #[tokio::test]
 async fn an_unreachable_recommendations_gives_a_503() -> TestResult {
-    let service = service_for(&settings_for(free_port(), 500));
+    let (_reserved, port) = reserved_port();
+    let service = service_for(&settings_for(port, 500));
     let started = Instant::now();
     let (res, _) = page(&service, "/").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
@@ -542,7 +543,8 @@ async fn an_unreachable_recommendations_gives_a_503() -> TestResult {
 
 #[tokio::test]
 async fn healthz_answers_even_when_recommendations_is_down() -> TestResult {
-    let service = service_for(&settings_for(free_port(), 300));
+    let (_reserved, port) = reserved_port();
+    let service = service_for(&settings_for(port, 300));
     let (res, body) = page(&service, "/healthz").await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     assert_eq!(body, "ok\n");
@@ -559,7 +561,8 @@ async fn readyz_follows_the_health_of_recommendations() -> TestResult {
     let (res, _) = page(&service, "/readyz").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
 
-    let down = service_for(&settings_for(free_port(), 300));
+    let (_reserved, port) = reserved_port();
+    let down = service_for(&settings_for(port, 300));
     let (res, _) = page(&down, "/readyz").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
     Ok(())

@@ -1,15 +1,17 @@
 //! Test helpers: a fake Recommendations with scripted answers, a real Recommendations on a
-//! temporary catalog, a real Marketplace on port 0, a minimal HTTP client, and polling.
+//! temporary catalog, a real Marketplace on port 0, a resolver the tests set by hand, a minimal
+//! HTTP client, and polling (`eventually`, from `bookshop_common::testing`).
 
 use std::{
     collections::HashMap,
-    future::Future,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use bookshop_common::testing::Spawned;
+pub use bookshop_common::testing::eventually;
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, RecommendationResponse,
     recommendations_server::{Recommendations, RecommendationsServer},
@@ -19,12 +21,18 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use marketplace::{
     Application,
+    balance::{Resolve, ResolveFuture},
     client::RecommendationsGateway,
+    metrics::Metrics,
     routes::{AppState, service},
     settings::Settings,
 };
 use salvo::Service;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 use tonic_health::{pb::health_check_response::ServingStatus, server::HealthReporter};
 
@@ -199,19 +207,20 @@ impl Drop for FakeServer {
 pub fn settings_for(port: u16, timeout_ms: u64) -> Settings {
     let mut settings = Settings::default();
     settings.server.host = "127.0.0.1".into();
-    settings.server.port = 0;
-    settings.server.shutdown_timeout_ms = 5_000;
+    settings.server.shutdown_timeout = Duration::from_secs(5);
     settings.recommendations.host = "127.0.0.1".into();
     settings.recommendations.port = port;
-    settings.recommendations.timeout_ms = timeout_ms;
-    settings.recommendations.connect_timeout_ms = 300;
+    settings.recommendations.timeout = Duration::from_millis(timeout_ms);
+    settings.recommendations.connect_timeout = Duration::from_millis(300);
     settings
 }
 
 /// The Marketplace's service (no socket) in front of `settings`.
 pub fn service_for(settings: &Settings) -> Service {
-    let gateway = RecommendationsGateway::new(&settings.recommendations).expect("gateway");
-    service(Arc::new(AppState::new(settings, gateway)))
+    let metrics = Arc::new(Metrics::new());
+    let gateway =
+        RecommendationsGateway::new(&settings.recommendations, metrics.clone()).expect("gateway");
+    service(Arc::new(AppState::new(settings, gateway, metrics)))
 }
 
 /// A fake server and the Marketplace service in front of it (deadline 500 ms).
@@ -221,80 +230,87 @@ pub async fn app(script: Script) -> (FakeServer, Service) {
     (server, service)
 }
 
-/// A port with nothing listening on it (bound, read, released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("free port").port()
+/// A port on 127.0.0.1 that is bound but not listening: connections to it are refused, and no
+/// other test can take it while the socket is kept. `listen` turns it into a listener later.
+pub fn reserved_port() -> (TcpSocket, u16) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    (socket, port)
 }
 
-/// A real Recommendations service (its library) on `127.0.0.1:port` (0 for any).
+/// A resolver whose answer the tests set by hand, to add and remove replicas.
+#[derive(Debug, Clone, Default)]
+pub struct ManualResolver(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl ManualResolver {
+    pub fn new(addrs: Vec<SocketAddr>) -> Self {
+        ManualResolver(Arc::new(Mutex::new(addrs)))
+    }
+
+    /// Changes the answer; the pool sees it at its next resolution.
+    pub fn set(&self, addrs: Vec<SocketAddr>) {
+        *self.0.lock().expect("resolver lock") = addrs;
+    }
+}
+
+impl Resolve for ManualResolver {
+    fn resolve(&self) -> ResolveFuture<'_> {
+        let addrs = self.0.lock().expect("resolver lock").clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+/// A real Recommendations service (its library) with `catalog`.
 pub struct RecommendationsProcess {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), recommendations::StartError>>,
+    running: Spawned<recommendations::StartError>,
 }
 
 impl RecommendationsProcess {
-    pub async fn start(catalog: &Path, port: u16) -> RecommendationsProcess {
-        Self::start_on(catalog, "127.0.0.1", port).await
+    /// On `127.0.0.1:0`.
+    pub async fn start(catalog: &Path) -> RecommendationsProcess {
+        Self::start_on(catalog, "127.0.0.1", 0).await
     }
 
-    /// On another loopback address (`127.0.0.2`, …: all of 127/8 is loopback on Linux).
+    /// On `ip:port` (`127.0.0.2`, …: all of 127/8 is loopback on Linux; port 0 for any).
     pub async fn start_on(catalog: &Path, ip: &str, port: u16) -> RecommendationsProcess {
+        let listener = TcpListener::bind((ip, port))
+            .await
+            .expect("bind Recommendations");
+        Self::start_with(catalog, listener).await
+    }
+
+    /// On `listener`, and waits until it serves the catalog.
+    pub async fn start_with(catalog: &Path, listener: TcpListener) -> RecommendationsProcess {
         let mut s = recommendations::settings::Settings::default();
-        s.server.host = ip.into();
-        s.server.port = port;
-        s.metrics.port = 0;
+        s.metrics.enabled = false;
         s.catalog.path = catalog.to_path_buf();
-        let app = recommendations::Application::build(s)
+        let app = recommendations::Application::with_listener(s, listener)
             .await
             .expect("start Recommendations");
         let addr = app.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
+        let running = Spawned::new(|stop| app.run_until_stopped(stop));
         // It answers at once but serves books only once the catalog is loaded.
-        let target = addr.to_string();
-        eventually(
-            Duration::from_secs(10),
-            "Recommendations to be SERVING",
-            || {
-                let target = target.clone();
-                async move {
-                    let status =
-                        recommendations::healthcheck::check(&target, Duration::from_millis(500))
-                            .await;
-                    matches!(status, Ok(ServingStatus::Serving)).then_some(())
-                }
-            },
-        )
+        let serving = eventually(Duration::from_secs(10), async || {
+            let status =
+                recommendations::healthcheck::check(&addr.to_string(), Duration::from_millis(500))
+                    .await;
+            matches!(status, Ok(ServingStatus::Serving))
+        })
         .await;
-        RecommendationsProcess {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        assert!(serving, "Recommendations did not become SERVING");
+        RecommendationsProcess { addr, running }
     }
 
     /// Stops it gracefully and waits until it has let go of its port.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let task = &mut self.task;
-        match tokio::time::timeout(Duration::from_secs(10), task).await {
-            Ok(result) => result
-                .expect("Recommendations task")
-                .expect("Recommendations stopped cleanly"),
-            Err(_) => panic!("Recommendations did not stop within 10 s"),
-        }
-    }
-}
-
-impl Drop for RecommendationsProcess {
-    fn drop(&mut self) {
-        self.task.abort();
+    pub async fn stop(self) {
+        self.running
+            .stop(Duration::from_secs(10))
+            .await
+            .expect("Recommendations stopped cleanly");
     }
 }
 
@@ -318,24 +334,18 @@ pub fn write_catalog(path: &Path, titles: &[&str]) {
 /// A real Marketplace (its library) on `127.0.0.1:0`.
 pub struct MarketplaceProcess {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    pub task: Option<JoinHandle<Result<(), marketplace::StartError>>>,
+    pub running: Spawned<marketplace::StartError>,
 }
 
 impl MarketplaceProcess {
     pub async fn start(settings: Settings) -> MarketplaceProcess {
-        let app = Application::build(settings)
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("start Marketplace");
-        let addr = app.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
+            .expect("bind Marketplace");
+        let app = Application::with_listener(settings, listener).expect("start Marketplace");
         MarketplaceProcess {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
+            addr: app.local_addr(),
+            running: Spawned::new(|stop| app.run_until_stopped(stop)),
         }
     }
 
@@ -345,21 +355,6 @@ impl MarketplaceProcess {
 
     pub async fn get(&self, path_and_query: &str) -> Reply {
         get(self.addr, path_and_query, &[]).await
-    }
-
-    /// Sends the stop signal; the caller awaits `task`.
-    pub fn signal_stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl Drop for MarketplaceProcess {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
     }
 }
 
@@ -418,25 +413,6 @@ pub async fn try_get(
         headers,
         body: String::from_utf8(body.to_vec())?,
     })
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` with `what`.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The book titles on a page, in order.

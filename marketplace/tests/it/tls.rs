@@ -3,12 +3,11 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bookshop_common::test_certs::TestCa;
+use bookshop_common::testing::{Spawned, TestCa};
 use salvo::{
     http::StatusCode,
     test::{ResponseExt, TestClient},
 };
-use tokio::sync::oneshot;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::support::{TestResult, catalog_dir, eventually, service_for, settings_for, titles};
@@ -17,7 +16,7 @@ const NAME: &str = "recommendations.test";
 
 struct TlsRecommendations {
     addr: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
+    _running: Spawned<recommendations::StartError>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -36,7 +35,7 @@ async fn start(ca: &TestCa, clients: Option<&TestCa>) -> TlsRecommendations {
     let mut s = recommendations::settings::Settings::default();
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
-    s.metrics.port = 0;
+    s.metrics.enabled = false;
     s.server.health_port = Some(0);
     s.catalog.path = catalog;
     s.tls.cert_path = Some(file(&certs, "server.pem", &server.cert));
@@ -44,26 +43,17 @@ async fn start(ca: &TestCa, clients: Option<&TestCa>) -> TlsRecommendations {
     s.tls.client_ca_path = clients.map(|c| file(&certs, "clients.pem", &c.cert));
     let app = recommendations::Application::build(s).await.unwrap();
     let (addr, health) = (app.local_addr(), app.health_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    eventually(
-        Duration::from_secs(10),
-        "Recommendations to be SERVING",
-        || async {
-            let status = recommendations::healthcheck::check(
-                &health.to_string(),
-                Duration::from_millis(500),
-            )
-            .await;
-            matches!(status, Ok(ServingStatus::Serving)).then_some(())
-        },
-    )
+    let running = Spawned::new(|stop| app.run_until_stopped(stop));
+    let done = eventually(Duration::from_secs(10), async || {
+        let health = health.to_string();
+        let status = recommendations::healthcheck::check(&health, Duration::from_millis(500)).await;
+        matches!(status, Ok(ServingStatus::Serving))
+    })
     .await;
+    assert!(done, "gave up waiting for Recommendations to be SERVING");
     TlsRecommendations {
         addr,
-        _stop: stop,
+        _running: running,
         _dirs: (catalog_dir, certs),
     }
 }

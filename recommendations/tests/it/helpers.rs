@@ -6,10 +6,12 @@ use std::{
     time::Duration,
 };
 
+use bookshop_common::testing::Spawned;
+pub use bookshop_common::testing::eventually;
 use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
 use recommendations::{Application, StartError, settings::Settings};
 use tempfile::TempDir;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -44,8 +46,7 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub dir: TempDir,
     pub catalog: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), StartError>>>,
+    running: Spawned<StartError>,
 }
 
 /// Starts the service on a free port with `catalog` as its catalog, and waits until it is SERVING.
@@ -62,7 +63,8 @@ pub async fn spawn_app_with(catalog: &str, configure: impl FnOnce(&mut Settings)
     app
 }
 
-/// Starts the service without waiting for it to be ready (the catalog file may not exist yet).
+/// Starts the service on `127.0.0.1:0` without waiting for it to be ready (the catalog file
+/// may not exist yet).
 pub async fn start(
     dir: TempDir,
     catalog: PathBuf,
@@ -70,26 +72,20 @@ pub async fn start(
 ) -> TestApp {
     let mut settings = Settings::default();
     settings.server.host = "127.0.0.1".into();
-    settings.server.port = 0;
     settings.metrics.port = 0;
     settings.catalog.path = catalog.clone();
     configure(&mut settings);
-    let app = Application::build(settings).await.unwrap();
-    let addr = app.local_addr();
-    let health_addr = app.health_addr();
-    let metrics_addr = app.metrics_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::with_listener(settings, listener)
+        .await
+        .unwrap();
     TestApp {
-        addr,
-        health_addr,
-        metrics_addr,
+        addr: app.local_addr(),
+        health_addr: app.health_addr(),
+        metrics_addr: app.metrics_addr(),
         dir,
         catalog,
-        stop: Some(stop),
-        task: Some(task),
+        running: Spawned::new(|stop| app.run_until_stopped(stop)),
     }
 }
 
@@ -202,46 +198,13 @@ impl TestApp {
     }
 
     /// Sends the stop signal and returns how the server ended.
-    pub async fn stop(mut self) -> Result<(), StartError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(SOON, task)
-            .await
-            .expect("the server did not stop in time")
-            .unwrap()
+    pub async fn stop(self) -> Result<(), StartError> {
+        self.running.stop(SOON).await
     }
 
     /// Waits for the server task to end on its own (for start-up failures).
-    pub async fn ended(mut self) -> Result<(), StartError> {
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(SOON, task)
-            .await
-            .expect("the server did not end")
-            .unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Polls `check` until it returns true or `deadline` passes; returns whether it succeeded.
-pub async fn eventually(deadline: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    pub async fn ended(self) -> Result<(), StartError> {
+        self.running.ended(SOON).await
     }
 }
 

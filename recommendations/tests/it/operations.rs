@@ -192,7 +192,7 @@ async fn reflection_v1_and_v1alpha_list_the_service() {
 #[tokio::test]
 async fn a_slow_stop_is_bounded_by_the_shutdown_timeout() {
     let app = spawn_app_with(&catalog_with(&["A"]), |s| {
-        s.server.shutdown_timeout_ms = 300
+        s.server.shutdown_timeout = Duration::from_millis(300)
     })
     .await;
     // An idle client connection must not hold the shutdown for long.

@@ -111,7 +111,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog_until_it_is_fixed() {
 async fn polling_mode_picks_up_changes_without_filesystem_events() {
     let app = spawn_app_with(&catalog_with(&["Old"]), |s| {
         s.catalog.watch = WatchMode::Poll;
-        s.catalog.poll_interval_ms = 100;
+        s.catalog.poll_interval = std::time::Duration::from_millis(100);
     })
     .await;
     write_in_place(&app.catalog, &catalog_with(&["Polled 1"]));

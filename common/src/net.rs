@@ -1,0 +1,205 @@
+//! Addresses: one `host:port` type for every address the services are given, the address a
+//! listener binds, and binding it with an error that names the setting behind it.
+
+use std::{fmt, net::Ipv6Addr, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::net::TcpListener;
+
+use crate::settings::env_variable;
+
+/// A host name or IP address and a port, written `host:port` (IPv6 in brackets:
+/// `[::1]:50051`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// The host name or IP address, without brackets.
+    pub host: String,
+    /// The port, 1 to 65535.
+    pub port: u16,
+}
+
+/// Why a `host:port` value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// No `:port` at all.
+    #[error("{0:?} must be host:port (IPv6 in brackets, e.g. [::1]:50051)")]
+    NoPort(String),
+    /// The port is not a number from 1 to 65535.
+    #[error("{0:?} has no valid port (1 to 65535)")]
+    BadPort(String),
+    /// The host part is unusable.
+    #[error("{value:?}: the host {problem}")]
+    BadHost {
+        /// The whole value.
+        value: String,
+        /// What is wrong with its host.
+        problem: &'static str,
+    },
+}
+
+impl FromStr for HostPort {
+    type Err = HostPortError;
+
+    fn from_str(value: &str) -> Result<HostPort, HostPortError> {
+        let (host, port) = value
+            .trim()
+            .rsplit_once(':')
+            .ok_or_else(|| HostPortError::NoPort(value.to_owned()))?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| HostPortError::BadPort(value.to_owned()))?;
+        let host = host.strip_prefix('[').unwrap_or(host);
+        let host = host.strip_suffix(']').unwrap_or(host);
+        check_host(host).map_err(|problem| HostPortError::BadHost {
+            value: value.to_owned(),
+            problem,
+        })?;
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&join_host_port(&self.host, self.port))
+    }
+}
+
+impl Serialize for HostPort {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostPort, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `host` can stand for a host name or IP address (no scheme, no port, no path), and
+/// what is wrong with it if not.
+pub fn check_host(host: &str) -> Result<(), &'static str> {
+    if host.trim().is_empty() {
+        Err("is empty")
+    } else if host.contains("://") {
+        Err("must be a host name or IP address, without a scheme")
+    } else if host.contains(':') && host.parse::<Ipv6Addr>().is_err() {
+        Err("must be a host name or IP address, without a port")
+    } else if host.contains(['/', ' ', '@', '?', '#', '[', ']']) {
+        Err("is not a valid host name or IP address")
+    } else {
+        Ok(())
+    }
+}
+
+/// `host:port`, with an IPv6 literal in brackets (`[::]:50051`), as sockets and URIs want it.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A listener could not be bound. The message names the setting that chose the address and its
+/// environment variable, so the fix (another port, another host) is one line away.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen on {address}: {source}; the port is set by {setting} \
+     (environment variable {variable})"
+)]
+pub struct BindError {
+    /// The address, `host:port`.
+    pub address: String,
+    /// The dotted setting of the port (`metrics.port`).
+    pub setting: &'static str,
+    /// Its environment variable (`RECOMMENDATIONS__METRICS__PORT`).
+    pub variable: String,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `host:port` (port 0 picks a free one); `prefix` and `setting` name where the port
+/// came from in the error.
+pub async fn bind(
+    host: &str,
+    port: u16,
+    prefix: &str,
+    setting: &'static str,
+) -> Result<TcpListener, BindError> {
+    let address = join_host_port(host, port);
+    let error = |source| BindError {
+        address: address.clone(),
+        setting,
+        variable: env_variable(prefix, setting),
+        source,
+    };
+    let listener = TcpListener::bind(&address).await.map_err(error)?;
+    listener.local_addr().map_err(error)?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: &str) -> Result<(String, u16), HostPortError> {
+        value.parse::<HostPort>().map(|hp| (hp.host, hp.port))
+    }
+
+    #[test]
+    fn host_port_takes_names_ipv4_and_bracketed_ipv6() {
+        assert_eq!(parse("recs:6000"), Ok(("recs".into(), 6000)));
+        assert_eq!(parse(" 10.0.0.1:50051 "), Ok(("10.0.0.1".into(), 50051)));
+        assert_eq!(parse("[::1]:50051"), Ok(("::1".into(), 50051)));
+        assert_eq!(
+            "[::1]:50051".parse::<HostPort>().map(|hp| hp.to_string()),
+            Ok("[::1]:50051".to_owned())
+        );
+    }
+
+    #[test]
+    fn host_port_refuses_what_is_not_one() {
+        for bad in [
+            "recs",
+            ":50051",
+            "recs:http",
+            "recs:0",
+            "recs:70000",
+            "http://recs:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(parse("a/b:1"), Err(HostPortError::BadHost { .. })));
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_when_joined_with_a_port() {
+        assert_eq!(join_host_port("::", 50051), "[::]:50051");
+        assert_eq!(join_host_port("0.0.0.0", 5001), "0.0.0.0:5001");
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_names_its_setting_and_variable() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = taken.local_addr().expect("address").port();
+        let error = bind("127.0.0.1", port, "RECOMMENDATIONS", "metrics.port")
+            .await
+            .expect_err("the port is taken")
+            .to_string();
+        for part in [
+            "metrics.port",
+            "RECOMMENDATIONS__METRICS__PORT",
+            &port.to_string(),
+        ] {
+            assert!(error.contains(part), "{part} missing from: {error}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! What the services' tests share (feature `testing`, dev-dependencies only): polling with a
+//! deadline instead of sleeping, and certificates made on the fly for the TLS tests.
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// Polls `check` every 20 ms until it returns true (then true) or `limit` has passed (then
+/// false). Tests wait for what "should happen soon" with it, never with a fixed sleep.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The stop signal handed to a spawned application's `run_until_stopped`.
+pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An application running on a task of its own, as `main` would run it, with a stop signal the
+/// test controls. Dropping it sends the signal.
+#[derive(Debug)]
+pub struct Spawned<E> {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), E>>>,
+}
+
+impl<E: Send + 'static> Spawned<E> {
+    /// Spawns `run` with a stop signal (`|stop| app.run_until_stopped(stop)`).
+    pub fn new<F>(run: impl FnOnce(StopSignal) -> F) -> Spawned<E>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal: StopSignal = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        Spawned {
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(signal))),
+        }
+    }
+
+    /// Sends the stop signal without waiting.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Sends the stop signal and returns how the application ended, or panics if it does not
+    /// end within `limit`.
+    pub async fn stop(mut self, limit: Duration) -> Result<(), E> {
+        self.signal_stop();
+        self.ended(limit).await
+    }
+
+    /// Waits for the application to end by itself (a start-up failure, or after
+    /// [`Spawned::signal_stop`]); panics if it does not end within `limit`.
+    pub async fn ended(mut self, limit: Duration) -> Result<(), E> {
+        let task = self.task.take().expect("the task is only taken here");
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => panic!("the application panicked: {error}"),
+            Err(_) => panic!("the application did not end within {limit:?}"),
+        }
+    }
+}
+
+impl<E> Drop for Spawned<E> {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A PEM certificate and its PEM private key.
+#[derive(Debug, Clone)]
+pub struct Pem {
+    /// The certificate.
+    pub cert: String,
+    /// The private key.
+    pub key: String,
+}
+
+/// A certificate authority that signs server and client certificates.
+#[derive(Debug)]
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA's own certificate, to trust.
+    pub cert: String,
+}
+
+/// What went wrong making a certificate.
+pub type Error = rcgen::Error;
+
+impl TestCa {
+    /// A new self-signed CA named `name`.
+    pub fn new(name: &str) -> Result<TestCa, Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?.pem();
+        Ok(TestCa {
+            issuer: Issuer::new(params, key),
+            cert,
+        })
+    }
+
+    /// A server certificate for these subjectAltNames (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> Result<Pem, Error> {
+        self.leaf(names, "server", ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate named `name`.
+    pub fn client(&self, name: &str) -> Result<Pem, Error> {
+        self.leaf(&[name], name, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    /// A server certificate with a Common Name and **no** subjectAltName, as the tutorial's
+    /// openssl scripts make: rustls rejects it.
+    pub fn server_cn_only(&self, common_name: &str) -> Result<Pem, Error> {
+        self.leaf(&[], common_name, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    fn leaf(
+        &self,
+        names: &[&str],
+        common_name: &str,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Result<Pem, Error> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?.pem();
+        Ok(Pem {
+            cert,
+            key: key.serialize_pem(),
+        })
+    }
+}

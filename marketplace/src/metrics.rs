@@ -1,0 +1,208 @@
+//! Prometheus metrics at `GET /metrics`: HTTP requests by route and status with latency
+//! histograms, calls to Recommendations by method and code with latency histograms, retries,
+//! the replicas the balancer knows, and build info.
+
+use std::sync::Arc;
+
+use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use salvo::{
+    Response, handler,
+    http::{HeaderValue, header},
+};
+
+use crate::balance::ReplicaPool;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpRouteLabels {
+    method: &'static str,
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+    grpc_code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcMethodLabels {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    state: &'static str,
+}
+
+/// A gRPC method of Recommendations, as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcMethod {
+    /// The fully qualified service (`Recommendations`, `grpc.health.v1.Health`).
+    pub service: &'static str,
+    /// The method (`Recommend`, `Check`).
+    pub method: &'static str,
+}
+
+/// The Marketplace's metrics, in a registry of their own.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<HttpLabels, Counter>,
+    request_seconds: Family<HttpRouteLabels, Histogram, fn() -> Histogram>,
+    calls: Family<GrpcLabels, Counter>,
+    call_seconds: Family<GrpcMethodLabels, Histogram, fn() -> Histogram>,
+    retries: Counter,
+    replicas: Family<ReplicaLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, all at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            requests.clone(),
+        );
+        let request_seconds = Family::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, in seconds",
+            request_seconds.clone(),
+        );
+        let calls = Family::default();
+        registry.register(
+            "grpc_client_handled",
+            "Calls to Recommendations (each attempt), by method and status code",
+            calls.clone(),
+        );
+        let call_seconds = Family::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "grpc_client_handling_seconds",
+            "Time of a call to Recommendations (each attempt), in seconds",
+            call_seconds.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "bookshop_recommendations_retries",
+            "Calls retried on another replica after the first could not be reached",
+            retries.clone(),
+        );
+        let replicas = Family::default();
+        registry.register(
+            "bookshop_recommendations_replicas",
+            "Recommendations replicas known to the balancer, by state (serving or ejected)",
+            replicas.clone(),
+        );
+        register_build_info(&mut registry, "marketplace", env!("CARGO_PKG_VERSION"));
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            calls,
+            call_seconds,
+            retries,
+            replicas,
+        }
+    }
+
+    /// Counts one answered HTTP request; `method` and `route` are fixed labels (see
+    /// [`route_label`](crate::routes::route_label)), never raw request text.
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
+        self.request_seconds
+            .get_or_create(&HttpRouteLabels { method, route })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&HttpLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts one attempt of a call to Recommendations. `code` is the gRPC status code name
+    /// (`OK`, `UNAVAILABLE`, …; `CLIENT_TIMEOUT` when our own guard gave up).
+    pub fn observe_call(&self, method: GrpcMethod, code: &'static str, seconds: f64) {
+        let (grpc_service, grpc_method) = (method.service, method.method);
+        self.call_seconds
+            .get_or_create(&GrpcMethodLabels {
+                grpc_service,
+                grpc_method,
+            })
+            .observe(seconds);
+        self.calls
+            .get_or_create(&GrpcLabels {
+                grpc_service,
+                grpc_method,
+                grpc_code: code,
+            })
+            .inc();
+    }
+
+    /// Counts a retry on another replica.
+    pub fn observe_retry(&self) {
+        self.retries.inc();
+    }
+
+    /// The metrics as text, with the replica gauges read from `pool` now.
+    pub fn render(&self, pool: &ReplicaPool) -> String {
+        let states = pool.states();
+        let ejected = states.iter().filter(|s| s.ejected).count();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.replicas
+            .get_or_create(&ReplicaLabels { state: "serving" })
+            .set(count(states.len() - ejected));
+        self.replicas
+            .get_or_create(&ReplicaLabels { state: "ejected" })
+            .set(count(ejected));
+        render(&self.registry)
+    }
+}
+
+/// `GET /metrics`: the Prometheus text.
+#[derive(Debug, Clone)]
+pub struct MetricsHandler {
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The replica pool, for the replica gauges.
+    pub pool: ReplicaPool,
+}
+
+#[handler]
+impl MetricsHandler {
+    async fn handle(&self, res: &mut Response) {
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.body(self.metrics.render(&self.pool));
+    }
+}
