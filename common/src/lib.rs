@@ -1,6 +1,7 @@
 //! What both Bookshop services share, so each `main.rs` stays thin and both behave alike.
 //!
 //! # Layout
+//! - [`cli`]: the command line both binaries share (`--config`, flags, a subcommand).
 //! - [`serve`]: the serve path of both binaries: logging, settings, runtime, run until stopped.
 //! - [`settings`]: layered configuration (defaults, file, `PREFIX__…` variables, flags) whose
 //!   errors name the key, the value and the layer that set it.
@@ -15,13 +16,14 @@
 //! - here: [`loggable_id`] (which request ids a caller may hand us), [`fnv1a`] (a hash that is
 //!   the same on every machine) and [`millis`].
 
+pub mod cli;
 pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
 

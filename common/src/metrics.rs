@@ -4,7 +4,7 @@
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{family::Family, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
+    registry::{Metric, Registry},
 };
 
 /// Latency buckets in seconds, from 0.5 ms to 10 s: the services answer in well under a
@@ -16,6 +16,26 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 /// A histogram with [`LATENCY_BUCKETS`] (explicit buckets, not a summary).
 pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Latency histograms by label set.
+pub type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// An empty [`LatencyFamily`].
+pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
+    Family::new_with_constructor(latency_histogram)
+}
+
+/// Registers `metric` as `name`, described by `help`, and returns it: a metric is a shared
+/// handle, so the service updates the one the registry renders.
+pub fn register<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// The content type of [`render`]'s output.

@@ -4,22 +4,30 @@
 
 use std::{fmt::Debug, fmt::Display, future::Future, process::ExitCode};
 
-use crate::{logging, settings::SettingsError};
+use crate::{logging, settings::SettingsError, shutdown};
 
-/// Runs a service until it stops: sets up logging, reports bad settings, builds Tokio's
-/// multi-threaded runtime and runs `serve` on it. Start-up and run-time errors are logged, and
-/// turn into a failing exit code.
-pub fn run<S, E, Fut>(
-    name: &str,
-    version: &str,
-    settings: Result<S, SettingsError>,
-    serve: impl FnOnce(S) -> Fut,
-) -> ExitCode
-where
-    S: Debug,
-    E: Display,
-    Fut: Future<Output = Result<(), E>>,
-{
+/// A service as its binary runs it: bound first, then served until a stop signal.
+pub trait App: Sized {
+    /// Its settings.
+    type Settings: Debug + Send;
+    /// Why it could not start, or stopped abnormally.
+    type Error: Display;
+
+    /// Binds the listeners `settings` name (port 0 picks a free port) and reads what must be
+    /// read at start-up; nothing is served yet.
+    fn build(settings: Self::Settings) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+
+    /// Serves until `shutdown` resolves, then stops gracefully.
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Runs the service `name` until SIGTERM or Ctrl-C: sets up logging, reports bad settings, builds
+/// Tokio's multi-threaded runtime and serves on it. Start-up and run-time errors are logged,
+/// and turn into a failing exit code.
+pub fn run<S: App>(name: &str, settings: Result<S::Settings, SettingsError>) -> ExitCode {
     let _logs = logging::init();
     let settings = match settings {
         Ok(settings) => settings,
@@ -28,6 +36,8 @@ where
             return ExitCode::FAILURE;
         }
     };
+    // Both binaries are versioned with the workspace.
+    let version = env!("CARGO_PKG_VERSION");
     tracing::info!(version, ?settings, "starting {name}");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -39,7 +49,13 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings)) {
+    let serve = async {
+        S::build(settings)
+            .await?
+            .run_until_stopped(shutdown::signal())
+            .await
+    };
+    match runtime.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "{name} stopped with an error");

@@ -231,7 +231,12 @@ impl Layers<'_> {
                     None => "the environment".into(),
                 }
             }
-            Some(file) => format!("the file {file}"),
+            // The one file layer; named as given (the crate's own text is relative to the
+            // working directory).
+            Some(file) => match &self.sources.file {
+                Some(path) => format!("the file {}", path.display()),
+                None => format!("the file {file}"),
+            },
             None => "the built-in default".into(),
         }
     }
@@ -336,6 +341,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+    use crate::testing::load_settings;
 
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, default)]
@@ -375,46 +381,29 @@ mod tests {
         }
     }
 
-    fn sources(file: Option<&str>, env: &[(&str, &str)]) -> (Sources, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = file.map(|text| {
-            let path = dir.path().join("example.toml");
-            std::fs::write(&path, text).unwrap();
-            path
-        });
-        let env = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let sources = Sources {
-            file,
-            env,
-            overrides: Vec::new(),
-        };
-        (sources, dir)
-    }
-
     fn error(file: Option<&str>, env: &[(&str, &str)]) -> String {
-        let (sources, _dir) = sources(file, env);
-        load::<Example>(&sources).unwrap_err().to_string()
+        load_settings::<Example>(file, env, &[])
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn layers_apply_in_order_defaults_file_alias_prefixed_flags() {
         let file = Some("[server]\nhost = \"file\"\nport = 2\ntimeout_ms = 5\n");
-        let (s, _dir) = sources(file, &[]);
-        let loaded = load::<Example>(&s).unwrap();
+        let host = |vars: &[(&str, &str)], flags: &[(&str, &str)]| {
+            load_settings::<Example>(file, vars, flags)
+                .unwrap()
+                .server
+                .host
+        };
+        let loaded = load_settings::<Example>(file, &[], &[]).unwrap();
         assert_eq!(loaded.server.host, "file");
         assert_eq!(loaded.server.timeout, Duration::from_millis(5));
-        let (s, _dir) = sources(file, &[("EXAMPLE_HOST", "alias")]);
-        assert_eq!(load::<Example>(&s).unwrap().server.host, "alias");
-        let (s, _dir) = sources(
-            file,
-            &[("EXAMPLE_HOST", "alias"), ("EXAMPLE__SERVER__HOST", "env")],
-        );
-        assert_eq!(load::<Example>(&s).unwrap().server.host, "env");
-        let s = s.with_override("server.host", Some("flag"));
-        assert_eq!(load::<Example>(&s).unwrap().server.host, "flag");
+        let alias = ("EXAMPLE_HOST", "alias");
+        assert_eq!(host(&[alias], &[]), "alias");
+        let prefixed = ("EXAMPLE__SERVER__HOST", "env");
+        assert_eq!(host(&[alias, prefixed], &[]), "env");
+        assert_eq!(host(&[alias, prefixed], &[("server.host", "flag")]), "flag");
     }
 
     #[test]
@@ -428,7 +417,7 @@ mod tests {
     #[test]
     fn an_out_of_range_number_names_the_file() {
         let err = error(Some("[server]\nport = 70000\n"), &[]);
-        for part in ["server.port", "70000", "example.toml"] {
+        for part in ["server.port", "70000", "settings.toml"] {
             assert!(err.contains(part), "{part} missing from: {err}");
         }
     }
@@ -437,12 +426,12 @@ mod tests {
     fn an_unknown_key_names_the_layer_that_set_it() {
         let err = error(Some("[server]\nprot = 1\n"), &[]);
         assert!(
-            err.contains("server.prot") && err.contains("example.toml"),
+            err.contains("server.prot") && err.contains("settings.toml"),
             "{err}"
         );
         let err = error(Some("[serverr]\nport = 1\n"), &[]);
         assert!(
-            err.contains("`serverr`") && err.contains("example.toml"),
+            err.contains("`serverr`") && err.contains("settings.toml"),
             "{err}"
         );
         let err = error(None, &[("example__server__ptah", "x")]);
@@ -455,8 +444,7 @@ mod tests {
     #[test]
     fn a_refused_value_names_where_it_was_set() {
         assert!(error(None, &[("EXAMPLE__SERVER__PORT", "1")]).contains("EXAMPLE__SERVER__PORT"));
-        let (s, _dir) = sources(None, &[]);
-        let err = load::<Example>(&s.with_override("server.port", Some(1)))
+        let err = load_settings::<Example>(None, &[], &[("server.port", "1")])
             .unwrap_err()
             .to_string();
         assert!(err.contains("a command-line flag"), "{err}");
@@ -475,25 +463,23 @@ mod tests {
 
     #[test]
     fn kubernetes_service_variables_and_empty_ones_are_ignored() {
-        let (s, _dir) = sources(
-            None,
-            &[
-                ("EXAMPLE_PORT", "tcp://10.0.0.7:80"),
-                ("EXAMPLE_SERVICE_HOST", "10.0.0.7"),
-                ("EXAMPLE__SERVER__PORT", ""),
-                ("EXAMPLE_HOST", " "),
-            ],
-        );
-        assert_eq!(load::<Example>(&s).unwrap(), Example::default());
+        let vars = [
+            ("EXAMPLE_PORT", "tcp://10.0.0.7:80"),
+            ("EXAMPLE_SERVICE_HOST", "10.0.0.7"),
+            ("EXAMPLE__SERVER__PORT", ""),
+            ("EXAMPLE_HOST", " "),
+        ];
+        let loaded = load_settings::<Example>(None, &vars, &[]).unwrap();
+        assert_eq!(loaded, Example::default());
     }
 
     #[test]
     fn a_named_file_that_does_not_exist_is_an_error() {
         let s = Sources {
-            file: Some("/nonexistent/example.toml".into()),
+            file: Some("/nonexistent/settings.toml".into()),
             ..Sources::default()
         };
         let err = load::<Example>(&s).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/example.toml"), "{err}");
+        assert!(err.contains("/nonexistent/settings.toml"), "{err}");
     }
 }

@@ -3,6 +3,8 @@
 
 use std::{future::Future, pin::Pin, time::Duration};
 
+use crate::settings::{self, Layered, SettingsError, Sources};
+
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use rcgen::{
@@ -23,6 +25,32 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Loads settings `T` for a test from an optional file with `text`, the variables `vars`
+/// (never the process's own) and the command-line overrides `flags` (dotted keys).
+pub fn load_settings<T: Layered>(
+    text: Option<&str>,
+    vars: &[(&str, &str)],
+    flags: &[(&str, &str)],
+) -> Result<T, SettingsError> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = text.map(|text| {
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, text).expect("the settings file");
+        path
+    });
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    let sources = Sources {
+        file,
+        env: pairs(vars).into_iter().collect(),
+        overrides: pairs(flags),
+    };
+    settings::load(&sources)
 }
 
 /// The stop signal handed to a spawned application's `run_until_stopped`.

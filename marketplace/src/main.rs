@@ -1,29 +1,39 @@
 //! The `marketplace` binary: the command line; everything else is in the library.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
-use bookshop_common::{serve, settings::Sources, shutdown};
-use clap::{Parser, Subcommand};
-use marketplace::{
-    Application, healthcheck,
-    settings::{ENV_PREFIX, Overrides, Settings},
+use bookshop_common::{
+    cli::{Cli, Flag},
+    serve,
 };
+use clap::Subcommand;
+use marketplace::{Application, healthcheck, settings::Settings};
 
-/// Bookshop's Marketplace: recommended books from the Recommendations service, as a web page
-/// and as JSON.
-///
-/// Configuration layers, later wins: defaults, the --config file (or MARKETPLACE_CONFIG),
-/// RECOMMENDATIONS_HOST, MARKETPLACE__SECTION__KEY variables, then --port and --recommendations.
-#[derive(Debug, Parser)]
-#[command(name = "marketplace", version)]
-struct Cli {
-    /// TOML configuration file
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    overrides: Overrides,
-    #[command(subcommand)]
-    command: Option<Command>,
+/// What `--help` says.
+const ABOUT: &str = "Bookshop's Marketplace: recommended books from the Recommendations \
+service, as a web page and as JSON.\n\nConfiguration layers, later wins: defaults, the --config \
+file (or MARKETPLACE_CONFIG), RECOMMENDATIONS_HOST, MARKETPLACE__SECTION__KEY variables, then \
+--port and --recommendations.";
+
+/// The flags beyond `--config` and `--port`.
+const FLAGS: &[Flag] = &[Flag {
+    long: "recommendations",
+    value_name: "HOST:PORT",
+    help: "The Recommendations service (recommendations.host and recommendations.port)",
+    keys: &["recommendations.host", "recommendations.port"],
+}];
+
+fn main() -> ExitCode {
+    let cli = Cli::<Command>::parse_for("marketplace", ABOUT, FLAGS);
+    let settings = cli.settings::<Settings>();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run::<Application>("Marketplace", settings),
+        Command::Healthcheck { url, timeout_ms } => {
+            let port = settings.map_or(5001, |s| s.server.port);
+            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));
+            serve::once(healthcheck::run(url, Duration::from_millis(timeout_ms)))
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,26 +49,4 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 3000)]
         timeout_ms: u64,
     },
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let sources = Sources::from_process(ENV_PREFIX, cli.config);
-    let settings = Settings::load(sources, &cli.overrides);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run(
-            "Marketplace",
-            env!("CARGO_PKG_VERSION"),
-            settings,
-            |settings| async {
-                let app = Application::build(settings).await?;
-                app.run_until_stopped(shutdown::signal()).await
-            },
-        ),
-        Command::Healthcheck { url, timeout_ms } => {
-            let port = settings.map_or(5001, |s| s.server.port);
-            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));
-            serve::once(healthcheck::run(url, Duration::from_millis(timeout_ms)))
-        }
-    }
 }

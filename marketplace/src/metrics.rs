@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
+use bookshop_common::metrics::{
+    CONTENT_TYPE, LatencyFamily, latency_family, register, register_build_info, render,
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use salvo::{
@@ -62,9 +64,9 @@ pub struct GrpcMethod {
 pub struct Metrics {
     registry: Registry,
     requests: Family<HttpLabels, Counter>,
-    request_seconds: Family<HttpRouteLabels, Histogram, fn() -> Histogram>,
+    request_seconds: LatencyFamily<HttpRouteLabels>,
     calls: Family<GrpcLabels, Counter>,
-    call_seconds: Family<GrpcMethodLabels, Histogram, fn() -> Histogram>,
+    call_seconds: LatencyFamily<GrpcMethodLabels>,
     retries: Counter,
     replicas: Family<ReplicaLabels, Gauge>,
 }
@@ -79,51 +81,46 @@ impl Metrics {
     /// Fresh metrics, all at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let requests = Family::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route and status",
-            requests.clone(),
-        );
-        let request_seconds = Family::new_with_constructor(latency_histogram as fn() -> _);
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request, in seconds",
-            request_seconds.clone(),
-        );
-        let calls = Family::default();
-        registry.register(
-            "grpc_client_handled",
-            "Calls to Recommendations (each attempt), by method and status code",
-            calls.clone(),
-        );
-        let call_seconds = Family::new_with_constructor(latency_histogram as fn() -> _);
-        registry.register(
-            "grpc_client_handling_seconds",
-            "Time of a call to Recommendations (each attempt), in seconds",
-            call_seconds.clone(),
-        );
-        let retries = Counter::default();
-        registry.register(
-            "bookshop_recommendations_retries",
-            "Calls retried on another replica after the first could not be reached",
-            retries.clone(),
-        );
-        let replicas = Family::default();
-        registry.register(
-            "bookshop_recommendations_replicas",
-            "Recommendations replicas known to the balancer, by state (serving or ejected)",
-            replicas.clone(),
-        );
         register_build_info(&mut registry, "marketplace", env!("CARGO_PKG_VERSION"));
+        let r = &mut registry;
         Metrics {
+            requests: register(
+                r,
+                "http_requests",
+                "HTTP requests answered, by method, route and status",
+                Family::default(),
+            ),
+            request_seconds: register(
+                r,
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, in seconds",
+                latency_family(),
+            ),
+            calls: register(
+                r,
+                "grpc_client_handled",
+                "Calls to Recommendations (each attempt), by method and status code",
+                Family::default(),
+            ),
+            call_seconds: register(
+                r,
+                "grpc_client_handling_seconds",
+                "Time of a call to Recommendations (each attempt), in seconds",
+                latency_family(),
+            ),
+            retries: register(
+                r,
+                "bookshop_recommendations_retries",
+                "Calls retried on another replica after the first could not be reached",
+                Counter::default(),
+            ),
+            replicas: register(
+                r,
+                "bookshop_recommendations_replicas",
+                "Recommendations replicas known to the balancer, by state (serving or ejected)",
+                Family::default(),
+            ),
             registry,
-            requests,
-            request_seconds,
-            calls,
-            call_seconds,
-            retries,
-            replicas,
         }
     }
 

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use bookshop_common::{
     net::{HostPort, check_host},
-    settings::{Invalid, Layered, SettingsError, Sources, at_least, load, millis},
+    settings::{Invalid, Layered, at_least, millis},
 };
 use bookshop_proto::BookCategory;
 use serde::{Deserialize, Serialize};
@@ -181,28 +181,7 @@ impl Default for HomepageSettings {
     }
 }
 
-/// Command-line flags that override the configuration.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Overrides {
-    /// The HTTP port (server.port)
-    #[arg(long, value_name = "N")]
-    pub port: Option<u16>,
-    /// The Recommendations service (recommendations.host and recommendations.port)
-    #[arg(long, value_name = "HOST:PORT")]
-    pub recommendations: Option<HostPort>,
-}
-
 impl Settings {
-    /// Loads the layered configuration from `sources`, then applies `overrides`, and checks it.
-    pub fn load(sources: Sources, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        let recommendations = overrides.recommendations.as_ref();
-        let sources = sources
-            .with_override("server.port", overrides.port)
-            .with_override("recommendations.host", recommendations.map(|r| &r.host))
-            .with_override("recommendations.port", recommendations.map(|r| r.port));
-        load(&sources)
-    }
-
     /// The server's limits on slow or idle clients.
     pub fn fuse(&self) -> salvo::fuse::FuseConfig {
         salvo::fuse::FuseConfig::default()
@@ -372,39 +351,25 @@ mod host_port_list {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use bookshop_common::{settings::SettingsError, testing};
+
     use super::*;
 
     fn load_with(
         file: Option<&str>,
         vars: &[(&str, &str)],
-        overrides: Overrides,
+        flags: &[(&str, &str)],
     ) -> Result<Settings, SettingsError> {
-        let dir = tempfile::tempdir().unwrap();
-        let file = file.map(|text| {
-            let path = dir.path().join("marketplace.toml");
-            std::fs::write(&path, text).unwrap();
-            path
-        });
-        let sources = Sources {
-            file,
-            env: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            overrides: Vec::new(),
-        };
-        Settings::load(sources, &overrides)
+        testing::load_settings(file, vars, flags)
     }
 
     fn error(file: Option<&str>, vars: &[(&str, &str)]) -> String {
-        load_with(file, vars, Overrides::default())
-            .unwrap_err()
-            .to_string()
+        load_with(file, vars, &[]).unwrap_err().to_string()
     }
 
     #[test]
     fn defaults_are_the_seeds_values() {
-        let s = load_with(None, &[], Overrides::default()).unwrap();
+        let s = load_with(None, &[], &[]).unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!((s.server.host.as_str(), s.server.port), ("0.0.0.0", 5001));
         let rec = &s.recommendations;
@@ -417,7 +382,7 @@ mod tests {
     #[test]
     fn every_layer_beats_the_one_before() {
         let file = "[server]\nport = 6000\n[recommendations]\nhost = \"from-file\"\ntimeout_ms = 250\n[homepage]\ncategory = \"self_help\"\n";
-        let s = load_with(Some(file), &[], Overrides::default()).unwrap();
+        let s = load_with(Some(file), &[], &[]).unwrap();
         assert_eq!(s.server.port, 6000);
         assert_eq!(s.recommendations.host, "from-file");
         assert_eq!(s.recommendations.timeout, Duration::from_millis(250));
@@ -428,7 +393,7 @@ mod tests {
         );
 
         let legacy = [("RECOMMENDATIONS_HOST", "legacy")];
-        let s = load_with(Some(file), &legacy, Overrides::default()).unwrap();
+        let s = load_with(Some(file), &legacy, &[]).unwrap();
         assert_eq!(s.recommendations.host, "legacy");
 
         let vars = [
@@ -437,16 +402,17 @@ mod tests {
             ("MARKETPLACE__SERVER__PORT", "7000"),
             ("MARKETPLACE__HOMEPAGE__CATEGORY", "science-fiction"),
         ];
-        let s = load_with(Some(file), &vars, Overrides::default()).unwrap();
+        let s = load_with(Some(file), &vars, &[]).unwrap();
         assert_eq!(s.recommendations.host, "from-env");
         assert_eq!(s.server.port, 7000);
         assert_eq!(s.homepage.category, BookCategory::ScienceFiction);
 
-        let flags = Overrides {
-            port: Some(8000),
-            recommendations: Some("from-flag:9000".parse().unwrap()),
-        };
-        let s = load_with(Some(file), &vars, flags).unwrap();
+        let flags = [
+            ("server.port", "8000"),
+            ("recommendations.host", "from-flag"),
+            ("recommendations.port", "9000"),
+        ];
+        let s = load_with(Some(file), &vars, &flags).unwrap();
         assert_eq!(s.server.port, 8000);
         assert_eq!(
             (s.recommendations.host.as_str(), s.recommendations.port),
@@ -456,7 +422,7 @@ mod tests {
 
     #[test]
     fn an_empty_legacy_variable_is_ignored() {
-        let s = load_with(None, &[("RECOMMENDATIONS_HOST", " ")], Overrides::default()).unwrap();
+        let s = load_with(None, &[("RECOMMENDATIONS_HOST", " ")], &[]).unwrap();
         assert_eq!(s.recommendations.host, "localhost");
     }
 
@@ -464,7 +430,7 @@ mod tests {
     fn the_home_category_takes_the_query_spellings() {
         for spelling in ["Self-Help", "SELF_HELP", "self-help"] {
             let vars = [("MARKETPLACE__HOMEPAGE__CATEGORY", spelling)];
-            let s = load_with(None, &vars, Overrides::default()).unwrap();
+            let s = load_with(None, &vars, &[]).unwrap();
             assert_eq!(s.homepage.category, BookCategory::SelfHelp, "{spelling}");
         }
     }
@@ -480,7 +446,7 @@ mod tests {
             ("RECOMMENDATIONS_SERVICE_PORT", "50051"),
             ("MARKETPLACE_CONFIG", ""),
         ];
-        let s = load_with(None, &vars, Overrides::default()).unwrap();
+        let s = load_with(None, &vars, &[]).unwrap();
         assert_eq!(s, Settings::default());
     }
 
@@ -497,7 +463,7 @@ mod tests {
         }
         let err = error(Some("[homepage]\ncategory = \"poetry\"\n"), &[]);
         assert!(
-            err.contains("poetry") && err.contains("marketplace.toml"),
+            err.contains("poetry") && err.contains("settings.toml"),
             "{err}"
         );
     }
@@ -505,7 +471,7 @@ mod tests {
     #[test]
     fn addresses_are_parsed_once_from_a_list_or_a_string() {
         let vars = [("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1, [::1]:2,")];
-        let s = load_with(None, &vars, Overrides::default()).unwrap();
+        let s = load_with(None, &vars, &[]).unwrap();
         let targets: Vec<String> = s
             .recommendations
             .targets()
@@ -514,7 +480,7 @@ mod tests {
             .collect();
         assert_eq!(targets, ["a:1", "[::1]:2"]);
         let file = "[recommendations]\naddresses = [\"b:3\"]\n";
-        let s = load_with(Some(file), &[], Overrides::default()).unwrap();
+        let s = load_with(Some(file), &[], &[]).unwrap();
         assert_eq!(s.recommendations.targets()[0].to_string(), "b:3");
         let err = error(
             None,
@@ -629,7 +595,7 @@ mod tests {
     #[test]
     fn the_example_file_sets_every_key_to_its_default() {
         let example = include_str!("../marketplace.example.toml");
-        let s = load_with(Some(example), &[], Overrides::default()).unwrap();
+        let s = load_with(Some(example), &[], &[]).unwrap();
         assert_eq!(s, Settings::default());
         let parsed: toml::Table = example.parse().unwrap();
         for (key, unset) in all_keys() {

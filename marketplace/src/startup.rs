@@ -2,7 +2,10 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use bookshop_common::net::{BindError, bind};
+use bookshop_common::{
+    net::{BindError, bind},
+    serve::App,
+};
 use salvo::{Server, conn::tcp::TcpAcceptor, fuse::FuseConfig};
 use tokio::net::TcpListener;
 
@@ -16,15 +19,15 @@ use crate::{
 /// Why the Marketplace could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The address cannot be bound (in use, permission, bad host).
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    /// The Recommendations endpoint cannot be set up.
-    #[error(transparent)]
-    Recommendations(#[from] ChannelError),
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The address cannot be bound (in use, permission, bad host).
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The Recommendations endpoint cannot be set up (a TLS file).
+    #[error(transparent)]
+    Recommendations(#[from] ChannelError),
 }
 
 /// The largest request head (request line and headers) read, in bytes.
@@ -42,14 +45,6 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `server.host:server.port` (port 0 picks a free port) and sets up the lazy
-    /// channels to Recommendations, which are not dialled until the first request needs them.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let (host, port) = (&settings.server.host, settings.server.port);
-        let listener = bind(host, port, ENV_PREFIX, "server.port").await?;
-        Self::with_listener(settings, listener)
-    }
-
     /// The same, serving on `listener` instead of binding `server.port` (tests bind
     /// `127.0.0.1:0` themselves and hand it over).
     pub fn with_listener(
@@ -74,10 +69,23 @@ impl Application {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+}
+
+impl App for Application {
+    type Settings = Settings;
+    type Error = StartError;
+
+    /// Binds `server.host:server.port` (port 0 picks a free port) and sets up the lazy
+    /// channels to Recommendations, which are not dialled until the first request needs them.
+    async fn build(settings: Settings) -> Result<Application, StartError> {
+        let (host, port) = (&settings.server.host, settings.server.port);
+        let listener = bind(host, port, ENV_PREFIX, "server.port").await?;
+        Self::with_listener(settings, listener)
+    }
 
     /// Serves until `shutdown` resolves, then stops gracefully: no new connections, and
     /// in-flight requests get `server.shutdown_timeout_ms` to finish.
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {

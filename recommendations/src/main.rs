@@ -2,30 +2,46 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use bookshop_common::{net::HostPort, serve, settings::Sources, shutdown};
-use clap::{Parser, Subcommand};
+use bookshop_common::{
+    cli::{Cli, Flag},
+    net::HostPort,
+    serve,
+};
+use clap::Subcommand;
 use recommendations::{
     Application,
     catalog::{self, DEFAULT_MAX_BYTES},
     healthcheck,
-    settings::{ENV_PREFIX, Overrides, Settings},
+    settings::Settings,
 };
 
-/// Bookshop's Recommendations service: the seed's gRPC API, served from a hot-reloaded
-/// catalog.toml.
-///
-/// Configuration layers, later wins: defaults, the --config file (or RECOMMENDATIONS_CONFIG),
-/// RECOMMENDATIONS__SECTION__KEY variables, then --catalog and --port.
-#[derive(Debug, Parser)]
-#[command(name = "recommendations", version)]
-struct Cli {
-    /// TOML configuration file
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    overrides: Overrides,
-    #[command(subcommand)]
-    command: Option<Command>,
+/// What `--help` says.
+const ABOUT: &str = "Bookshop's Recommendations service: the seed's gRPC API, served from a \
+hot-reloaded catalog.toml.\n\nConfiguration layers, later wins: defaults, the --config file (or \
+RECOMMENDATIONS_CONFIG), RECOMMENDATIONS__SECTION__KEY variables, then --catalog and --port.";
+
+/// The flags beyond `--config` and `--port`.
+const FLAGS: &[Flag] = &[Flag {
+    long: "catalog",
+    value_name: "PATH",
+    help: "The catalog file (catalog.path)",
+    keys: &["catalog.path"],
+}];
+
+fn main() -> ExitCode {
+    let cli = Cli::<Command>::parse_for("recommendations", ABOUT, FLAGS);
+    let settings = cli.settings::<Settings>();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run::<Application>("Recommendations", settings),
+        Command::Check { file } => {
+            let max_bytes = settings.map_or(DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
+            serve::report(catalog::check(&file, max_bytes))
+        }
+        Command::Healthcheck { addr, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            serve::once(healthcheck::run(addr, &settings, timeout))
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,29 +62,4 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         timeout_ms: u64,
     },
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let sources = Sources::from_process(ENV_PREFIX, cli.config);
-    let settings = Settings::load(sources, &cli.overrides);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run(
-            "Recommendations",
-            env!("CARGO_PKG_VERSION"),
-            settings,
-            |settings| async {
-                let app = Application::build(settings).await?;
-                app.run_until_stopped(shutdown::signal()).await
-            },
-        ),
-        Command::Check { file } => {
-            let max_bytes = settings.map_or(DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
-            serve::report(catalog::check(&file, max_bytes))
-        }
-        Command::Healthcheck { addr, timeout_ms } => {
-            let timeout = Duration::from_millis(timeout_ms);
-            serve::once(healthcheck::run(addr, &settings, timeout))
-        }
-    }
 }

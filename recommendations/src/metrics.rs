@@ -9,14 +9,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bookshop_common::metrics::{CONTENT_TYPE, latency_histogram, register_build_info, render};
+use bookshop_common::metrics::{
+    CONTENT_TYPE, LatencyFamily, latency_family, register, register_build_info, render,
+};
 use bookshop_proto::BookCategory;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::TokioIo;
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tokio::net::TcpListener;
@@ -56,7 +58,7 @@ struct HashLabels {
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
-    latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    latency: LatencyFamily<MethodLabels>,
     books: Family<CategoryLabels, Gauge>,
     generation: Gauge,
     catalog_hash: Family<HashLabels, Gauge>,
@@ -74,60 +76,53 @@ impl Metrics {
     /// Fresh metrics, all at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let calls = Family::<CallLabels, Counter>::default();
-        registry.register(
-            "grpc_server_handled",
-            "RPCs completed on the server, by method and status code",
-            calls.clone(),
-        );
-        let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
-        );
-        registry.register(
-            "grpc_server_handling_seconds",
-            "Time to answer an RPC, in seconds",
-            latency.clone(),
-        );
-        let books = Family::<CategoryLabels, Gauge>::default();
-        registry.register(
-            "bookshop_catalog_books",
-            "Books per category in the catalog in service",
-            books.clone(),
-        );
-        let generation = Gauge::default();
-        registry.register(
-            "bookshop_catalog_generation",
-            "Catalogs put in service since start (1 after the first load)",
-            generation.clone(),
-        );
-        let catalog_hash = Family::<HashLabels, Gauge>::default();
-        registry.register(
-            "bookshop_catalog_info",
-            "The catalog in service, by short content hash (always 1)",
-            catalog_hash.clone(),
-        );
-        let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "bookshop_catalog_reloads",
-            "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
-            reloads.clone(),
-        );
-        let last_reload = Gauge::default();
-        registry.register(
-            "bookshop_catalog_last_success_timestamp_seconds",
-            "Unix time of the last successful catalog load",
-            last_reload.clone(),
-        );
         register_build_info(&mut registry, "recommendations", env!("CARGO_PKG_VERSION"));
+        let r = &mut registry;
         Metrics {
+            calls: register(
+                r,
+                "grpc_server_handled",
+                "RPCs completed on the server, by method and status code",
+                Family::default(),
+            ),
+            latency: register(
+                r,
+                "grpc_server_handling_seconds",
+                "Time to answer an RPC, in seconds",
+                latency_family(),
+            ),
+            books: register(
+                r,
+                "bookshop_catalog_books",
+                "Books per category in the catalog in service",
+                Family::default(),
+            ),
+            generation: register(
+                r,
+                "bookshop_catalog_generation",
+                "Catalogs put in service since start (1 after the first load)",
+                Gauge::default(),
+            ),
+            catalog_hash: register(
+                r,
+                "bookshop_catalog_info",
+                "The catalog in service, by short content hash (always 1)",
+                Family::default(),
+            ),
+            reloads: register(
+                r,
+                "bookshop_catalog_reloads",
+                "Catalog reloads by result: success (a new catalog in service) or failure \
+                 (rejected; the last good one kept)",
+                Family::default(),
+            ),
+            last_reload: register(
+                r,
+                "bookshop_catalog_last_success_timestamp_seconds",
+                "Unix time of the last successful catalog load",
+                Gauge::default(),
+            ),
             registry,
-            calls,
-            latency,
-            books,
-            generation,
-            catalog_hash,
-            reloads,
-            last_reload,
         }
     }
 

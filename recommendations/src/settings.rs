@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bookshop_common::settings::{Invalid, Layered, SettingsError, Sources, at_least, load, millis};
+use bookshop_common::settings::{Invalid, Layered, at_least, millis};
 use serde::{Deserialize, Serialize};
 
 use crate::{catalog, reload::WatchMode, selection::Selection};
@@ -166,30 +166,6 @@ impl Default for MetricsSettings {
     }
 }
 
-/// Command-line flags that override the configuration.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Overrides {
-    /// The catalog file (catalog.path)
-    #[arg(long, value_name = "PATH")]
-    pub catalog: Option<PathBuf>,
-    /// The gRPC port (server.port)
-    #[arg(long, value_name = "N")]
-    pub port: Option<u16>,
-}
-
-impl Settings {
-    /// Loads the layered configuration from `sources`, then applies `overrides`.
-    pub fn load(sources: Sources, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        let sources = sources
-            .with_override(
-                "catalog.path",
-                overrides.catalog.as_ref().map(|p| p.display()),
-            )
-            .with_override("server.port", overrides.port);
-        load(&sources)
-    }
-}
-
 impl Layered for Settings {
     const PREFIX: &'static str = ENV_PREFIX;
 
@@ -255,38 +231,24 @@ impl Layered for Settings {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::collections::HashMap;
+    use bookshop_common::{
+        settings::{SettingsError, Sources},
+        testing,
+    };
 
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn load_with(
         file: Option<&str>,
         vars: &[(&str, &str)],
-        overrides: Overrides,
+        flags: &[(&str, &str)],
     ) -> Result<Settings, SettingsError> {
-        let dir = tempfile::tempdir().unwrap();
-        let file = file.map(|text| {
-            let path = dir.path().join("recommendations.toml");
-            std::fs::write(&path, text).unwrap();
-            path
-        });
-        let sources = Sources {
-            file,
-            env: env(vars),
-            overrides: Vec::new(),
-        };
-        Settings::load(sources, &overrides)
+        testing::load_settings(file, vars, flags)
     }
 
     #[test]
     fn defaults_apply_without_any_source() {
-        let settings = load_with(None, &[], Overrides::default()).unwrap();
+        let settings = load_with(None, &[], &[]).unwrap();
         assert_eq!(settings, Settings::default());
         assert_eq!(settings.server.port, 50051);
         assert_eq!(settings.catalog.path, PathBuf::from("catalog.toml"));
@@ -297,7 +259,7 @@ mod tests {
     #[test]
     fn the_file_beats_defaults_env_beats_the_file_and_flags_beat_env() {
         let file = "[server]\nport = 6000\n[catalog]\npath = \"/from/file.toml\"\nwatch = \"poll\"\n[recommend]\nselection = \"per_user\"\n";
-        let from_file = load_with(Some(file), &[], Overrides::default()).unwrap();
+        let from_file = load_with(Some(file), &[], &[]).unwrap();
         assert_eq!(from_file.server.port, 6000);
         assert_eq!(from_file.catalog.watch, WatchMode::Poll);
         assert_eq!(from_file.recommend.selection, Selection::PerUser);
@@ -306,7 +268,7 @@ mod tests {
             ("RECOMMENDATIONS__SERVER__PORT", "7000"),
             ("RECOMMENDATIONS__CATALOG__PATH", "/from/env.toml"),
         ];
-        let from_env = load_with(Some(file), &vars, Overrides::default()).unwrap();
+        let from_env = load_with(Some(file), &vars, &[]).unwrap();
         assert_eq!(from_env.server.port, 7000);
         assert_eq!(from_env.catalog.path, PathBuf::from("/from/env.toml"));
         assert_eq!(
@@ -315,37 +277,17 @@ mod tests {
             "untouched keys keep the file's value"
         );
 
-        let flags = Overrides {
-            catalog: Some("/from/flag.toml".into()),
-            port: Some(8000),
-        };
-        let from_flags = load_with(Some(file), &vars, flags).unwrap();
+        let flags = [("catalog.path", "/from/flag.toml"), ("server.port", "8000")];
+        let from_flags = load_with(Some(file), &vars, &flags).unwrap();
         assert_eq!(from_flags.server.port, 8000);
         assert_eq!(from_flags.catalog.path, PathBuf::from("/from/flag.toml"));
     }
 
     #[test]
-    fn kubernetes_service_variables_never_break_start_up() {
-        let vars = [
-            ("RECOMMENDATIONS_PORT", "tcp://10.0.0.7:50051"),
-            ("RECOMMENDATIONS_PORT_50051_TCP", "tcp://10.0.0.7:50051"),
-            ("RECOMMENDATIONS_SERVICE_HOST", "10.0.0.7"),
-            ("RECOMMENDATIONS_SERVICE_PORT", "50051"),
-            ("RECOMMENDATIONS_CONFIG", ""),
-        ];
-        let settings = load_with(None, &vars, Overrides::default()).unwrap();
-        assert_eq!(settings, Settings::default());
-    }
-
-    #[test]
     fn a_bad_value_names_the_key_and_the_value() {
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__SERVER__PORT", "fifty")],
-            Overrides::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = load_with(None, &[("RECOMMENDATIONS__SERVER__PORT", "fifty")], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("server.port") && err.contains("fifty"),
             "{err}"
@@ -354,7 +296,7 @@ mod tests {
         let err = load_with(
             None,
             &[("RECOMMENDATIONS__CATALOG__WATCH", "sometimes")],
-            Overrides::default(),
+            &[],
         )
         .unwrap_err()
         .to_string();
@@ -366,7 +308,7 @@ mod tests {
         let err = load_with(
             None,
             &[("RECOMMENDATIONS__RECOMMEND__MAX_RESULTS_CAP", "2")],
-            Overrides::default(),
+            &[],
         )
         .unwrap_err()
         .to_string();
@@ -378,17 +320,13 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_an_error_not_silently_ignored() {
-        let err = load_with(Some("[server]\nprot = 1\n"), &[], Overrides::default())
+        let err = load_with(Some("[server]\nprot = 1\n"), &[], &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("prot"), "{err}");
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__CATALOG__PTAH", "x")],
-            Overrides::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = load_with(None, &[("RECOMMENDATIONS__CATALOG__PTAH", "x")], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ptah"), "{err}");
     }
 
@@ -404,20 +342,16 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         sources.file = Some(path);
         assert_eq!(
-            Settings::load(sources, &Overrides::default()).unwrap(),
+            bookshop_common::settings::load::<Settings>(&sources).unwrap(),
             Settings::default()
         );
     }
 
     #[test]
     fn tls_files_come_in_pairs_and_client_certificates_need_tls() {
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")],
-            Overrides::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = load_with(None, &[("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("tls.cert_path") && err.contains("/c.pem"),
             "{err}"
@@ -425,7 +359,7 @@ mod tests {
         let err = load_with(
             None,
             &[("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem")],
-            Overrides::default(),
+            &[],
         )
         .unwrap_err()
         .to_string();
@@ -436,7 +370,7 @@ mod tests {
             ("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem"),
             ("RECOMMENDATIONS__SERVER__HEALTH_PORT", "50052"),
         ];
-        let settings = load_with(None, &vars, Overrides::default()).unwrap();
+        let settings = load_with(None, &vars, &[]).unwrap();
         assert!(settings.tls.enabled());
         assert_eq!(settings.server.health_port, Some(50052));
     }

@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use bookshop_common::{
     net::{BindError, bind},
+    serve::App,
     tls::{self, TlsFileError},
 };
 use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};
@@ -60,16 +61,9 @@ pub struct Application {
     settings: Settings,
 }
 
-type Service = RecommendationsServer<RecommendationService>;
+type Grpc = RecommendationsServer<RecommendationService>;
 
 impl Application {
-    /// Binds the listeners (port 0 picks a free port) and reads the TLS files; nothing is
-    /// served yet.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let listener = bind_port(&settings, settings.server.port, "server.port").await?;
-        Self::with_listener(settings, listener).await
-    }
-
     /// The same, serving gRPC on `listener` instead of binding `server.port` (tests bind
     /// `127.0.0.1:0` themselves and hand it over).
     pub async fn with_listener(
@@ -108,6 +102,18 @@ impl Application {
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().map(address)
     }
+}
+
+impl App for Application {
+    type Settings = Settings;
+    type Error = StartError;
+
+    /// Binds the listeners (port 0 picks a free port) and reads the TLS files; nothing is
+    /// served yet.
+    async fn build(settings: Settings) -> Result<Application, StartError> {
+        let listener = bind_port(&settings, settings.server.port, "server.port").await?;
+        Self::with_listener(settings, listener).await
+    }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
     ///
@@ -115,7 +121,7 @@ impl Application {
     /// an invalid or missing catalog at start-up is an error. On shutdown, health turns
     /// NOT_SERVING, new connections are refused, and in-flight calls get
     /// `server.shutdown_timeout_ms` to finish.
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
@@ -166,7 +172,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(Service::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(Grpc::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(incoming(self.listener), wait(stopped));
         let mut server = tokio::spawn(server);
         tracing::info!(
@@ -277,8 +283,8 @@ fn server_tls(settings: &TlsSettings) -> Result<Option<ServerTlsConfig>, TlsFile
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     match status {
-        ServingStatus::Serving => health.set_serving::<Service>().await,
-        _ => health.set_not_serving::<Service>().await,
+        ServingStatus::Serving => health.set_serving::<Grpc>().await,
+        _ => health.set_not_serving::<Grpc>().await,
     }
 }
 

@@ -170,7 +170,10 @@ fn no_query_string_breaks_a_route_or_is_reflected_unescaped() {
                 if content_type.starts_with("text/html") {
                     prop_assert!(!body.contains("<script"), "reflected unescaped for {url}");
                 } else {
-                    prop_assert!(content_type.starts_with("application/json"), "{content_type}");
+                    prop_assert!(
+                        content_type.starts_with("application/json"),
+                        "{content_type}"
+                    );
                 }
                 Ok(())
             },

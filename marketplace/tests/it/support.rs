@@ -10,8 +10,8 @@ use std::{
     time::Duration,
 };
 
-use bookshop_common::testing::Spawned;
 pub use bookshop_common::testing::eventually;
+use bookshop_common::{serve::App, testing::Spawned};
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, RecommendationResponse,
     recommendations_server::{Recommendations, RecommendationsServer},

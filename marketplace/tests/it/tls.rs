@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bookshop_common::testing::{Spawned, TestCa};
+use bookshop_common::{
+    serve::App,
+    testing::{Spawned, TestCa},
+};
 use salvo::{
     http::StatusCode,
     test::{ResponseExt, TestClient},

@@ -7,7 +7,7 @@ use std::{
 };
 
 use bookshop_common::testing::Spawned;
-pub use bookshop_common::testing::eventually;
+pub use bookshop_common::{serve::App, testing::eventually};
 use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
 use recommendations::{Application, StartError, settings::Settings};
 use tempfile::TempDir;
