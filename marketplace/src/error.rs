@@ -16,7 +16,7 @@ use crate::{
     client::GatewayError,
     i18n::LangChoice,
     pages::{self, Action, Choice, Chrome, ErrorPage, LinkQuery},
-    params::ParamError,
+    params::{MAX_RESULTS_RANGE, ParamError},
 };
 
 /// Why a request could not be answered as asked.
@@ -129,14 +129,17 @@ pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, r
                 ParamError::MalformedMaxResults(_) => (
                     t.bad_max_results,
                     vec![Choice {
-                        text: t.valid_max_results.to_owned(),
+                        text: t
+                            .valid_max_results
+                            .replace("{min}", &MAX_RESULTS_RANGE.start().to_string())
+                            .replace("{max}", &MAX_RESULTS_RANGE.end().to_string()),
                         href: None,
                     }],
                 ),
                 ParamError::InvalidUserId(_) => (
                     t.bad_user_id,
                     vec![Choice {
-                        text: t.valid_user_id.to_owned(),
+                        text: t.valid_user_id.replace("{max}", &i32::MAX.to_string()),
                         href: None,
                     }],
                 ),

@@ -139,9 +139,9 @@ pub struct Texts {
     pub bad_user_id: &'static str,
     /// Introduces the list of valid values.
     pub valid_values: &'static str,
-    /// Describes the valid counts.
+    /// Describes the valid counts (`{min}` and `{max}` stand for the limits).
     pub valid_max_results: &'static str,
-    /// Describes the valid user ids.
+    /// Describes the valid user ids (`{max}` stands for the largest).
     pub valid_user_id: &'static str,
     /// The heading of the 404 page.
     pub not_found_title: &'static str,
@@ -204,8 +204,8 @@ static EN: Texts = Texts {
     bad_max_results: "The number of books must be a whole number, not",
     bad_user_id: "The user id must be a positive whole number, not",
     valid_values: "Valid values:",
-    valid_max_results: "a whole number from 1 to 50 (larger or smaller numbers are adjusted)",
-    valid_user_id: "a whole number from 1 to 2147483647",
+    valid_max_results: "a whole number from {min} to {max} (larger or smaller numbers are adjusted)",
+    valid_user_id: "a whole number from 1 to {max}",
     not_found_title: "Page not found",
     not_found_body: "There is nothing at this address.",
     method_not_allowed_title: "Not allowed",
@@ -235,8 +235,8 @@ static RU: Texts = Texts {
     bad_max_results: "Число книг должно быть целым числом, а не",
     bad_user_id: "Идентификатор пользователя должен быть целым положительным числом, а не",
     valid_values: "Допустимые значения:",
-    valid_max_results: "целое число от 1 до 50 (большие и меньшие значения поправляются)",
-    valid_user_id: "целое число от 1 до 2147483647",
+    valid_max_results: "целое число от {min} до {max} (большие и меньшие значения поправляются)",
+    valid_user_id: "целое число от 1 до {max}",
     not_found_title: "Страница не найдена",
     not_found_body: "По этому адресу ничего нет.",
     method_not_allowed_title: "Запрос не разрешён",

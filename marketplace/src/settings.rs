@@ -231,10 +231,8 @@ impl Layered for Settings {
             Invalid::new("recommendations.host", format!("{problem}{hint}"))
         })?;
         if rec.port == 0 {
-            return Err(Invalid::new(
-                "recommendations.port",
-                "must be between 1 and 65535",
-            ));
+            let problem = format!("must be between 1 and {}", u16::MAX);
+            return Err(Invalid::new("recommendations.port", problem));
         }
         at_least("recommendations.timeout_ms", rec.timeout, ms(1))?;
         at_least(

@@ -420,7 +420,7 @@ pub enum Problem {
     #[error("`id` must be a positive integer, got {0}")]
     NonPositiveId(i64),
     /// `id` does not fit the proto's `int32`.
-    #[error("`id` must be at most 2147483647 (the API's int32), got {0}")]
+    #[error("`id` must be at most {max} (the API's int32), got {0}", max = i32::MAX)]
     IdTooLarge(String),
     /// The same `id` appears twice.
     #[error("duplicate id {id}, first used at {first}")]
@@ -434,7 +434,7 @@ pub enum Problem {
     #[error("`title` must not be empty")]
     EmptyTitle,
     /// A text field is longer than [`MAX_TEXT_CHARS`].
-    #[error("`{field}` is {chars} characters long; the limit is 500")]
+    #[error("`{field}` is {chars} characters long; the limit is {MAX_TEXT_CHARS}")]
     TextTooLong {
         /// `title` or `author`.
         field: &'static str,
