@@ -1,7 +1,7 @@
 //! What the services' tests share (feature `testing`, dev-dependencies only): polling with a
 //! deadline instead of sleeping, and certificates made on the fly for the TLS tests.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{fmt::Debug, future::Future, pin::Pin, time::Duration};
 
 use crate::settings::{self, Layered, SettingsError, Sources};
 
@@ -51,6 +51,23 @@ pub fn load_settings<T: Layered>(
         overrides: pairs(flags),
     };
     settings::load(&sources)
+}
+
+/// The error message of loading settings `T` as in [`load_settings`], which must fail.
+pub fn settings_error<T: Layered + Debug>(text: Option<&str>, vars: &[(&str, &str)]) -> String {
+    match load_settings::<T>(text, vars, &[]) {
+        Ok(settings) => panic!("expected an error, loaded {settings:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// Asserts that `message` mentions every one of `parts` (an error message naming what is wrong
+/// and where).
+#[track_caller]
+pub fn assert_mentions(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
 }
 
 /// The stop signal handed to a spawned application's `run_until_stopped`.

@@ -110,6 +110,7 @@ fn prefer_ipv4(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 pub type MakeChannel = Arc<dyn Fn(SocketAddr) -> Channel + Send + Sync>;
 
 /// One replica: its channel and what the balancer knows about it.
+#[derive(Debug)]
 pub struct Replica {
     addr: SocketAddr,
     channel: Channel,
@@ -118,16 +119,6 @@ pub struct Replica {
     failures: AtomicU32,
     /// Milliseconds since the pool's epoch until which the replica is skipped (0: never).
     ejected_until_ms: AtomicU64,
-}
-
-impl fmt::Debug for Replica {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replica")
-            .field("addr", &self.addr)
-            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
-            .field("failures", &self.failures.load(Ordering::Relaxed))
-            .finish()
-    }
 }
 
 impl Replica {

@@ -349,25 +349,25 @@ mod host_port_list {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use bookshop_common::{settings::SettingsError, testing};
+    use bookshop_common::{
+        settings::env_variable,
+        testing::{assert_mentions, load_settings, settings_error},
+    };
 
     use super::*;
 
-    fn load_with(
-        file: Option<&str>,
-        vars: &[(&str, &str)],
-        flags: &[(&str, &str)],
-    ) -> Result<Settings, SettingsError> {
-        testing::load_settings(file, vars, flags)
+    /// The settings from a file and variables, which must load.
+    fn loaded(file: Option<&str>, vars: &[(&str, &str)]) -> Settings {
+        load_settings(file, vars, &[]).unwrap()
     }
 
     fn error(file: Option<&str>, vars: &[(&str, &str)]) -> String {
-        load_with(file, vars, &[]).unwrap_err().to_string()
+        settings_error::<Settings>(file, vars)
     }
 
     #[test]
     fn defaults_are_the_seeds_values() {
-        let s = load_with(None, &[], &[]).unwrap();
+        let s = loaded(None, &[]);
         assert_eq!(s, Settings::default());
         assert_eq!((s.server.host.as_str(), s.server.port), ("0.0.0.0", 5001));
         let rec = &s.recommendations;
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn every_layer_beats_the_one_before() {
         let file = "[server]\nport = 6000\n[recommendations]\nhost = \"from-file\"\ntimeout_ms = 250\n[homepage]\ncategory = \"self_help\"\n";
-        let s = load_with(Some(file), &[], &[]).unwrap();
+        let s = loaded(Some(file), &[]);
         assert_eq!(s.server.port, 6000);
         assert_eq!(s.recommendations.host, "from-file");
         assert_eq!(s.recommendations.timeout, Duration::from_millis(250));
@@ -391,7 +391,7 @@ mod tests {
         );
 
         let legacy = [("RECOMMENDATIONS_HOST", "legacy")];
-        let s = load_with(Some(file), &legacy, &[]).unwrap();
+        let s = loaded(Some(file), &legacy);
         assert_eq!(s.recommendations.host, "legacy");
 
         let vars = [
@@ -400,7 +400,7 @@ mod tests {
             ("MARKETPLACE__SERVER__PORT", "7000"),
             ("MARKETPLACE__HOMEPAGE__CATEGORY", "science-fiction"),
         ];
-        let s = load_with(Some(file), &vars, &[]).unwrap();
+        let s = loaded(Some(file), &vars);
         assert_eq!(s.recommendations.host, "from-env");
         assert_eq!(s.server.port, 7000);
         assert_eq!(s.homepage.category, BookCategory::ScienceFiction);
@@ -410,7 +410,7 @@ mod tests {
             ("recommendations.host", "from-flag"),
             ("recommendations.port", "9000"),
         ];
-        let s = load_with(Some(file), &vars, &flags).unwrap();
+        let s = load_settings::<Settings>(Some(file), &vars, &flags).unwrap();
         assert_eq!(s.server.port, 8000);
         assert_eq!(
             (s.recommendations.host.as_str(), s.recommendations.port),
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn an_empty_legacy_variable_is_ignored() {
-        let s = load_with(None, &[("RECOMMENDATIONS_HOST", " ")], &[]).unwrap();
+        let s = loaded(None, &[("RECOMMENDATIONS_HOST", " ")]);
         assert_eq!(s.recommendations.host, "localhost");
     }
 
@@ -428,7 +428,7 @@ mod tests {
     fn the_home_category_takes_the_query_spellings() {
         for spelling in ["Self-Help", "SELF_HELP", "self-help"] {
             let vars = [("MARKETPLACE__HOMEPAGE__CATEGORY", spelling)];
-            let s = load_with(None, &vars, &[]).unwrap();
+            let s = loaded(None, &vars);
             assert_eq!(s.homepage.category, BookCategory::SelfHelp, "{spelling}");
         }
     }
@@ -444,101 +444,82 @@ mod tests {
             ("RECOMMENDATIONS_SERVICE_PORT", "50051"),
             ("MARKETPLACE_CONFIG", ""),
         ];
-        let s = load_with(None, &vars, &[]).unwrap();
+        let s = loaded(None, &vars);
         assert_eq!(s, Settings::default());
     }
 
     #[test]
     fn an_unknown_category_names_the_key_the_value_the_variable_and_the_valid_values() {
         let err = error(None, &[("MARKETPLACE__HOMEPAGE__CATEGORY", "fantasy")]);
-        for part in [
+        let valid = "mystery, science_fiction, self_help";
+        let parts = [
             "homepage.category",
             "fantasy",
             "MARKETPLACE__HOMEPAGE__CATEGORY",
-            "mystery, science_fiction, self_help",
-        ] {
-            assert!(err.contains(part), "{part:?} missing from: {err}");
-        }
+            valid,
+        ];
+        assert_mentions(&err, &parts);
         let err = error(Some("[homepage]\ncategory = \"poetry\"\n"), &[]);
-        assert!(
-            err.contains("poetry") && err.contains("settings.toml"),
-            "{err}"
-        );
+        assert_mentions(&err, &["poetry", "settings.toml"]);
     }
 
     #[test]
     fn addresses_are_parsed_once_from_a_list_or_a_string() {
         let vars = [("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1, [::1]:2,")];
-        let s = load_with(None, &vars, &[]).unwrap();
+        let s = loaded(None, &vars);
         let targets: Vec<String> = s
             .recommendations
             .targets()
             .iter()
-            .map(|t| t.to_string())
+            .map(ToString::to_string)
             .collect();
         assert_eq!(targets, ["a:1", "[::1]:2"]);
         let file = "[recommendations]\naddresses = [\"b:3\"]\n";
-        let s = load_with(Some(file), &[], &[]).unwrap();
+        let s = loaded(Some(file), &[]);
         assert_eq!(s.recommendations.targets()[0].to_string(), "b:3");
         let err = error(
             None,
             &[("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1,b")],
         );
-        assert!(
-            err.contains("recommendations.addresses") && err.contains("\"b\" must be host:port"),
-            "{err}"
+        assert_mentions(
+            &err,
+            &["recommendations.addresses", "\"b\" must be host:port"],
         );
     }
 
     #[test]
     fn a_host_with_a_port_or_a_scheme_is_refused_with_a_hint() {
         let err = error(None, &[("RECOMMENDATIONS_HOST", "recommendations:50051")]);
-        for part in [
+        let parts = [
             "recommendations.host",
             "RECOMMENDATIONS_HOST",
             "recommendations.port",
-        ] {
-            assert!(err.contains(part), "{part:?} missing from: {err}");
-        }
+        ];
+        assert_mentions(&err, &parts);
         let err = error(None, &[("MARKETPLACE__RECOMMENDATIONS__HOST", "http://x")]);
-        assert!(err.contains("scheme"), "{err}");
+        assert_mentions(&err, &["scheme"]);
     }
 
     #[test]
     fn zero_timeouts_ports_and_user_ids_are_refused() {
-        for (var, key) in [
-            (
-                "MARKETPLACE__RECOMMENDATIONS__TIMEOUT_MS",
-                "recommendations.timeout_ms",
-            ),
-            (
-                "MARKETPLACE__RECOMMENDATIONS__CONNECT_TIMEOUT_MS",
-                "recommendations.connect_timeout_ms",
-            ),
-            (
-                "MARKETPLACE__RECOMMENDATIONS__RETRY_AFTER_SECS",
-                "recommendations.retry_after_secs",
-            ),
-            (
-                "MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS",
-                "recommendations.keepalive_ms",
-            ),
-            ("MARKETPLACE__RECOMMENDATIONS__PORT", "recommendations.port"),
-            ("MARKETPLACE__HOMEPAGE__USER_ID", "homepage.user_id"),
-            ("MARKETPLACE__HOMEPAGE__MAX_RESULTS", "homepage.max_results"),
+        for key in [
+            "recommendations.timeout_ms",
+            "recommendations.connect_timeout_ms",
+            "recommendations.retry_after_secs",
+            "recommendations.keepalive_ms",
+            "recommendations.port",
+            "homepage.user_id",
+            "homepage.max_results",
         ] {
-            let err = error(None, &[(var, "0")]);
-            assert!(err.contains(key) && err.contains(var), "{key}: {err}");
+            let variable = env_variable(ENV_PREFIX, key);
+            assert_mentions(&error(None, &[(&variable, "0")]), &[key, &variable]);
         }
         // TCP keepalive counts whole seconds; 999 would silently become something else.
         let err = error(
             None,
             &[("MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS", "999")],
         );
-        assert!(
-            err.contains("recommendations.keepalive_ms") && err.contains("999"),
-            "{err}"
-        );
+        assert_mentions(&err, &["recommendations.keepalive_ms", "999"]);
     }
 
     #[test]
@@ -547,17 +528,17 @@ mod tests {
             None,
             &[("MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")],
         );
-        assert!(err.contains("recommendations.tls.cert_path"), "{err}");
+        assert_mentions(&err, &["recommendations.tls.cert_path"]);
         let vars = [
             ("MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem"),
             ("MARKETPLACE__RECOMMENDATIONS__TLS__KEY_PATH", "/c.key"),
         ];
-        assert!(error(None, &vars).contains("recommendations.tls.ca_path"));
+        assert_mentions(&error(None, &vars), &["recommendations.tls.ca_path"]);
         let vars = [
             ("MARKETPLACE__RECOMMENDATIONS__TLS__CA_PATH", "/ca.pem"),
             ("MARKETPLACE__RECOMMENDATIONS__HOST", "10.0.0.1"),
         ];
-        assert!(error(None, &vars).contains("recommendations.tls.server_name"));
+        assert_mentions(&error(None, &vars), &["recommendations.tls.server_name"]);
     }
 
     /// Every dotted key of the settings, from the serialized defaults, with whether it is unset
@@ -593,7 +574,7 @@ mod tests {
     #[test]
     fn the_example_file_sets_every_key_to_its_default() {
         let example = include_str!("../marketplace.example.toml");
-        let s = load_with(Some(example), &[], &[]).unwrap();
+        let s = loaded(Some(example), &[]);
         assert_eq!(s, Settings::default());
         let parsed: toml::Table = example.parse().unwrap();
         for (key, unset) in all_keys() {
@@ -622,7 +603,7 @@ mod tests {
         let docs = include_str!("../../docs/configuration.md");
         let marketplace = &docs[docs.find("## Marketplace").unwrap()..];
         for (key, _) in all_keys() {
-            let variable = bookshop_common::settings::env_variable(ENV_PREFIX, &key);
+            let variable = env_variable(ENV_PREFIX, &key);
             assert!(
                 marketplace.contains(&format!("`{key}`")),
                 "{key} undocumented"

@@ -231,24 +231,18 @@ impl Layered for Settings {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use bookshop_common::{
-        settings::{SettingsError, Sources},
-        testing,
-    };
+    use bookshop_common::settings::Sources;
+    use bookshop_common::testing::{assert_mentions, load_settings, settings_error};
 
     use super::*;
 
-    fn load_with(
-        file: Option<&str>,
-        vars: &[(&str, &str)],
-        flags: &[(&str, &str)],
-    ) -> Result<Settings, SettingsError> {
-        testing::load_settings(file, vars, flags)
+    fn load(file: Option<&str>, vars: &[(&str, &str)], flags: &[(&str, &str)]) -> Settings {
+        load_settings(file, vars, flags).unwrap()
     }
 
     #[test]
     fn defaults_apply_without_any_source() {
-        let settings = load_with(None, &[], &[]).unwrap();
+        let settings = load(None, &[], &[]);
         assert_eq!(settings, Settings::default());
         assert_eq!(settings.server.port, 50051);
         assert_eq!(settings.catalog.path, PathBuf::from("catalog.toml"));
@@ -259,7 +253,7 @@ mod tests {
     #[test]
     fn the_file_beats_defaults_env_beats_the_file_and_flags_beat_env() {
         let file = "[server]\nport = 6000\n[catalog]\npath = \"/from/file.toml\"\nwatch = \"poll\"\n[recommend]\nselection = \"per_user\"\n";
-        let from_file = load_with(Some(file), &[], &[]).unwrap();
+        let from_file = load(Some(file), &[], &[]);
         assert_eq!(from_file.server.port, 6000);
         assert_eq!(from_file.catalog.watch, WatchMode::Poll);
         assert_eq!(from_file.recommend.selection, Selection::PerUser);
@@ -268,7 +262,7 @@ mod tests {
             ("RECOMMENDATIONS__SERVER__PORT", "7000"),
             ("RECOMMENDATIONS__CATALOG__PATH", "/from/env.toml"),
         ];
-        let from_env = load_with(Some(file), &vars, &[]).unwrap();
+        let from_env = load(Some(file), &vars, &[]);
         assert_eq!(from_env.server.port, 7000);
         assert_eq!(from_env.catalog.path, PathBuf::from("/from/env.toml"));
         assert_eq!(
@@ -278,56 +272,33 @@ mod tests {
         );
 
         let flags = [("catalog.path", "/from/flag.toml"), ("server.port", "8000")];
-        let from_flags = load_with(Some(file), &vars, &flags).unwrap();
+        let from_flags = load(Some(file), &vars, &flags);
         assert_eq!(from_flags.server.port, 8000);
         assert_eq!(from_flags.catalog.path, PathBuf::from("/from/flag.toml"));
     }
 
+    fn error(vars: &[(&str, &str)]) -> String {
+        settings_error::<Settings>(None, vars)
+    }
+
     #[test]
     fn a_bad_value_names_the_key_and_the_value() {
-        let err = load_with(None, &[("RECOMMENDATIONS__SERVER__PORT", "fifty")], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("server.port") && err.contains("fifty"),
-            "{err}"
-        );
-
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__CATALOG__WATCH", "sometimes")],
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("catalog.watch") && err.contains("sometimes"),
-            "{err}"
-        );
-
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__RECOMMEND__MAX_RESULTS_CAP", "2")],
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("recommend.max_results_cap") && err.contains('2'),
-            "{err}"
-        );
+        let err = error(&[("RECOMMENDATIONS__SERVER__PORT", "fifty")]);
+        assert_mentions(&err, &["server.port", "fifty"]);
+        let err = error(&[("RECOMMENDATIONS__CATALOG__WATCH", "sometimes")]);
+        assert_mentions(&err, &["catalog.watch", "sometimes"]);
+        let err = error(&[("RECOMMENDATIONS__RECOMMEND__MAX_RESULTS_CAP", "2")]);
+        assert_mentions(&err, &["recommend.max_results_cap", "2"]);
     }
 
     #[test]
     fn an_unknown_key_is_an_error_not_silently_ignored() {
-        let err = load_with(Some("[server]\nprot = 1\n"), &[], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("prot"), "{err}");
-        let err = load_with(None, &[("RECOMMENDATIONS__CATALOG__PTAH", "x")], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ptah"), "{err}");
+        let err = settings_error::<Settings>(Some("[server]\nprot = 1\n"), &[]);
+        assert_mentions(&err, &["prot"]);
+        assert_mentions(
+            &error(&[("RECOMMENDATIONS__CATALOG__PTAH", "x")]),
+            &["ptah"],
+        );
     }
 
     #[test]
@@ -349,28 +320,17 @@ mod tests {
 
     #[test]
     fn tls_files_come_in_pairs_and_client_certificates_need_tls() {
-        let err = load_with(None, &[("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("tls.cert_path") && err.contains("/c.pem"),
-            "{err}"
-        );
-        let err = load_with(
-            None,
-            &[("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem")],
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("tls.client_ca_path"), "{err}");
+        let err = error(&[("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")]);
+        assert_mentions(&err, &["tls.cert_path", "/c.pem"]);
+        let err = error(&[("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem")]);
+        assert_mentions(&err, &["tls.client_ca_path"]);
         let vars = [
             ("RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem"),
             ("RECOMMENDATIONS__TLS__KEY_PATH", "/c.key"),
             ("RECOMMENDATIONS__TLS__CLIENT_CA_PATH", "/ca.pem"),
             ("RECOMMENDATIONS__SERVER__HEALTH_PORT", "50052"),
         ];
-        let settings = load_with(None, &vars, &[]).unwrap();
+        let settings = load(None, &vars, &[]);
         assert!(settings.tls.enabled());
         assert_eq!(settings.server.health_port, Some(50052));
     }
