@@ -2,8 +2,12 @@
 //!
 //! Lines are written to stderr by a thread of their own: a request only formats its line and
 //! queues it, and the writer thread puts everything queued into stderr with one `write` per
-//! batch instead of one per line (with the default `info`, every page and every call logs an
-//! access line). Nothing is dropped: when the queue ([`QUEUED_LINES`]) is full, logging waits.
+//! batch instead of one per line. Nothing is dropped: when the queue ([`QUEUED_LINES`]) is full,
+//! logging waits.
+//!
+//! With the default filter, answered requests and calls are not logged one by one (their access
+//! lines are at `debug`): failures, slow answers ([`SLOW`]), reloads and start-up are.
+//! `RUST_LOG=info,marketplace::access=debug,recommendations::access=debug` logs every one.
 
 use std::io::{BufWriter, IsTerminal};
 
@@ -32,6 +36,10 @@ impl LogFormat {
 /// The filter used when `RUST_LOG` is unset or malformed. `notify` logs routine inotify
 /// bookkeeping (a watch on a replaced file) at `info`, which is noise for operators.
 pub const DEFAULT_FILTER: &str = "info,notify=warn";
+
+/// Requests and calls that take longer than this are logged at `info` even when they succeed
+/// (the others at `debug`): a slow answer is worth a line, a fast one is not.
+pub const SLOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Lines queued for the writer thread before logging waits for it: a burst of a few thousand
 /// requests' lines never waits, and a stalled stderr holds up requests (as a plain `write` would)

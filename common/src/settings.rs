@@ -324,6 +324,55 @@ pub mod millis {
     }
 }
 
+/// Lists of values that parse from text (`host:port`, `10.0.0.0/8`), written as one string
+/// separated by commas (what an environment variable can hold) or as a TOML array, with
+/// `#[serde(with = "bookshop_common::settings::comma_list")]`. An empty string is an empty list.
+pub mod comma_list {
+    use std::{fmt::Display, str::FromStr};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        List(Vec<String>),
+    }
+
+    /// Writes the list as one string, separated by commas.
+    pub fn serialize<S: Serializer, T: Display>(
+        list: &[T],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = list.iter().map(ToString::to_string).collect();
+        serializer.serialize_str(&text.join(","))
+    }
+
+    /// Reads a comma-separated string or a list; each entry must parse, and the error names
+    /// the one that does not.
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: Display,
+    {
+        let entries = match Written::deserialize(deserializer)? {
+            Written::Text(text) => text.split(',').map(str::to_owned).collect(),
+            Written::List(list) => list,
+        };
+        entries
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|error| serde::de::Error::custom(format!("{entry:?}: {error}")))
+            })
+            .collect()
+    }
+}
+
 /// Checks that `duration` (the setting `key`) is at least `min`.
 pub fn at_least(key: &'static str, duration: Duration, min: Duration) -> Result<(), Invalid> {
     if duration < min {

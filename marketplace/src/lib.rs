@@ -10,6 +10,7 @@
 //! - [`settings`]: layered configuration (defaults, file, `RECOMMENDATIONS_HOST`,
 //!   `MARKETPLACE__…`, flags), typed, and its checks.
 //! - [`params`]: the request's parameters parsed into typed values (category, count, user id).
+//! - [`user_cookie`]: the anonymous user id cookie, and when it is `Secure`.
 //! - [`i18n`]: the page language (`?lang=`, `Accept-Language`) and the text in each language.
 //! - [`balance`]: the Recommendations replicas: periodic resolution, power-of-two-choices
 //!   picking, ejection of failing replicas.
@@ -39,5 +40,6 @@ pub mod request_id;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod user_cookie;
 
 pub use startup::{Application, StartError};

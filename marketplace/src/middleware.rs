@@ -1,7 +1,13 @@
 //! The hoops every response goes through: the access log (with the request metrics) and the
 //! security headers.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use salvo::{
     Depot, FlowCtrl, Request, Response, handler,
@@ -16,7 +22,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The `tracing` target of the access log, so it can be filtered on its own
-/// (`RUST_LOG=info,marketplace::access=warn` silences it).
+/// (`RUST_LOG=info,marketplace::access=debug` logs every request, `=warn` none).
 pub const ACCESS_LOG_TARGET: &str = "marketplace::access";
 
 /// The security headers, one table made at compile time.
@@ -55,9 +61,35 @@ pub async fn security_headers(
     ctrl.call_next(req, depot, res).await;
 }
 
+/// While the server drains before stopping, every answer closes its connection
+/// (`Connection: close`), so clients reconnect elsewhere instead of sending their next request
+/// on a connection that is about to close.
+#[derive(Debug, Clone)]
+pub struct CloseWhenDraining(pub Arc<AtomicBool>);
+
+#[handler]
+impl CloseWhenDraining {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        ctrl.call_next(req, depot, res).await;
+        if self.0.load(Ordering::Relaxed) {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
 /// Every request, observed once: counted in the metrics (route, status, latency) and logged as
 /// one `tracing` event with method, route (the matched pattern, `-` when none matched), path,
-/// status and latency. The probes log at `debug`; everything else at `info`.
+/// status and latency: at `info` when it failed (4xx, 5xx) or was slow
+/// ([`SLOW`](bookshop_common::logging::SLOW)), at `debug` otherwise and for the probes, so that
+/// the default log carries what needs attention and costs nothing per page.
+/// `RUST_LOG=info,marketplace::access=debug` logs every request.
 #[derive(Debug, Clone)]
 pub struct AccessLog(pub Arc<Metrics>);
 
@@ -81,10 +113,11 @@ impl AccessLog {
             .observe_request(method, route, status, elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let path = req.uri().path();
-        if probe {
-            tracing::debug!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
-        } else {
+        let noteworthy = status >= 400 || elapsed >= bookshop_common::logging::SLOW;
+        if noteworthy && !probe {
             tracing::info!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
+        } else {
+            tracing::debug!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
         }
     }
 }

@@ -8,9 +8,6 @@ use bookshop_proto::BookCategory;
 /// How many books one page may ask for; out-of-range counts are clamped into it.
 pub const MAX_RESULTS_RANGE: RangeInclusive<u32> = 1..=50;
 
-/// The cookie holding a browser's anonymous user id.
-pub const USER_COOKIE: &str = "bookshop_uid";
-
 /// A request parameter that cannot be used. The English message is the JSON API's; pages word
 /// it in the visitor's language from the same parts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,11 +106,6 @@ pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
         .ok_or_else(|| ParamError::InvalidUserId(raw.to_owned()))
 }
 
-/// A fresh anonymous user id for a browser without a valid cookie.
-pub fn new_user_id() -> i32 {
-    rand::random_range(1..=i32::MAX)
-}
-
 /// What a page or the API was asked for, after defaults were applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookQuery {
@@ -154,11 +146,6 @@ impl Explicit {
             user_id: present(user_id).map(parse_user_id).transpose()?,
         })
     }
-}
-
-/// Reads the `bookshop_uid` cookie value: a valid id, or `None` (absent or tampered with).
-pub fn user_id_from_cookie(value: Option<&str>) -> Option<i32> {
-    value.and_then(|v| parse_user_id(v).ok())
 }
 
 #[cfg(test)]
@@ -254,14 +241,5 @@ mod tests {
                 user_id: Some(5)
             })
         );
-    }
-
-    #[test]
-    fn a_tampered_cookie_is_ignored() {
-        assert_eq!(user_id_from_cookie(Some("123")), Some(123));
-        for bad in ["0", "-3", "x", "", "99999999999"] {
-            assert_eq!(user_id_from_cookie(Some(bad)), None, "{bad}");
-        }
-        assert_eq!(user_id_from_cookie(None), None);
     }
 }

@@ -13,19 +13,15 @@
 //! Every `GET` route answers `HEAD` too. [`ROUTES`] lists them once: the router is built from
 //! it, and the metrics and the access log label requests with its entries.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicBool};
 
 use bookshop_proto::BookCategory;
+use ipnet::IpNet;
 use salvo::{
     Handler, Request, Response, Router, Service,
     catcher::Catcher,
     handler,
-    http::{
-        HeaderValue, StatusCode,
-        cookie::{Cookie, SameSite, time::Duration as CookieDuration},
-        header,
-        uri::Scheme,
-    },
+    http::{HeaderValue, StatusCode, header},
     writing::{Json, Text},
 };
 use serde::Serialize;
@@ -38,9 +34,10 @@ use crate::{
     metrics::{Metrics, MetricsHandler},
     middleware,
     pages::{self, Chrome, HomePage, LinkQuery},
-    params::{self, BookQuery, Explicit, USER_COOKIE},
+    params::{BookQuery, Explicit, ParamError},
     request_id,
     settings::Settings,
+    user_cookie::{self, SecureCookies},
 };
 
 /// A route of the Marketplace: its path, and whether it is a probe, which the access log
@@ -85,9 +82,6 @@ pub fn route_label(req: &Request) -> Option<Route> {
         .filter(|route| route.path != "/" || !matched.is_empty() || req.uri().path() == "/")
 }
 
-/// How long the anonymous user id cookie lives.
-pub const USER_COOKIE_MAX_AGE_DAYS: i64 = 365;
-
 /// What the handlers share: the gateway to Recommendations, the metrics and the home page
 /// defaults.
 #[derive(Debug)]
@@ -104,6 +98,13 @@ pub struct AppState {
     pub default_user_id: i32,
     /// `recommendations.retry_after_secs`
     pub retry_after_secs: u32,
+    /// `server.secure_cookies`
+    pub secure_cookies: SecureCookies,
+    /// `server.trusted_proxies`
+    pub trusted_proxies: Vec<IpNet>,
+    /// Set when a stop signal came: answers close their connections (see
+    /// [`middleware::CloseWhenDraining`]).
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -120,6 +121,9 @@ impl AppState {
             default_max_results: settings.homepage.max_results,
             default_user_id: settings.homepage.user_id,
             retry_after_secs: settings.recommendations.retry_after_secs,
+            secure_cookies: settings.server.secure_cookies,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            draining: Arc::default(),
         }
     }
 
@@ -173,9 +177,11 @@ pub fn service(state: Arc<AppState>) -> Service {
         retry_after_secs: state.retry_after_secs,
     });
     let access_log = middleware::AccessLog(state.metrics.clone());
+    let close_when_draining = middleware::CloseWhenDraining(state.draining.clone());
     Service::new(router(state))
         .hoop(request_id::request_context)
         .hoop(access_log)
+        .hoop(close_when_draining)
         .hoop(middleware::security_headers)
         .catcher(catcher)
 }
@@ -192,16 +198,12 @@ fn language(req: &Request) -> LangChoice {
     negotiate(query(req, "lang"), accept)
 }
 
-fn explicit(req: &Request) -> Result<Explicit, params::ParamError> {
+fn explicit(req: &Request) -> Result<Explicit, ParamError> {
     Explicit::parse(
         query(req, "category"),
         query(req, "max_results"),
         query(req, "user_id"),
     )
-}
-
-fn cookie_user_id(req: &Request) -> Option<i32> {
-    params::user_id_from_cookie(req.cookie(USER_COOKIE).map(Cookie::value))
 }
 
 /// The links of a page keep what the visitor chose explicitly.
@@ -213,18 +215,6 @@ fn carry(explicit: &Explicit) -> LinkQuery {
     }
 }
 
-/// The anonymous per-browser user id: long-lived, invisible to scripts, sent on top-level
-/// navigation only, `Secure` when the request came over HTTPS.
-fn user_cookie(user_id: i32, secure: bool) -> Cookie<'static> {
-    Cookie::build((USER_COOKIE, user_id.to_string()))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .max_age(CookieDuration::days(USER_COOKIE_MAX_AGE_DAYS))
-        .build()
-}
-
 /// `GET /`
 #[derive(Debug, Clone)]
 struct HomeHandler(Arc<AppState>);
@@ -234,10 +224,9 @@ impl HomeHandler {
     async fn handle(&self, req: &mut Request, res: &mut Response) {
         let state = &self.0;
         let lang = language(req);
-        let cookie_user_id = cookie_user_id(req);
+        let cookie_user_id = user_cookie::read(req);
         if cookie_user_id.is_none() {
-            let secure = req.scheme() == &Scheme::HTTPS;
-            res.add_cookie(user_cookie(params::new_user_id(), secure));
+            user_cookie::issue(req, res, state.secure_cookies, &state.trusted_proxies);
         }
         let explicit = match explicit(req) {
             Ok(explicit) => explicit,
@@ -296,7 +285,7 @@ impl ApiHandler {
         res.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Cookie"));
         let query = match explicit(req) {
-            Ok(explicit) => state.resolve(explicit, cookie_user_id(req)),
+            Ok(explicit) => state.resolve(explicit, user_cookie::read(req)),
             Err(error) => return render_json(&error.into(), state.retry_after_secs, res),
         };
         match state.gateway.recommend(&query).await {

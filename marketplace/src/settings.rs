@@ -7,12 +7,14 @@ use std::{path::PathBuf, time::Duration};
 
 use bookshop_common::{
     net::{HostPort, check_host},
-    settings::{Invalid, Layered, at_least, millis},
+    settings::{Invalid, Layered, at_least, comma_list, millis},
 };
 use bookshop_proto::BookCategory;
 use serde::{Deserialize, Serialize};
 
-use crate::params::MAX_RESULTS_RANGE;
+use ipnet::IpNet;
+
+use crate::{params::MAX_RESULTS_RANGE, user_cookie::SecureCookies};
 
 /// The environment prefix: `MARKETPLACE__SERVER__PORT` sets `server.port`.
 pub const ENV_PREFIX: &str = "MARKETPLACE";
@@ -56,6 +58,18 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// The most connections served at once; beyond it new connections wait in the OS backlog.
     pub max_connections: usize,
+    /// After a stop signal, how long to go on serving (and accepting) while closing each
+    /// connection after its next answer, before in-flight requests get `shutdown_timeout_ms`:
+    /// a request that arrives on a kept-alive connection just then is answered, not dropped.
+    #[serde(rename = "drain_ms", with = "millis")]
+    pub drain: Duration,
+    /// When the user id cookie is `Secure`: `auto` (the request came over HTTPS, as a trusted
+    /// proxy says), `always` or `never`.
+    pub secure_cookies: SecureCookies,
+    /// The proxies (networks, `10.0.0.0/8`) whose `X-Forwarded-Proto` is believed; from
+    /// anyone else it is ignored.
+    #[serde(with = "comma_list")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +81,9 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            drain: Duration::from_secs(1),
+            secure_cookies: SecureCookies::Auto,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -90,7 +107,7 @@ pub struct RecommendationsSettings {
     /// Replica addresses; when set, used instead of `host` and `port`. Each name is resolved
     /// too, so one entry may stand for several replicas. Written as one `host:port` string
     /// separated by commas (as in a variable) or as a TOML array.
-    #[serde(with = "host_port_list")]
+    #[serde(with = "comma_list")]
     pub addresses: Vec<HostPort>,
     /// How often the replica addresses are resolved again.
     #[serde(rename = "resolve_interval_ms", with = "millis")]
@@ -306,43 +323,6 @@ mod category {
     ) -> Result<BookCategory, D::Error> {
         let text = String::deserialize(deserializer)?;
         crate::params::parse_category(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// `recommendations.addresses`: `host:port` values, as one comma-separated string (what an
-/// environment variable can hold) or as a list.
-mod host_port_list {
-    use bookshop_common::net::HostPort;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        Text(String),
-        List(Vec<String>),
-    }
-
-    pub(super) fn serialize<S: Serializer>(
-        list: &[HostPort],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let text: Vec<String> = list.iter().map(HostPort::to_string).collect();
-        serializer.serialize_str(&text.join(","))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<HostPort>, D::Error> {
-        let entries = match Written::deserialize(deserializer)? {
-            Written::Text(text) => text.split(',').map(str::to_owned).collect(),
-            Written::List(list) => list,
-        };
-        entries
-            .iter()
-            .map(|entry| entry.trim())
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| entry.parse().map_err(serde::de::Error::custom))
-            .collect()
     }
 }
 

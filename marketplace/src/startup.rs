@@ -1,6 +1,11 @@
 //! Building and running the web app: bind first, then serve until a stop signal.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use bookshop_common::{
     net::{BindError, bind},
@@ -39,6 +44,7 @@ pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     state: Arc<AppState>,
+    drain: Duration,
     shutdown_timeout: Duration,
     fuse: FuseConfig,
     max_connections: usize,
@@ -59,6 +65,7 @@ impl Application {
             acceptor,
             local_addr,
             state: Arc::new(AppState::new(&settings, gateway, metrics)),
+            drain: settings.server.drain,
             shutdown_timeout: settings.server.shutdown_timeout,
             fuse: settings.fuse(),
             max_connections: settings.server.max_connections,
@@ -83,8 +90,9 @@ impl App for Application {
         Self::with_listener(settings, listener)
     }
 
-    /// Serves until `shutdown` resolves, then stops gracefully: no new connections, and
-    /// in-flight requests get `server.shutdown_timeout_ms` to finish.
+    /// Serves until `shutdown` resolves, then stops gracefully: for `server.drain_ms` every
+    /// answer closes its connection, then no new connections are accepted and in-flight
+    /// requests get `server.shutdown_timeout_ms` to finish.
     async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -96,6 +104,7 @@ impl App for Application {
         // short, so 16 KiB leaves room for big cookies and nothing more.
         server.http1_mut().max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let handle = server.handle();
+        let draining = self.state.draining.clone();
         let serving = server.try_serve(service(self.state));
         tokio::pin!(serving);
         tracing::info!(address = %self.local_addr, "Marketplace listening (HTTP)");
@@ -108,10 +117,19 @@ impl App for Application {
             () = shutdown => {}
         }
 
+        // Go on serving for a moment, every answer closing its connection, so that requests
+        // already on their way over kept-alive connections are answered, not dropped.
         tracing::info!(
+            drain_ms = bookshop_common::millis(self.drain),
             grace_ms = bookshop_common::millis(self.shutdown_timeout),
-            "stopping: finishing in-flight requests"
+            "stopping: closing connections after their next answer, then finishing in-flight \
+             requests"
         );
+        draining.store(true, Ordering::Relaxed);
+        tokio::select! {
+            result = &mut serving => return result.map_err(StartError::Serve),
+            () = tokio::time::sleep(self.drain) => {}
+        }
         handle.stop_graceful(Some(self.shutdown_timeout));
         serving.await.map_err(StartError::Serve)?;
         tracing::info!("Marketplace stopped");

@@ -17,6 +17,8 @@
 
 use std::{collections::HashMap, fmt, io::Read, ops::Range, path::Path};
 
+mod chunks;
+
 use bookshop_proto::BookCategory;
 use toml::{
     Spanned,
@@ -57,51 +59,65 @@ impl Catalog {
             location: at(span),
             problem,
         };
-        let doc = DeTable::parse(text).map_err(|e| {
-            invalid(
-                e.span().unwrap_or(0..0),
-                Problem::Toml(e.message().trim().to_owned()),
-            )
-        })?;
-
         let mut books: [Vec<Book>; 3] = Default::default();
         let mut first_seen: HashMap<i32, Range<usize>> = HashMap::new();
-        // Validate in file order, so the first error reported is the first one in the file.
-        let mut entries: Vec<_> = doc.get_ref().iter().collect();
-        entries.sort_by_key(|(key, _)| key.span().start);
-        for (key, list) in entries {
-            let name = key.get_ref().as_ref();
-            let category = BookCategory::from_key(name)
-                .ok_or_else(|| invalid(key.span(), Problem::UnknownCategory(name.to_owned())))?;
-            let DeValue::Array(list) = list.get_ref() else {
-                return Err(invalid(
-                    list.span(),
-                    Problem::NotAnArrayOfTables {
+        // Which piece defined each top-level key, and whether by `[[key]]` headers.
+        let mut defined: HashMap<String, (usize, bool)> = HashMap::new();
+        for (index, chunk) in chunks::split(text).iter().enumerate() {
+            let start = chunk.range.start;
+            let global = |span: Range<usize>| span.start + start..span.end + start;
+            let doc = DeTable::parse(&text[chunk.range.clone()]).map_err(|e| {
+                let span = global(e.span().unwrap_or(0..0));
+                invalid(span, Problem::Toml(e.message().trim().to_owned()))
+            })?;
+            // Validate in file order, so the first error reported is the first one in the
+            // file: every top-level key and every book, sorted by position.
+            let mut items = Vec::new();
+            for (key, value) in doc.get_ref() {
+                let name = key.get_ref().as_ref();
+                let appends = chunk.appends(name);
+                match defined.insert(name.to_owned(), (index, appends)) {
+                    Some((earlier, true)) if earlier != index && appends => {}
+                    Some((earlier, _)) if earlier != index => {
+                        let problem = Problem::DuplicateKey(name.to_owned());
+                        return Err(invalid(global(key.span()), problem));
+                    }
+                    _ => {}
+                }
+                let category = BookCategory::from_key(name).ok_or_else(|| {
+                    invalid(
+                        global(key.span()),
+                        Problem::UnknownCategory(name.to_owned()),
+                    )
+                })?;
+                let DeValue::Array(list) = value.get_ref() else {
+                    let found = value.get_ref().type_str();
+                    let problem = Problem::NotAnArrayOfTables {
                         category: category.key(),
-                        found: list.get_ref().type_str(),
-                    },
-                ));
-            };
-            for entry in list.iter() {
-                let DeValue::Table(fields) = entry.get_ref() else {
-                    return Err(invalid(
-                        entry.span(),
-                        Problem::NotAnArrayOfTables {
-                            category: category.key(),
-                            found: entry.get_ref().type_str(),
-                        },
-                    ));
+                        found,
+                    };
+                    return Err(invalid(global(value.span()), problem));
                 };
-                let book = parse_book(fields, entry.span(), &invalid)?;
+                items.extend(list.iter().map(|entry| (category, entry)));
+            }
+            items.sort_by_key(|(_, entry)| entry.span().start);
+            for (category, entry) in items {
+                let DeValue::Table(fields) = entry.get_ref() else {
+                    let found = entry.get_ref().type_str();
+                    let problem = Problem::NotAnArrayOfTables {
+                        category: category.key(),
+                        found,
+                    };
+                    return Err(invalid(global(entry.span()), problem));
+                };
+                let book = parse_book(fields, entry.span(), &|span, problem| {
+                    invalid(global(span), problem)
+                })?;
                 let (id, id_span) = book.id;
+                let id_span = global(id_span);
                 if let Some(first) = first_seen.get(&id) {
-                    return Err(invalid(
-                        id_span,
-                        Problem::DuplicateId {
-                            id,
-                            first: at(first.clone()),
-                        },
-                    ));
+                    let first = at(first.clone());
+                    return Err(invalid(id_span, Problem::DuplicateId { id, first }));
                 }
                 first_seen.insert(id, id_span);
                 books[category as usize].push(Book {
@@ -184,6 +200,12 @@ pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
 /// Reads a file as UTF-8, refusing it before reading if it is over `max_bytes` (and again while
 /// reading, in case it grew in between).
 pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError> {
+    decode(read_bytes(path, max_bytes)?, &path.display().to_string())
+}
+
+/// Reads a file's bytes, refusing it before reading if it is over `max_bytes` (and again while
+/// reading, in case it grew in between).
+pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> {
     let io = |source| CatalogError::Io {
         path: path.display().to_string(),
         resolved: resolved(path),
@@ -206,11 +228,16 @@ pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError>
     if bytes.len() as u64 > max_bytes {
         return Err(too_large(bytes.len() as u64));
     }
+    Ok(bytes)
+}
+
+/// The bytes of a catalog as text; `origin` names the file in the error.
+pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
         CatalogError::Invalid {
-            location: Location::from_span(&path.display().to_string(), &text, valid),
+            location: Location::from_span(origin, &text, valid),
             problem: Problem::NotUtf8,
         }
     })
@@ -288,6 +315,15 @@ fn text_field(
     let DeValue::String(text) = value.get_ref() else {
         return Err(wrong_type(value, field, "a string", invalid));
     };
+    // Control characters (C0 but tab, DEL, C1) have no place in a title, and would reach pages
+    // and logs as they are; looked for before trimming, which would drop some of them silently.
+    if let Some(control) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        let problem = Problem::ControlCharacter {
+            field,
+            code: u32::from(control),
+        };
+        return Err(invalid(value.span(), problem));
+    }
     let text = text.trim();
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
@@ -422,6 +458,9 @@ pub enum Problem {
     /// `id` does not fit the proto's `int32`.
     #[error("`id` must be at most {max} (the API's int32), got {0}", max = i32::MAX)]
     IdTooLarge(String),
+    /// A top-level key defined twice (other than by `[[key]]` headers, which append).
+    #[error("duplicate key `{0}`: it is defined earlier in the file")]
+    DuplicateKey(String),
     /// The same `id` appears twice.
     #[error("duplicate id {id}, first used at {first}")]
     DuplicateId {
@@ -440,6 +479,14 @@ pub enum Problem {
         field: &'static str,
         /// Its length in characters.
         chars: usize,
+    },
+    /// A text field holds a control character (C0 other than tab, DEL, or C1).
+    #[error("`{field}` contains the control character U+{code:04X}; remove it (a tab is allowed)")]
+    ControlCharacter {
+        /// `title` or `author`.
+        field: &'static str,
+        /// The character's code point.
+        code: u32,
     },
     /// The file holds no books at all (most likely a truncated or half-written file).
     #[error("the catalog has no books; add at least one `[[category]]` entry")]
@@ -601,6 +648,59 @@ title = "Автостопом по галактике"
             message,
             "catalog.toml:6:6: duplicate id 7, first used at catalog.toml:2:6"
         );
+    }
+
+    #[test]
+    fn a_duplicate_id_is_reported_at_the_later_book_in_file_order() {
+        let text = "[[mystery]]\nid = 1\ntitle = \"a\"\n\n[[science_fiction]]\nid = 4\ntitle = \"b\"\n\n[[mystery]]\nid = 4\ntitle = \"c\"\n";
+        let message = Catalog::from_toml_str(text, "catalog.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "catalog.toml:10:6: duplicate id 4, first used at catalog.toml:6:6"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_text_are_errors_with_their_position() {
+        for (escape, code) in [
+            ("\\u0007", "U+0007"),
+            ("\\u007F", "U+007F"),
+            ("\\u0085", "U+0085"),
+            ("a\\nb", "U+000A"),
+        ] {
+            let text = format!("[[mystery]]\nid = 1\ntitle = \"ok\"\nauthor = \"{escape}\"\n");
+            let (at, problem) = problem(&text);
+            assert_eq!((at.line, at.column), (4, 10), "{escape}");
+            assert!(problem.to_string().contains(code), "{problem}");
+        }
+        let tab = "[[mystery]]\nid = 1\ntitle = \"a\\tb\"\n";
+        assert!(Catalog::from_toml_str(tab, "c").is_ok());
+    }
+
+    #[test]
+    fn a_large_catalog_is_parsed_in_pieces_with_positions_and_rules_of_the_whole_file() {
+        let mut text = String::new();
+        for id in 1..=3000 {
+            let title = format!("Book {id} {}", "x".repeat(100));
+            text.push_str(&format!("[[mystery]]\nid = {id}\ntitle = \"{title}\"\n\n"));
+        }
+        text.push_str("[[self_help]]\nid = 5000\ntitle = \"Last\"\n");
+        let catalog = Catalog::from_toml_str(&text, "c").unwrap();
+        assert_eq!(catalog.len(), 3001);
+        assert_eq!(catalog.books(BookCategory::SelfHelp)[0].title, "Last");
+        // An error far down the file names its real line.
+        let bad = format!("{text}[[mystery]]\nid = 0\ntitle = \"x\"\n");
+        let (at, problem) = self::problem(&bad);
+        assert_eq!(
+            (at.line, problem),
+            (4 * 3000 + 5, Problem::NonPositiveId(0))
+        );
+        // A key defined at the top and again far below is a duplicate, as in one document.
+        let (at, problem) = self::problem(&format!("self_help = []\n{text}"));
+        assert_eq!(problem, Problem::DuplicateKey("self_help".into()));
+        assert_eq!(at.line, 4 * 3000 + 2);
     }
 
     #[test]

@@ -7,15 +7,18 @@
 //! # Layout
 //! - [`catalog`]: parsing and validating `catalog.toml` (errors with file, line and column).
 //! - [`store`]: the catalog in service, swapped atomically.
-//! - [`reload`]: re-reading the file on change (filesystem events, polling, SIGHUP).
+//! - [`reload`]: re-reading the file: only complete content, passing read errors retried.
+//! - [`watch`]: when to reload (filesystem events, polling, SIGHUP), settling and retrying.
 //! - [`selection`]: how books are picked (`random` or `per_user`).
 //! - [`service`]: the `Recommend` RPC and its mapping to gRPC status codes.
 //! - [`settings`]: layered configuration (defaults, file, `RECOMMENDATIONS__…`, flags).
+//! - [`connections`]: accepting gRPC connections: a cap, and no client kept that stays silent.
 //! - [`startup`]: [`Application`]: bind, serve with health and reflection, stop gracefully.
 //! - [`metrics`]: Prometheus metrics and their `/metrics` listener.
 //! - [`healthcheck`]: the client side of the `healthcheck` subcommand.
 
 pub mod catalog;
+pub mod connections;
 pub mod healthcheck;
 pub mod metrics;
 pub mod reload;
@@ -24,5 +27,6 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod watch;
 
 pub use startup::{Application, StartError};

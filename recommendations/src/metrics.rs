@@ -49,6 +49,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HashLabels {
     hash: String,
 }
@@ -64,6 +69,10 @@ pub struct Metrics {
     catalog_hash: Family<HashLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     last_reload: Gauge,
+    read_errors: Counter,
+    connections: Gauge,
+    refused: Counter,
+    silent: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +131,32 @@ impl Metrics {
                 "Unix time of the last successful catalog load",
                 Gauge::default(),
             ),
+            read_errors: register(
+                r,
+                "bookshop_catalog_read_errors",
+                "Reads of the catalog file that failed (missing, permissions, I/O); each is tried \
+                 again after a backoff",
+                Counter::default(),
+            ),
+            connections: register(
+                r,
+                "bookshop_grpc_connections",
+                "gRPC connections open now",
+                Gauge::default(),
+            ),
+            refused: register(
+                r,
+                "bookshop_grpc_connections_refused",
+                "gRPC connections closed as soon as accepted, because server.max_connections were open",
+                Counter::default(),
+            ),
+            silent: register(
+                r,
+                "bookshop_grpc_connections_closed_silent",
+                "gRPC connections closed because the client stayed silent, by reason \
+                 (handshake_timeout, idle_timeout)",
+                Family::default(),
+            ),
             registry,
         }
     }
@@ -172,7 +207,37 @@ impl Metrics {
         self.last_reload.set(now);
     }
 
-    /// A reload was rejected (invalid, missing or unreadable file).
+    /// A read of the catalog file failed; it will be tried again.
+    pub fn read_failed(&self) {
+        self.read_errors.inc();
+    }
+
+    /// The gRPC connections open now.
+    pub fn open_connections(&self) -> usize {
+        usize::try_from(self.connections.get()).unwrap_or(0)
+    }
+
+    /// A gRPC connection was accepted and is served.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A served gRPC connection ended.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// A gRPC connection was refused: the cap was reached.
+    pub fn connection_refused(&self) {
+        self.refused.inc();
+    }
+
+    /// A gRPC connection was closed because its client stayed silent (`reason`).
+    pub fn connection_timed_out(&self, reason: &'static str) {
+        self.silent.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A reload was rejected (invalid or too large).
     pub fn reload_failed(&self) {
         self.reloads
             .get_or_create(&ResultLabels { result: "failure" })
@@ -265,6 +330,7 @@ mod tests {
         metrics.catalog_loaded(&catalog, false);
         metrics.catalog_loaded(&catalog, true);
         metrics.reload_failed();
+        metrics.read_failed();
         let text = metrics.render();
         for line in [
             "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"OK\"} 1",
@@ -277,6 +343,7 @@ mod tests {
             "bookshop_catalog_generation 2",
             "bookshop_catalog_reloads_total{result=\"success\"} 1",
             "bookshop_catalog_reloads_total{result=\"failure\"} 1",
+            "bookshop_catalog_read_errors_total 1",
             "bookshop_build_info{service=\"recommendations\",version=\"",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use bookshop_common::settings::{Invalid, Layered, at_least, millis};
 use serde::{Deserialize, Serialize};
 
-use crate::{catalog, reload::WatchMode, selection::Selection};
+use crate::{catalog, selection::Selection, watch::WatchMode};
 
 /// The environment prefix: `RECOMMENDATIONS__SERVER__PORT` sets `server.port`.
 pub const ENV_PREFIX: &str = "RECOMMENDATIONS";
@@ -47,6 +47,17 @@ pub struct ServerSettings {
     /// A second, plaintext listener serving only `grpc.health.v1`, for probes that cannot speak
     /// TLS (Kubernetes' gRPC probes, `recommendations healthcheck` while TLS is on).
     pub health_port: Option<u16>,
+    /// The most gRPC connections open at once; more are closed as soon as they are accepted.
+    /// Lowered to the open-file limit minus a reserve.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent (no TLS or HTTP/2 handshake) before it is
+    /// closed.
+    #[serde(rename = "handshake_timeout_ms", with = "millis")]
+    pub handshake_timeout: Duration,
+    /// How long an established connection may stay silent (not even answering the server's
+    /// pings) before it is closed.
+    #[serde(rename = "idle_timeout_ms", with = "millis")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +69,9 @@ impl Default for ServerSettings {
             concurrency_limit_per_connection: 256,
             shutdown_timeout: Duration::from_secs(5),
             health_port: None,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -76,6 +90,10 @@ pub struct CatalogSettings {
     /// Re-read interval in `poll` mode (also the fallback when events cannot be set up).
     #[serde(rename = "poll_interval_ms", with = "millis")]
     pub poll_interval: Duration,
+    /// How long a changed file must stay the same (size, time, inode and bytes) before it is
+    /// taken, unless it was renamed into place or closed by its writer.
+    #[serde(rename = "settle_ms", with = "millis")]
+    pub settle: Duration,
     /// Files larger than this are refused before they are parsed.
     pub max_bytes: u64,
 }
@@ -87,6 +105,7 @@ impl Default for CatalogSettings {
             watch: WatchMode::Events,
             debounce: Duration::from_millis(100),
             poll_interval: Duration::from_secs(1),
+            settle: Duration::from_millis(500),
             max_bytes: catalog::DEFAULT_MAX_BYTES,
         }
     }
@@ -94,8 +113,8 @@ impl Default for CatalogSettings {
 
 impl CatalogSettings {
     /// How the watcher notices changes.
-    pub fn watch_options(&self) -> crate::reload::WatchOptions {
-        crate::reload::WatchOptions {
+    pub fn watch_options(&self) -> crate::watch::WatchOptions {
+        crate::watch::WatchOptions {
             mode: self.watch,
             debounce: self.debounce,
             poll_interval: self.poll_interval,
@@ -196,6 +215,22 @@ impl Layered for Settings {
         if self.catalog.path.as_os_str().is_empty() {
             return Err(Invalid::new("catalog.path", "must name a file"));
         }
+        if self.server.max_connections == 0 {
+            return Err(Invalid::new("server.max_connections", "must be at least 1"));
+        }
+        let ms = Duration::from_millis;
+        at_least(
+            "server.handshake_timeout_ms",
+            self.server.handshake_timeout,
+            ms(1),
+        )?;
+        // Above the 30 s between the server's HTTP/2 pings, so a client that answers them is
+        // never taken for a silent one.
+        at_least(
+            "server.idle_timeout_ms",
+            self.server.idle_timeout,
+            ms(60_000),
+        )?;
         if self.server.concurrency_limit_per_connection == 0 {
             return Err(Invalid::new(
                 "server.concurrency_limit_per_connection",

@@ -14,11 +14,13 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     catalog::CatalogError,
+    connections,
     metrics::Metrics,
-    reload::{Reloader, WatchHandle, spawn_watcher},
+    reload::Reloader,
     service::RecommendationService,
     settings::{ENV_PREFIX, Settings, TlsSettings},
     store::CatalogStore,
+    watch::{WatchHandle, spawn_watcher},
 };
 
 /// Why the service could not start or stopped abnormally.
@@ -137,7 +139,10 @@ impl App for Application {
             tracing::info!(address = %address(&listener), "health listener (plaintext gRPC health only)");
             let health_only = Server::builder()
                 .add_service(health_service.clone())
-                .serve_with_incoming_shutdown(incoming(listener), wait(stopped.clone()));
+                .serve_with_incoming_shutdown(
+                    incoming(listener),
+                    connections::stopped(stopped.clone()),
+                );
             tokio::spawn(async move {
                 if let Err(error) = health_only.await {
                     tracing::error!(%error, "the health listener failed");
@@ -149,12 +154,17 @@ impl App for Application {
             tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),
-                wait(stopped.clone()),
+                connections::stopped(stopped.clone()),
             ));
         }
 
         let service =
             RecommendationService::new(store.clone(), settings.recommend.clone(), metrics.clone());
+        let limits = connections::Limits {
+            max_connections: settings.server.max_connections,
+            handshake_timeout: settings.server.handshake_timeout,
+            idle_timeout: settings.server.idle_timeout,
+        };
         let mut builder = Server::builder();
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
@@ -166,14 +176,16 @@ impl App for Application {
                 u32::try_from(settings.server.concurrency_limit_per_connection).ok(),
             )
             .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(Grpc::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .serve_with_incoming_shutdown(incoming(self.listener), wait(stopped));
+            .serve_with_incoming_shutdown(
+                connections::incoming(self.listener, limits, metrics.clone(), stopped.clone()),
+                connections::stopped(stopped),
+            );
         let mut server = tokio::spawn(server);
         tracing::info!(
             address = %local_addr,
@@ -185,6 +197,7 @@ impl App for Application {
         let reloader = Arc::new(Reloader::new(
             settings.catalog.path.clone(),
             settings.catalog.max_bytes,
+            settings.catalog.settle,
             store,
             metrics,
         ));
@@ -248,11 +261,6 @@ fn address(listener: &TcpListener) -> SocketAddr {
 
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
-/// Resolves once `stop` turns true.
-async fn wait(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Server reflection over the Recommendations and health protos, so grpcurl works without them.
