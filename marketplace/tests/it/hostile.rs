@@ -13,7 +13,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::support::{FakeServer, MarketplaceProcess, Script, app, settings_for, three_books};
+use crate::support::{
+    BASE, FakeServer, MarketplaceProcess, Script, app, settings_for, three_books,
+};
 
 /// A Marketplace whose slow-client limits are short enough to test.
 async fn strict_marketplace() -> (FakeServer, MarketplaceProcess) {
@@ -22,6 +24,13 @@ async fn strict_marketplace() -> (FakeServer, MarketplaceProcess) {
     settings.server.header_read_timeout = Duration::from_millis(300);
     settings.server.idle_timeout = Duration::from_millis(600);
     (fake, MarketplaceProcess::start(settings).await)
+}
+
+/// Opens a connection to `marketplace` and sends `request` on it.
+async fn connect_and_send(marketplace: &MarketplaceProcess, request: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(marketplace.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    stream
 }
 
 /// Reads until the server closes the connection; returns what it sent and when it closed.
@@ -45,11 +54,7 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Durat
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (_fake, marketplace) = strict_marketplace().await;
-    let mut stream = TcpStream::connect(marketplace.addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
+    let mut stream = connect_and_send(&marketplace, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
     let (_, after) = until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(
         after >= Duration::from_millis(250),
@@ -67,11 +72,8 @@ async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let (_fake, marketplace) = strict_marketplace().await;
-    let mut stream = TcpStream::connect(marketplace.addr).await.unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream =
+        connect_and_send(&marketplace, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let (received, _) = until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(received.starts_with("HTTP/1.1 200"), "{received}");
 }
@@ -141,7 +143,7 @@ fn no_query_string_breaks_a_route_or_is_reflected_unescaped() {
                 prop_oneof![Just("/"), Just("/api/recommendations")],
             ),
             |(query, route)| {
-                let url = format!("http://127.0.0.1:5001{route}?{query}");
+                let url = format!("{BASE}{route}?{query}");
                 // A few generated strings are not valid URIs at all; clients cannot send them.
                 let Ok(uri) = url.parse::<salvo::http::uri::Uri>() else {
                     return Ok(());

@@ -24,13 +24,24 @@ fn expected(titles: &[&str]) -> BTreeSet<String> {
     titles.iter().map(|t| (*t).to_owned()).collect()
 }
 
+/// A Marketplace in front of Recommendations on `port` of 127.0.0.1.
+async fn marketplace_on(port: u16) -> MarketplaceProcess {
+    MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await
+}
+
+/// A fake Recommendations serving [`three_books`], and a Marketplace in front of it.
+async fn marketplace_with_fake() -> (FakeServer, MarketplaceProcess) {
+    let server = FakeServer::start(Script::Books(three_books())).await;
+    let marketplace = marketplace_on(server.addr.port()).await;
+    (server, marketplace)
+}
+
 #[tokio::test]
 async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
     let catalog = ["Первая книга", "Second Book", "Третья & последняя"];
     let (_dir, path) = catalog_dir(&catalog);
     let recommendations = RecommendationsProcess::start(&path).await;
-    let marketplace =
-        MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
+    let marketplace = marketplace_on(recommendations.addr.port()).await;
 
     let page = marketplace.get("/").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -48,8 +59,7 @@ async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
 async fn after_an_edit_of_the_catalog_the_page_shows_the_new_titles() -> TestResult {
     let (_dir, path) = catalog_dir(&["Old One", "Old Two", "Old Three"]);
     let recommendations = RecommendationsProcess::start(&path).await;
-    let marketplace =
-        MarketplaceProcess::start(settings_for(recommendations.addr.port(), DEADLINE_MS)).await;
+    let marketplace = marketplace_on(recommendations.addr.port()).await;
     assert_eq!(
         set(&titles(&marketplace.get("/").await.body)),
         expected(&["Old One", "Old Two", "Old Three"])
@@ -72,7 +82,7 @@ async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when
     let (_dir, path) = catalog_dir(&["Kept A", "Kept B", "Kept C"]);
     let recommendations = RecommendationsProcess::start(&path).await;
     let port = recommendations.addr.port();
-    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    let marketplace = marketplace_on(port).await;
     assert_eq!(marketplace.get("/").await.status, 200);
 
     recommendations.stop().await;
@@ -111,7 +121,7 @@ async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when
 #[tokio::test]
 async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestResult {
     let (reserved, port) = reserved_port();
-    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    let marketplace = marketplace_on(port).await;
     let page = marketplace.get("/").await;
     assert_eq!(
         page.status, 503,
@@ -149,7 +159,7 @@ async fn a_server_that_accepts_but_never_answers_gives_a_503_within_the_deadline
             held.push(stream);
         }
     });
-    let marketplace = MarketplaceProcess::start(settings_for(port, DEADLINE_MS)).await;
+    let marketplace = marketplace_on(port).await;
     for _ in 0..2 {
         let started = Instant::now();
         let page = marketplace.get("/").await;
@@ -174,9 +184,7 @@ async fn a_server_that_accepts_but_never_answers_gives_a_503_within_the_deadline
 
 #[tokio::test]
 async fn a_visitor_keeps_the_same_user_id_across_page_views() -> TestResult {
-    let server = FakeServer::start(Script::Books(three_books())).await;
-    let marketplace =
-        MarketplaceProcess::start(settings_for(server.addr.port(), DEADLINE_MS)).await;
+    let (server, marketplace) = marketplace_with_fake().await;
     let first = marketplace.get("/").await;
     let cookie = first
         .header("set-cookie")
@@ -195,9 +203,7 @@ async fn a_visitor_keeps_the_same_user_id_across_page_views() -> TestResult {
 
 #[tokio::test]
 async fn the_healthcheck_command_exits_zero_only_when_ready() -> TestResult {
-    let server = FakeServer::start(Script::Books(three_books())).await;
-    let marketplace =
-        MarketplaceProcess::start(settings_for(server.addr.port(), DEADLINE_MS)).await;
+    let (server, marketplace) = marketplace_with_fake().await;
     let run = |url: String| {
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_marketplace"))

@@ -1,74 +1,60 @@
 //! Request ids passed on to Recommendations, and the metrics at `GET /metrics`.
 
-use salvo::{
-    Response,
-    test::{ResponseExt, TestClient},
-};
+use salvo::Response;
 
-use crate::support::{Script, TestResult, app, three_books};
+use crate::support::{Script, app, fetch, header, page, three_books};
 
-const BASE: &str = "http://127.0.0.1:5001";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn request_id(res: &Response) -> String {
-    res.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    header(res, "x-request-id").unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
-async fn a_clients_request_id_is_returned_and_passed_to_recommendations() -> TestResult {
+async fn a_clients_request_id_is_returned_and_passed_to_recommendations() {
     let (server, service) = app(Script::Books(three_books())).await;
-    let res = TestClient::get(format!("{BASE}/"))
-        .add_header("x-request-id", "req-42", true)
-        .add_header("traceparent", TRACEPARENT, true)
-        .send(&service)
-        .await;
+    let context = [("x-request-id", "req-42"), ("traceparent", TRACEPARENT)];
+    let (res, _) = fetch(&service, "/", &context).await;
     assert_eq!(request_id(&res), "req-42");
     assert_eq!(
         server.fake.last_context(),
         ("req-42".to_owned(), TRACEPARENT.to_owned())
     );
-    Ok(())
 }
 
 #[tokio::test]
-async fn without_a_usable_request_id_one_is_made_and_passed_on() -> TestResult {
+async fn without_a_usable_request_id_one_is_made_and_passed_on() {
     let (server, service) = app(Script::Books(three_books())).await;
-    let res = TestClient::get(format!("{BASE}/api/recommendations"))
-        .add_header("x-request-id", "has spaces in it", true)
-        .add_header("traceparent", "not-a-traceparent", true)
-        .send(&service)
-        .await;
+    let unusable = [
+        ("x-request-id", "has spaces in it"),
+        ("traceparent", "not-a-traceparent"),
+    ];
+    let (res, _) = fetch(&service, "/api/recommendations", &unusable).await;
     let id = request_id(&res);
     assert_eq!(id.len(), 32, "{id}");
     assert_ne!(id, "has spaces in it");
     assert_eq!(server.fake.last_context(), (id.clone(), String::new()));
 
-    let other = request_id(&TestClient::get(format!("{BASE}/")).send(&service).await);
+    let other = request_id(&page(&service, "/").await.0);
     assert_ne!(other, id, "each request gets its own id");
     assert_eq!(
         other,
         server.fake.last_context().0,
         "the new id is the one passed on"
     );
-    Ok(())
 }
 
 #[tokio::test]
-async fn each_call_carries_what_is_left_of_the_deadline() -> TestResult {
+async fn each_call_carries_what_is_left_of_the_deadline() {
     // `app` configures a 500 ms timeout; the call is sent with what is left of it.
     let (server, service) = app(Script::Books(three_books())).await;
-    TestClient::get(format!("{BASE}/")).send(&service).await;
-    let header = server.fake.last_deadline();
-    let micros: u64 = header
+    page(&service, "/").await;
+    let timeout = server.fake.last_deadline();
+    let micros: u64 = timeout
         .strip_suffix('u')
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("grpc-timeout {header:?}"));
-    assert!((400_000..=500_000).contains(&micros), "{header}");
-    Ok(())
+        .unwrap_or_else(|| panic!("grpc-timeout {timeout:?}"));
+    assert!((400_000..=500_000).contains(&micros), "{timeout}");
 }
 
 /// The value of the first metric line starting with `prefix`, or 0.
@@ -81,34 +67,22 @@ fn metric(text: &str, prefix: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_calls_and_replicas() -> TestResult {
+async fn metrics_count_requests_calls_and_replicas() {
     let (server, service) = app(Script::Books(three_books())).await;
     for _ in 0..3 {
-        TestClient::get(format!("{BASE}/")).send(&service).await;
+        page(&service, "/").await;
     }
-    TestClient::get(format!("{BASE}/?category=poetry"))
-        .send(&service)
-        .await;
+    page(&service, "/?category=poetry").await;
     server
         .fake
         .set(Script::Fail(tonic::Code::NotFound, "Category not found"));
-    TestClient::get(format!("{BASE}/api/recommendations"))
-        .send(&service)
-        .await;
-    TestClient::get(format!("{BASE}/readyz"))
-        .send(&service)
-        .await;
+    page(&service, "/api/recommendations").await;
+    page(&service, "/readyz").await;
 
-    let mut res = TestClient::get(format!("{BASE}/metrics"))
-        .send(&service)
-        .await;
+    let (res, text) = page(&service, "/metrics").await;
     assert!(
-        res.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/openmetrics-text")),
+        header(&res, "content-type").is_some_and(|v| v.starts_with("application/openmetrics-text")),
     );
-    let text = res.take_string().await?;
     for (prefix, expected) in [
         (
             "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}",
@@ -148,5 +122,4 @@ async fn metrics_count_requests_calls_and_replicas() -> TestResult {
     }
     assert!(text.contains("http_request_duration_seconds_bucket{le=\"0.005\""));
     assert!(text.contains("bookshop_build_info{service=\"marketplace\""));
-    Ok(())
 }

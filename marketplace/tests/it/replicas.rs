@@ -9,15 +9,11 @@ use marketplace::{
     metrics::Metrics,
     routes::{AppState, service},
 };
-use salvo::{
-    Service,
-    http::StatusCode,
-    test::{ResponseExt, TestClient},
-};
+use salvo::{Service, http::StatusCode};
 
 use crate::support::{
-    ManualResolver, RecommendationsProcess, TestResult, catalog_dir, eventually, settings_for,
-    titles,
+    ManualResolver, RecommendationsProcess, TestResult, catalog_dir, eventually, page,
+    settings_for, titles,
 };
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -51,10 +47,7 @@ fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
 
 /// Loads the home page; returns its status and the replica that answered ("Replica n").
 async fn load(service: &Service) -> (StatusCode, Option<String>) {
-    let mut res = TestClient::get("http://127.0.0.1:5001/?category=mystery")
-        .send(service)
-        .await;
-    let body = res.take_string().await.unwrap_or_default();
+    let (res, body) = page(service, "/?category=mystery").await;
     (
         res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         titles(&body).into_iter().next(),

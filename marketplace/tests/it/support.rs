@@ -1,6 +1,7 @@
 //! Test helpers: a fake Recommendations with scripted answers, a real Recommendations on a
-//! temporary catalog, a real Marketplace on port 0, a resolver the tests set by hand, a minimal
-//! HTTP client, and polling (`eventually`, from `bookshop_common::testing`).
+//! temporary catalog, a real Marketplace on port 0, a resolver the tests set by hand, requests
+//! through the Marketplace's service without a socket, a minimal HTTP client, and polling
+//! (`eventually`, from `bookshop_common::testing`).
 
 use std::{
     collections::HashMap,
@@ -27,7 +28,10 @@ use marketplace::{
     routes::{AppState, service},
     settings::Settings,
 };
-use salvo::Service;
+use salvo::{
+    Service,
+    test::{ResponseExt, TestClient},
+};
 use tokio::{
     net::{TcpListener, TcpSocket},
     sync::oneshot,
@@ -223,6 +227,38 @@ pub fn service_for(settings: &Settings) -> Service {
     service(Arc::new(AppState::new(settings, gateway, metrics)))
 }
 
+/// The origin of the URLs that requests through a [`Service`] (no socket) are sent to.
+pub const BASE: &str = "http://127.0.0.1:5001";
+
+/// One GET of `path` through `service` (no socket), with these request headers: the response
+/// and its body.
+pub async fn fetch(
+    service: &Service,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> (salvo::Response, String) {
+    let mut request = TestClient::get(format!("{BASE}{path}"));
+    for (name, value) in headers {
+        request = request.add_header(*name, *value, true);
+    }
+    let mut res = request.send(service).await;
+    let body = res
+        .take_string()
+        .await
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    (res, body)
+}
+
+/// One GET of `path` through `service` (no socket): the response and its body.
+pub async fn page(service: &Service, path: &str) -> (salvo::Response, String) {
+    fetch(service, path, &[]).await
+}
+
+/// A header of `res`, when it is there and is text.
+pub fn header<'a>(res: &'a salvo::Response, name: &str) -> Option<&'a str> {
+    res.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// A fake server and the Marketplace service in front of it (deadline 500 ms).
 pub async fn app(script: Script) -> (FakeServer, Service) {
     let server = FakeServer::start(script).await;
@@ -293,15 +329,7 @@ impl RecommendationsProcess {
             .expect("start Recommendations");
         let addr = app.local_addr();
         let running = Spawned::new(|stop| app.run_until_stopped(stop));
-        // It answers at once but serves books only once the catalog is loaded.
-        let serving = eventually(Duration::from_secs(10), async || {
-            let status =
-                recommendations::healthcheck::check(&addr.to_string(), Duration::from_millis(500))
-                    .await;
-            matches!(status, Ok(ServingStatus::Serving))
-        })
-        .await;
-        assert!(serving, "Recommendations did not become SERVING");
+        wait_until_serving(addr).await;
         RecommendationsProcess { addr, running }
     }
 
@@ -312,6 +340,19 @@ impl RecommendationsProcess {
             .await
             .expect("Recommendations stopped cleanly");
     }
+}
+
+/// Waits until the Recommendations health service at `addr` (plaintext) reports SERVING: it
+/// answers at once but serves books only once the catalog is loaded.
+pub async fn wait_until_serving(addr: SocketAddr) {
+    let serving = eventually(Duration::from_secs(10), async || {
+        let status =
+            recommendations::healthcheck::check(&addr.to_string(), Duration::from_millis(500))
+                .await;
+        matches!(status, Ok(ServingStatus::Serving))
+    })
+    .await;
+    assert!(serving, "Recommendations at {addr} did not become SERVING");
 }
 
 /// Writes a catalog with these mystery titles, atomically (temporary file, then rename), as

@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use bookshop_proto::RecommendationRequest;
 use recommendations::selection::Selection;
 use tonic::Code;
 
@@ -10,24 +9,27 @@ use crate::helpers::*;
 
 const SEED_TITLES: [&str; 3] = ["A", "B", "C"];
 
+/// `count` mystery titles: "T0", "T1", …
+fn numbered_titles(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("T{i}")).collect()
+}
+
+/// A server that picks per user, from these mystery titles.
+async fn per_user_app(mystery: &[String]) -> TestApp {
+    spawn_app_with(&catalog_with(mystery), |s| {
+        s.recommend.selection = Selection::PerUser;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn recommend_returns_distinct_books_of_the_requested_category() {
     let app = spawn_app(&catalog_with(&["A", "B", "C", "D", "E"])).await;
-    let response = app
-        .client()
-        .await
-        .recommend(RecommendationRequest {
-            user_id: 1,
-            category: MYSTERY,
-            max_results: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let ids: HashSet<i32> = response.recommendations.iter().map(|b| b.id).collect();
-    assert_eq!(response.recommendations.len(), 3);
+    let books = app.books(1, MYSTERY, 3).await.unwrap();
+    let ids: HashSet<i32> = books.iter().map(|b| b.id).collect();
+    assert_eq!(books.len(), 3);
     assert_eq!(ids.len(), 3, "no repeats");
-    for book in &response.recommendations {
+    for book in &books {
         assert!((1..=5).contains(&book.id));
         assert_eq!(book.author, format!("Author {}", book.id));
     }
@@ -42,13 +44,12 @@ async fn unset_max_results_returns_the_default_of_three() {
 
 #[tokio::test]
 async fn max_results_is_capped_by_the_category_size_and_the_configured_cap() {
-    let titles: Vec<String> = (0..60).map(|i| format!("T{i}")).collect();
-    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let app = spawn_app(&catalog_with(&refs)).await;
+    let titles = numbered_titles(60);
+    let app = spawn_app(&catalog_with(&titles)).await;
     assert_eq!(app.titles(MYSTERY, 1000).await.unwrap().len(), 50);
     assert_eq!(app.titles(SELF_HELP, 1000).await.unwrap().len(), 1);
 
-    let capped = spawn_app_with(&catalog_with(&refs), |s| {
+    let capped = spawn_app_with(&catalog_with(&titles), |s| {
         s.recommend.max_results_cap = 10;
         s.recommend.default_max_results = 4;
     })
@@ -83,25 +84,9 @@ async fn a_category_without_books_is_not_found() {
 
 #[tokio::test]
 async fn per_user_selection_is_stable_per_user_and_differs_between_users() {
-    let titles: Vec<String> = (0..30).map(|i| format!("T{i}")).collect();
-    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let app = spawn_app_with(&catalog_with(&refs), |s| {
-        s.recommend.selection = Selection::PerUser;
-    })
-    .await;
+    let app = per_user_app(&numbered_titles(30)).await;
     let mut client = app.client().await;
-    let mut ask = async |user_id| {
-        client
-            .recommend(RecommendationRequest {
-                user_id,
-                category: MYSTERY,
-                max_results: 5,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .recommendations
-    };
+    let mut ask = async |user_id| recommend(&mut client, user_id, MYSTERY, 5).await.unwrap();
     let first = ask(7).await;
     assert_eq!(ask(7).await, first);
     assert_eq!(ask(7).await, first);
@@ -121,44 +106,20 @@ async fn per_user_selection_is_stable_per_user_and_differs_between_users() {
 
 #[tokio::test]
 async fn per_user_picks_change_when_the_catalog_changes() {
-    let titles: Vec<String> = (0..30).map(|i| format!("T{i}")).collect();
-    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let app = spawn_app_with(&catalog_with(&refs), |s| {
-        s.recommend.selection = Selection::PerUser;
-    })
-    .await;
+    let mut titles = numbered_titles(30);
+    let app = per_user_app(&titles).await;
     let picks = async || {
         let mut all = Vec::new();
         for user in 1..=10 {
-            let r = app
-                .client()
-                .await
-                .recommend(RecommendationRequest {
-                    user_id: user,
-                    category: MYSTERY,
-                    max_results: 5,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            all.push(r.recommendations.iter().map(|b| b.id).collect::<Vec<_>>());
+            let books = app.books(user, MYSTERY, 5).await.unwrap();
+            all.push(books.iter().map(|b| b.id).collect::<Vec<_>>());
         }
         all
     };
     let before = picks().await;
     // Same books, one title changed: the content hash (and so the seed) changes.
-    let mut edited = refs.clone();
-    edited[29] = "T29 (2nd edition)";
-    save_by_rename(&app.catalog, &catalog_with(&edited));
-    let done = eventually(SOON, async || {
-        app.titles(MYSTERY, 50)
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.contains("2nd"))
-    })
-    .await;
-    assert!(done);
+    titles[29] = "T29 (2nd edition)".into();
+    app.edit_catalog(save_by_rename, &titles).await;
     let after = picks().await;
     let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     assert!(changed >= 8, "only {changed} of 10 users got a new pick");

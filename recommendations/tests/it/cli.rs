@@ -75,7 +75,7 @@ async fn healthcheck_exits_1_while_the_catalog_is_still_loading() {
             .success()
     );
     let app = start(dir, fifo.clone(), |s| {
-        s.catalog.watch = recommendations::reload::WatchMode::Off
+        s.catalog.watch = recommendations::watch::WatchMode::Off
     })
     .await;
     let answered = eventually(SOON, async || app.health("").await.is_ok()).await;

@@ -8,7 +8,9 @@ use std::{
 
 use bookshop_common::testing::Spawned;
 pub use bookshop_common::{serve::App, testing::eventually};
-use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
+use bookshop_proto::{
+    BookRecommendation, RecommendationRequest, recommendations_client::RecommendationsClient,
+};
 use recommendations::{Application, StartError, settings::Settings};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -26,16 +28,46 @@ pub const SCIENCE_FICTION: i32 = 1;
 pub const SELF_HELP: i32 = 2;
 
 /// A catalog with the given mystery titles (ids 1..), and one self-help book (id 1000).
-pub fn catalog_with(mystery: &[&str]) -> String {
+pub fn catalog_with(mystery: &[impl AsRef<str>]) -> String {
     let mut text = String::from("[[self_help]]\nid = 1000\ntitle = \"Help\"\n");
     for (i, title) in mystery.iter().enumerate() {
         text.push_str(&format!(
-            "\n[[mystery]]\nid = {}\ntitle = \"{title}\"\nauthor = \"Author {}\"\n",
+            "\n[[mystery]]\nid = {}\ntitle = \"{}\"\nauthor = \"Author {}\"\n",
             i + 1,
+            title.as_ref(),
             i + 1
         ));
     }
     text
+}
+
+/// The books one `Recommend` call through `client` returns.
+pub async fn recommend(
+    client: &mut RecommendationsClient<Channel>,
+    user_id: i32,
+    category: i32,
+    max_results: i32,
+) -> Result<Vec<BookRecommendation>, tonic::Status> {
+    let response = client
+        .recommend(RecommendationRequest {
+            user_id,
+            category,
+            max_results,
+        })
+        .await?;
+    Ok(response.into_inner().recommendations)
+}
+
+/// The titles of `books`, in order.
+pub fn titles_of(books: Vec<BookRecommendation>) -> Vec<String> {
+    books.into_iter().map(|b| b.title).collect()
+}
+
+/// `expected` as owned, sorted titles, to compare with [`TestApp::mystery_titles`].
+fn sorted(expected: &[impl AsRef<str>]) -> Vec<String> {
+    let mut sorted: Vec<String> = expected.iter().map(|s| s.as_ref().to_owned()).collect();
+    sorted.sort();
+    sorted
 }
 
 pub struct TestApp {
@@ -61,6 +93,15 @@ pub async fn spawn_app_with(catalog: &str, configure: impl FnOnce(&mut Settings)
     let app = start(dir, path, configure).await;
     app.wait_until_serving().await;
     app
+}
+
+/// Builds the service on `127.0.0.1:0` with `configure`d settings, expecting it to fail.
+pub async fn start_up_error(configure: impl FnOnce(&mut Settings)) -> StartError {
+    let mut settings = Settings::default();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    configure(&mut settings);
+    Application::build(settings).await.unwrap_err()
 }
 
 /// Starts the service on `127.0.0.1:0` without waiting for it to be ready (the catalog file
@@ -102,27 +143,23 @@ impl TestApp {
         RecommendationsClient::new(self.channel().await)
     }
 
-    /// Titles returned for one `Recommend` call.
+    /// Books returned for one `Recommend` call, on a new connection.
+    pub async fn books(
+        &self,
+        user_id: i32,
+        category: i32,
+        max_results: i32,
+    ) -> Result<Vec<BookRecommendation>, tonic::Status> {
+        recommend(&mut self.client().await, user_id, category, max_results).await
+    }
+
+    /// Titles returned for one `Recommend` call for user 1.
     pub async fn titles(
         &self,
         category: i32,
         max_results: i32,
     ) -> Result<Vec<String>, tonic::Status> {
-        let response = self
-            .client()
-            .await
-            .recommend(RecommendationRequest {
-                user_id: 1,
-                category,
-                max_results,
-            })
-            .await?;
-        Ok(response
-            .into_inner()
-            .recommendations
-            .into_iter()
-            .map(|b| b.title)
-            .collect())
+        Ok(titles_of(self.books(1, category, max_results).await?))
     }
 
     /// Sorted titles of all mystery books (asks for up to 50).
@@ -134,9 +171,8 @@ impl TestApp {
 
     /// Polls until the mystery titles are exactly `expected` (in any order), or panics after
     /// [`SOON`].
-    pub async fn wait_for_titles(&self, expected: &[&str]) {
-        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-        expected.sort();
+    pub async fn wait_for_titles(&self, expected: &[impl AsRef<str>]) {
+        let expected = sorted(expected);
         let mut last = Vec::new();
         let done = eventually(SOON, async || {
             last = self.mystery_titles().await;
@@ -144,6 +180,26 @@ impl TestApp {
         })
         .await;
         assert!(done, "expected {expected:?}, still serving {last:?}");
+    }
+
+    /// Polls for `period` and panics, with `why`, if the mystery titles are ever other than
+    /// `expected` (in any order).
+    pub async fn assert_keeps_serving(&self, expected: &[&str], period: Duration, why: &str) {
+        let expected = sorted(expected);
+        let mut last = Vec::new();
+        let changed = eventually(period, async || {
+            last = self.mystery_titles().await;
+            last != expected
+        })
+        .await;
+        assert!(!changed, "{why}: expected {expected:?}, served {last:?}");
+    }
+
+    /// Changes the catalog file with `write` (such as [`save_by_rename`] or
+    /// [`write_in_place`]) to these mystery titles, and waits until they are served.
+    pub async fn edit_catalog(&self, write: fn(&Path, &str), mystery: &[impl AsRef<str>]) {
+        write(&self.catalog, &catalog_with(mystery));
+        self.wait_for_titles(mystery).await;
     }
 
     pub async fn health(&self, service: &str) -> Result<ServingStatus, tonic::Status> {

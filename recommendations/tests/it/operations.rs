@@ -20,7 +20,7 @@ async fn health_is_not_serving_until_the_catalog_is_loaded_then_serving() {
         .unwrap();
     assert!(made.success());
     let app = start(dir, fifo.clone(), |s| {
-        s.catalog.watch = recommendations::reload::WatchMode::Off
+        s.catalog.watch = recommendations::watch::WatchMode::Off
     })
     .await;
 
@@ -76,12 +76,7 @@ async fn a_missing_catalog_at_start_up_is_an_error() {
 #[tokio::test]
 async fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut settings = recommendations::settings::Settings::default();
-    settings.server.host = "127.0.0.1".into();
-    settings.server.port = taken.local_addr().unwrap().port();
-    let error = recommendations::Application::build(settings)
-        .await
-        .unwrap_err();
+    let error = start_up_error(|s| s.server.port = taken.local_addr().unwrap().port()).await;
     assert!(matches!(error, StartError::Bind { .. }), "{error:?}");
     assert!(
         error.to_string().contains("cannot listen on 127.0.0.1:"),
@@ -111,15 +106,7 @@ async fn an_in_flight_call_finishes_during_shutdown() {
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let mut client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .recommend(bookshop_proto::RecommendationRequest {
-                        user_id: 1,
-                        category: MYSTERY,
-                        max_results: 3,
-                    })
-                    .await
-            })
+            tokio::spawn(async move { recommend(&mut client, 1, MYSTERY, 3).await })
         })
         .collect();
     // Make sure the connection is established and the calls are on the wire.
@@ -206,6 +193,16 @@ async fn a_slow_stop_is_bounded_by_the_shutdown_timeout() {
     );
 }
 
+/// Asserts the catalog's metrics: `books` mystery books, in its `generation`th version.
+async fn assert_catalog_metrics(app: &TestApp, books: f64, generation: f64) {
+    assert_eq!(
+        app.metric("bookshop_catalog_books{category=\"mystery\"}")
+            .await,
+        books
+    );
+    assert_eq!(app.metric("bookshop_catalog_generation").await, generation);
+}
+
 #[tokio::test]
 async fn metrics_count_calls_by_code_and_follow_reloads() {
     let app = spawn_app(&catalog_with(&["A", "B"])).await;
@@ -223,12 +220,7 @@ async fn metrics_count_calls_by_code_and_follow_reloads() {
             .await,
         4.0
     );
-    assert_eq!(
-        app.metric("bookshop_catalog_books{category=\"mystery\"}")
-            .await,
-        2.0
-    );
-    assert_eq!(app.metric("bookshop_catalog_generation").await, 1.0);
+    assert_catalog_metrics(&app, 2.0, 1.0).await;
     assert!(
         app.metric("bookshop_catalog_last_success_timestamp_seconds")
             .await
@@ -240,14 +232,8 @@ async fn metrics_count_calls_by_code_and_follow_reloads() {
             .contains("bookshop_build_info{service=\"recommendations\"")
     );
 
-    save_by_rename(&app.catalog, &catalog_with(&["A", "B", "C"]));
-    app.wait_for_titles(&["A", "B", "C"]).await;
-    assert_eq!(
-        app.metric("bookshop_catalog_books{category=\"mystery\"}")
-            .await,
-        3.0
-    );
-    assert_eq!(app.metric("bookshop_catalog_generation").await, 2.0);
+    app.edit_catalog(save_by_rename, &["A", "B", "C"]).await;
+    assert_catalog_metrics(&app, 3.0, 2.0).await;
     assert_eq!(
         app.metric("bookshop_catalog_reloads_total{result=\"success\"}")
             .await,
@@ -262,5 +248,5 @@ async fn metrics_count_calls_by_code_and_follow_reloads() {
     })
     .await;
     assert!(counted, "the rejected reload was not counted");
-    assert_eq!(app.metric("bookshop_catalog_generation").await, 2.0);
+    assert_catalog_metrics(&app, 3.0, 2.0).await;
 }

@@ -51,6 +51,22 @@ async fn tls_app(certs: &Certs, server: &Pem, client_ca: Option<&str>) -> TestAp
     .await
 }
 
+/// A TLS-enabled server with a certificate for `NAME`, and the certificates it was made with.
+async fn tls_app_for_name() -> (Certs, TestApp) {
+    let certs = Certs::new();
+    let app = tls_app(&certs, &certs.ca.server(&[NAME]).unwrap(), None).await;
+    (certs, app)
+}
+
+/// Asserts that a client trusting `ca` and expecting `name` refuses the server's certificate.
+async fn assert_certificate_refused(app: &TestApp, ca: &str, name: &str) {
+    let error = call(app.addr, ca, name, None).await.unwrap_err();
+    assert!(
+        error.contains("NotValidForName") || error.contains("certificate"),
+        "{error}"
+    );
+}
+
 /// One `Recommend` over TLS trusting `ca`, expecting `name`, optionally with a client identity.
 async fn call(
     addr: SocketAddr,
@@ -73,20 +89,10 @@ async fn call(
         .connect()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let response = RecommendationsClient::new(channel)
-        .recommend(RecommendationRequest {
-            user_id: 1,
-            category: MYSTERY,
-            max_results: 3,
-        })
+    let books = recommend(&mut RecommendationsClient::new(channel), 1, MYSTERY, 3)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    Ok(response
-        .into_inner()
-        .recommendations
-        .into_iter()
-        .map(|b| b.title)
-        .collect())
+    Ok(titles_of(books))
 }
 
 #[tokio::test]
@@ -120,21 +126,13 @@ async fn tls_serves_a_client_that_trusts_the_ca_and_refuses_plaintext() {
 
 #[tokio::test]
 async fn a_wrong_server_name_is_rejected() {
-    let certs = Certs::new();
-    let app = tls_app(&certs, &certs.ca.server(&[NAME]).unwrap(), None).await;
-    let error = call(app.addr, &certs.ca.cert, "other.test", None)
-        .await
-        .unwrap_err();
-    assert!(
-        error.contains("NotValidForName") || error.contains("certificate"),
-        "{error}"
-    );
+    let (certs, app) = tls_app_for_name().await;
+    assert_certificate_refused(&app, &certs.ca.cert, "other.test").await;
 }
 
 #[tokio::test]
 async fn a_server_signed_by_another_ca_is_rejected() {
-    let certs = Certs::new();
-    let app = tls_app(&certs, &certs.ca.server(&[NAME]).unwrap(), None).await;
+    let (_certs, app) = tls_app_for_name().await;
     let stranger = TestCa::new("Someone else").unwrap();
     assert!(call(app.addr, &stranger.cert, NAME, None).await.is_err());
 }
@@ -144,13 +142,7 @@ async fn a_certificate_with_only_a_common_name_is_rejected_by_rustls() {
     // The tutorial's openssl scripts make CN-only certificates; rustls checks subjectAltNames.
     let certs = Certs::new();
     let app = tls_app(&certs, &certs.ca.server_cn_only(NAME).unwrap(), None).await;
-    let error = call(app.addr, &certs.ca.cert, NAME, None)
-        .await
-        .unwrap_err();
-    assert!(
-        error.contains("NotValidForName") || error.contains("certificate"),
-        "{error}"
-    );
+    assert_certificate_refused(&app, &certs.ca.cert, NAME).await;
 }
 
 #[tokio::test]
@@ -189,8 +181,7 @@ async fn mutual_tls_accepts_a_client_of_its_ca_and_rejects_the_others() {
 
 #[tokio::test]
 async fn the_plaintext_health_listener_answers_while_tls_is_on() {
-    let certs = Certs::new();
-    let app = tls_app(&certs, &certs.ca.server(&[NAME]).unwrap(), None).await;
+    let (_certs, app) = tls_app_for_name().await;
     let health = app.health_addr.unwrap();
     assert_ne!(health, app.addr);
     assert_eq!(
@@ -212,15 +203,12 @@ async fn the_plaintext_health_listener_answers_while_tls_is_on() {
 
 #[tokio::test]
 async fn a_missing_tls_file_stops_start_up_with_its_name() {
-    let mut settings = recommendations::settings::Settings::default();
-    settings.server.host = "127.0.0.1".into();
-    settings.server.port = 0;
-    settings.tls.cert_path = Some(Path::new("/nonexistent/server.pem").into());
-    settings.tls.key_path = Some(Path::new("/nonexistent/server.key").into());
-    let error = recommendations::Application::build(settings)
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = start_up_error(|s| {
+        s.tls.cert_path = Some(Path::new("/nonexistent/server.pem").into());
+        s.tls.key_path = Some(Path::new("/nonexistent/server.key").into());
+    })
+    .await
+    .to_string();
     assert!(
         error.contains("tls.cert_path") && error.contains("/nonexistent/server.pem"),
         "{error}"
