@@ -7,8 +7,9 @@ use std::{
 };
 
 use crate::support::{
-    FakeServer, MarketplaceProcess, RecommendationsProcess, Script, TestResult, catalog_dir,
-    eventually, get, reserved_port, settings_for, three_books, titles, try_get, write_catalog,
+    FakeServer, KeptAlive, MarketplaceProcess, RecommendationsProcess, Script, TestResult,
+    catalog_dir, eventually, get, reserved_port, settings_for, three_books, titles, try_get,
+    write_catalog,
 };
 
 /// The Marketplace's per-call deadline in these tests.
@@ -250,4 +251,74 @@ async fn a_stop_signal_lets_in_flight_requests_finish() -> TestResult {
         "no new connections after the stop"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn after_a_stop_signal_a_request_on_a_kept_alive_connection_is_answered_not_dropped() {
+    let server = FakeServer::start(Script::Books(three_books())).await;
+    let mut settings = settings_for(server.addr.port(), DEADLINE_MS);
+    settings.server.drain = Duration::from_secs(2);
+    let mut marketplace = MarketplaceProcess::start(settings).await;
+    let mut kept = KeptAlive::open(marketplace.addr).await.unwrap();
+    let before = kept.get("/", &[]).await.unwrap();
+    assert_eq!((before.status, before.header("connection")), (200, None));
+
+    marketplace.running.signal_stop();
+    // Once the stop has begun (a new connection's answer closes it)...
+    let draining = eventually(PATIENCE, async || {
+        let reply = try_get(marketplace.addr, "/healthz", &[]).await;
+        reply.is_ok_and(|r| r.header("connection") == Some("close"))
+    })
+    .await;
+    assert!(draining, "the stop did not begin");
+    // ... the next request on the kept-alive connection is answered, and closes it.
+    let after = kept.get("/", &[]).await;
+    let after = after.unwrap_or_else(|error| panic!("the request was dropped: {error}"));
+    assert_eq!(
+        (after.status, after.header("connection")),
+        (200, Some("close"))
+    );
+    marketplace
+        .running
+        .ended(Duration::from_secs(10))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_user_id_cookie_is_secure_only_as_configured_and_as_trusted_proxies_say() {
+    let server = FakeServer::start(Script::Books(three_books())).await;
+    let secure = async |policy: &str, trusted: &str, headers: &[(&str, &str)]| {
+        let mut settings = settings_for(server.addr.port(), DEADLINE_MS);
+        settings.server.secure_cookies = serde_json::from_value(policy.into()).unwrap();
+        settings.server.trusted_proxies =
+            trusted.split(',').filter_map(|n| n.parse().ok()).collect();
+        let marketplace = MarketplaceProcess::start(settings).await;
+        let page = get(marketplace.addr, "/", headers).await;
+        let cookie = page
+            .header("set-cookie")
+            .expect("a first visit gets a cookie")
+            .to_owned();
+        cookie.split("; ").any(|attribute| attribute == "Secure")
+    };
+    let https = [("x-forwarded-proto", "https")];
+    assert!(!secure("auto", "", &[]).await, "plain HTTP");
+    assert!(
+        !secure("auto", "", &https).await,
+        "a header from an untrusted peer"
+    );
+    assert!(
+        !secure("auto", "10.0.0.0/8", &https).await,
+        "a peer outside the networks"
+    );
+    assert!(
+        secure("auto", "127.0.0.1/32", &https).await,
+        "a trusted proxy says HTTPS"
+    );
+    assert!(
+        !secure("auto", "127.0.0.1/32", &[]).await,
+        "a trusted proxy says nothing"
+    );
+    assert!(secure("always", "", &[]).await);
+    assert!(!secure("never", "127.0.0.1/32", &https).await);
 }

@@ -2,18 +2,23 @@
 //! (127.0.0.2, 127.0.0.3, …) with a catalog that names it, behind a resolver the test changes:
 //! the page shows which replica answered.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use marketplace::{
-    client::RecommendationsGateway,
+    client::{GUARD_MARGIN, RecommendationsGateway},
     metrics::Metrics,
     routes::{AppState, service},
 };
 use salvo::{Service, http::StatusCode};
 
 use crate::support::{
-    ManualResolver, RecommendationsProcess, TestResult, catalog_dir, eventually, page,
-    settings_for, titles,
+    FakeServer, ManualResolver, RecommendationsProcess, Script, TestResult, catalog_dir,
+    eventually, page, settings_for, titles,
 };
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -32,7 +37,14 @@ async fn replica(n: u8) -> Replica {
 
 /// The Marketplace in front of whatever `resolver` answers, re-resolving every 100 ms.
 fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
-    let mut settings = settings_for(0, 1_000);
+    marketplace_with_deadline(resolver, 1_000)
+}
+
+fn marketplace_with_deadline(
+    resolver: &ManualResolver,
+    deadline_ms: u64,
+) -> (Service, Arc<AppState>) {
+    let mut settings = settings_for(0, deadline_ms);
     settings.recommendations.resolve_interval = Duration::from_millis(100);
     let metrics = Arc::new(Metrics::new());
     let gateway = RecommendationsGateway::with_resolver(
@@ -183,4 +195,23 @@ async fn a_name_that_does_not_resolve_yet_is_a_503_not_a_crash() -> TestResult {
     let done = eventually(PATIENCE, async || load(&service).await.0 == StatusCode::OK).await;
     assert!(done, "gave up waiting for the page once the name resolves");
     Ok(())
+}
+
+#[tokio::test]
+async fn time_spent_resolving_names_comes_out_of_the_deadline() {
+    // A replica that never answers in time, behind a name that takes 400 of the 500 ms to
+    // resolve: the call gets what is left, so the page still answers at the deadline (plus the
+    // guard's margin), not at the deadline plus the resolution.
+    let server = FakeServer::start(Script::Sleep(Duration::from_secs(5))).await;
+    let resolver = ManualResolver::slow(vec![server.addr], Duration::from_millis(400));
+    let (service, _state) = marketplace_with_deadline(&resolver, 500);
+    let started = Instant::now();
+    let (status, _) = load(&service).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let promised = Duration::from_millis(500) + GUARD_MARGIN;
+    assert!(
+        elapsed < promised + Duration::from_millis(100),
+        "the page took {elapsed:?}; the deadline with its margin is {promised:?}"
+    );
 }

@@ -212,6 +212,7 @@ pub fn settings_for(port: u16, timeout_ms: u64) -> Settings {
     let mut settings = Settings::default();
     settings.server.host = "127.0.0.1".into();
     settings.server.shutdown_timeout = Duration::from_secs(5);
+    settings.server.drain = Duration::from_millis(100);
     settings.recommendations.host = "127.0.0.1".into();
     settings.recommendations.port = port;
     settings.recommendations.timeout = Duration::from_millis(timeout_ms);
@@ -277,25 +278,41 @@ pub fn reserved_port() -> (TcpSocket, u16) {
     (socket, port)
 }
 
-/// A resolver whose answer the tests set by hand, to add and remove replicas.
+/// A resolver whose answer the tests set by hand, to add and remove replicas, and which can be
+/// slow to answer.
 #[derive(Debug, Clone, Default)]
-pub struct ManualResolver(Arc<Mutex<Vec<SocketAddr>>>);
+pub struct ManualResolver {
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    delay: Duration,
+}
 
 impl ManualResolver {
     pub fn new(addrs: Vec<SocketAddr>) -> Self {
-        ManualResolver(Arc::new(Mutex::new(addrs)))
+        Self::slow(addrs, Duration::ZERO)
+    }
+
+    /// A resolver that takes `delay` to answer.
+    pub fn slow(addrs: Vec<SocketAddr>, delay: Duration) -> Self {
+        ManualResolver {
+            addrs: Arc::new(Mutex::new(addrs)),
+            delay,
+        }
     }
 
     /// Changes the answer; the pool sees it at its next resolution.
     pub fn set(&self, addrs: Vec<SocketAddr>) {
-        *self.0.lock().expect("resolver lock") = addrs;
+        *self.addrs.lock().expect("resolver lock") = addrs;
     }
 }
 
 impl Resolve for ManualResolver {
     fn resolve(&self) -> ResolveFuture<'_> {
-        let addrs = self.0.lock().expect("resolver lock").clone();
-        Box::pin(async move { Ok(addrs) })
+        let addrs = self.addrs.lock().expect("resolver lock").clone();
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(addrs)
+        })
     }
 }
 
@@ -426,34 +443,62 @@ pub async fn try_get(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::get(path_and_query).header("host", addr.to_string());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+    KeptAlive::open(addr)
+        .await?
+        .get(path_and_query, headers)
+        .await
+}
+
+/// An HTTP/1.1 connection kept open across requests, as browsers and proxies keep them.
+pub struct KeptAlive {
+    addr: SocketAddr,
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+impl KeptAlive {
+    pub async fn open(
+        addr: SocketAddr,
+    ) -> Result<KeptAlive, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(KeptAlive { addr, sender })
     }
-    let response = sender
-        .send_request(request.body(Empty::<Bytes>::new())?)
-        .await?;
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
+
+    /// One GET on this connection.
+    pub async fn get(
+        &mut self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+        let mut request = hyper::Request::get(path_and_query).header("host", self.addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.sender.ready().await?;
+        let response = self
+            .sender
+            .send_request(request.body(Empty::<Bytes>::new())?)
+            .await?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec())?,
         })
-        .collect();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec())?,
-    })
+    }
 }
 
 /// The book titles on a page, in order.

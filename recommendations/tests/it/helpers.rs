@@ -64,7 +64,7 @@ pub fn titles_of(books: Vec<BookRecommendation>) -> Vec<String> {
 }
 
 /// `expected` as owned, sorted titles, to compare with [`TestApp::mystery_titles`].
-fn sorted(expected: &[impl AsRef<str>]) -> Vec<String> {
+pub fn sorted(expected: &[impl AsRef<str>]) -> Vec<String> {
     let mut sorted: Vec<String> = expected.iter().map(|s| s.as_ref().to_owned()).collect();
     sorted.sort();
     sorted
@@ -128,6 +128,16 @@ pub async fn start(
         catalog,
         running: Spawned::new(|stop| app.run_until_stopped(stop)),
     }
+}
+
+/// A client connected to the server at `addr`.
+pub async fn connect(addr: SocketAddr) -> RecommendationsClient<Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    RecommendationsClient::new(channel)
 }
 
 impl TestApp {

@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod connections;
 mod helpers;
 mod hostile;
 mod operations;

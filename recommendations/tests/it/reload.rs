@@ -174,3 +174,92 @@ async fn reloads_during_a_stream_of_calls_fail_no_call_and_never_mix_catalogs() 
         "the callers never saw a reload"
     );
 }
+
+/// Writes `catalog_with(mystery)` into `path` in place, one book at a time, holding the file
+/// open and pausing between books (`pauses` gives each pause): a prefix cut at a book boundary
+/// is itself a valid, smaller catalog.
+fn write_slowly(path: &Path, mystery: &[String], pauses: &mut impl Iterator<Item = Duration>) {
+    use std::io::Write;
+    let text = catalog_with(mystery);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    for (i, book) in text.split("\n[[").enumerate() {
+        if i > 0 {
+            std::thread::sleep(pauses.next().unwrap());
+            file.write_all(b"\n[[").unwrap();
+        }
+        file.write_all(book.as_bytes()).unwrap();
+        file.flush().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_writer_that_pauses_at_book_boundaries_never_has_a_partial_catalog_served() {
+    let version = |v: usize| -> Vec<String> { (1..=5).map(|b| format!("V{v} book {b}")).collect() };
+    let app = spawn_app(&catalog_with(&version(0))).await;
+    let versions: Vec<Vec<String>> = (0..=4).map(version).collect();
+    let wholes: Vec<Vec<String>> = versions.iter().map(|v| sorted(v)).collect();
+    // Every answer while the writer works must be one of the whole catalogs.
+    let done = Arc::new(AtomicBool::new(false));
+    let checker = {
+        let (addr, done, wholes) = (app.addr, done.clone(), wholes.clone());
+        tokio::spawn(async move {
+            let mut client = connect(addr).await;
+            let mut answers = 0;
+            while !done.load(Ordering::Relaxed) {
+                let served = recommend(&mut client, 1, MYSTERY, 50).await;
+                let served = served.map(|books| sorted(&titles_of(books)));
+                assert!(
+                    served.as_ref().is_ok_and(|titles| wholes.contains(titles)),
+                    "a partial catalog was served: {served:?}"
+                );
+                answers += 1;
+            }
+            answers
+        })
+    };
+    // 20 pauses in all, from 150 to 400 ms.
+    let mut pauses = (0..20u64).map(|i| Duration::from_millis(150 + (i * 97) % 251));
+    for version in &versions[1..] {
+        let path = app.catalog.clone();
+        let mystery = version.clone();
+        let written = pauses.by_ref().take(5).collect::<Vec<_>>();
+        tokio::task::spawn_blocking(move || {
+            write_slowly(&path, &mystery, &mut written.into_iter())
+        })
+        .await
+        .unwrap();
+        app.wait_for_titles(version).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let answers = checker.await.unwrap();
+    assert!(answers > 100, "only {answers} answers were checked");
+}
+
+#[tokio::test]
+async fn a_read_that_fails_for_a_passing_reason_is_tried_again_until_it_succeeds() {
+    let app = spawn_app(&catalog_with(&["Old"])).await;
+    // The catalog becomes a link to a file that does not exist yet, in a directory that is not
+    // watched: when the file appears, no event says so, and only trying again finds it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("real.toml");
+    let link = app.dir.path().join("catalog.toml.new");
+    symlink(&target, &link).unwrap();
+    std::fs::rename(&link, &app.catalog).unwrap();
+    let failed = eventually(SOON, async || {
+        app.metric("bookshop_catalog_read_errors_total").await >= 1.0
+    })
+    .await;
+    assert!(failed, "the dangling link was not read");
+    app.assert_keeps_serving(
+        &["Old"],
+        Duration::from_millis(200),
+        "the last good catalog stays",
+    )
+    .await;
+    std::fs::write(&target, catalog_with(&["Found later"])).unwrap();
+    app.wait_for_titles(&["Found later"]).await;
+}
