@@ -5,7 +5,7 @@
 #   bench/run.sh --quick   a few seconds per scenario: keeps the harness working (CI runs it)
 #
 # It builds the release binaries, installs h2load, wrk and the seed's Python stack, runs every
-# server on 127.0.0.1 on free ports, our services with RUST_LOG=warn, and
+# server on 127.0.0.1 on free ports, our services with their defaults as users run them, and
 # writes the table to $CARGO_TARGET_DIR/bench/results.md. This file is the list of scenarios;
 # bench-tool (bench/src) waits for and stops the servers, runs h2load and wrk, reads /proc and
 # writes the rows. BENCH_PIN=1 pins the servers to CPU 1 and the load generator to CPU 0.
@@ -61,8 +61,8 @@ cp -r "$REPO/bench/seed/." "$SEED/"
   --grpc_python_out="$SEED" "$REPO/proto/recommendations.proto"
 cp "$REPO/catalog.toml" "$WORK/catalog.toml"
 
-# Our services with what running several instances side by side needs: loopback, free ports,
-# and Recommendations' Prometheus listener (9464 by default) on a port of its own.
+# Our services with only what running several instances side by side needs: loopback, free
+# ports, and Recommendations' Prometheus listener (9464 by default) on a port of its own.
 REC=(env RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__PORT=0 "$BIN/recommendations")
 MKT=(env MARKETPLACE__SERVER__HOST=127.0.0.1 "$BIN/marketplace")
 # ours SUFFIX REC_PORT MKT_PORT [VAR=VALUE...]: both, as recSUFFIX and mktSUFFIX, with these
@@ -88,12 +88,13 @@ tool info toolchain "$(rustc --version); $(h2load --version | head -1); $(wrk -v
 tool info "load average before" "$(cut -d' ' -f1-3 /proc/loadavg)"
 tool info pinning "$([ "${BENCH_PIN:-0}" = 1 ] && echo 'servers on CPU 1, load generator on CPU 0' || echo 'none (servers and load generator share both cores)')"
 tool info "load runs" "$DUR s each after $WARM s of warm-up; h2load -t 1, wrk -t 1"
+tool info "our services" "their defaults (RUST_LOG unset: info, an access line per request), on loopback and free ports"
 
 # ---------------------------------------------------------------------------------------------
 log "starting the servers"
 P_REC=$(free_port) P_MKT=$(free_port) P_SREC=$(free_port) P_SMKT=$(free_port)
 P_TFLOOR=$(free_port) P_SFLOOR=$(free_port) P_GFLOOR=$(free_port)
-ours "" "$P_REC" "$P_MKT" RUST_LOG=warn
+ours "" "$P_REC" "$P_MKT"
 start seed_rec --recommend "127.0.0.1:$P_SREC" env SEED_BIND="127.0.0.1:$P_SREC" "${SEED_REC[@]}"
 start seed_mkt --http "http://127.0.0.1:$P_SMKT/" env RECOMMENDATIONS_PORT="$P_SREC" SEED_PORT="$P_SMKT" "${SEED_MKT[@]}"
 start tonic_floor --recommend "127.0.0.1:$P_TFLOOR" "$BIN/tonic-floor" --port "$P_TFLOOR"
@@ -139,7 +140,7 @@ log "our services with mutual TLS between them"
 TLS=$WORK/tls
 bash "$REPO/deploy/tls/make-dev-certs.sh" "$TLS" >/dev/null
 P_REC_TLS=$(free_port) P_MKT_TLS=$(free_port)
-ours _tls "$P_REC_TLS" "$P_MKT_TLS" RUST_LOG=warn RECOMMENDATIONS__TLS__CERT_PATH="$TLS/recommendations.pem" \
+ours _tls "$P_REC_TLS" "$P_MKT_TLS" RECOMMENDATIONS__TLS__CERT_PATH="$TLS/recommendations.pem" \
   RECOMMENDATIONS__TLS__KEY_PATH="$TLS/recommendations.key" RECOMMENDATIONS__TLS__CLIENT_CA_PATH="$TLS/ca.pem" \
   MARKETPLACE__RECOMMENDATIONS__TLS__CA_PATH="$TLS/ca.pem" MARKETPLACE__RECOMMENDATIONS__TLS__SERVER_NAME=localhost \
   MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH="$TLS/marketplace.pem" MARKETPLACE__RECOMMENDATIONS__TLS__KEY_PATH="$TLS/marketplace.key"
@@ -164,19 +165,19 @@ if [ "$MODE" = full ]; then
   http_load json seed-gunicorn "http://127.0.0.1:$P_GUNI/api/recommendations" gunicorn seed_rec
   tool stop gunicorn
 
-  log "our services with their default logging (RUST_LOG unset: info, an access line per request)"
-  P_REC_LOG=$(free_port) P_MKT_LOG=$(free_port)
-  ours _log "$P_REC_LOG" "$P_MKT_LOG"
-  grpc_load recommend ours-info-log "127.0.0.1:$P_REC_LOG" --note "default logging" rec_log
-  http_load page ours-info-log "http://127.0.0.1:$P_MKT_LOG/" --note "default logging" mkt_log rec_log
-  tool stop mkt_log rec_log
+  log "our services with RUST_LOG=warn (no access lines)"
+  P_REC_WARN=$(free_port) P_MKT_WARN=$(free_port)
+  ours _warn "$P_REC_WARN" "$P_MKT_WARN" RUST_LOG=warn
+  grpc_load recommend ours-warn-log "127.0.0.1:$P_REC_WARN" --note "RUST_LOG=warn" rec_warn
+  http_load page ours-warn-log "http://127.0.0.1:$P_MKT_WARN/" --note "RUST_LOG=warn" mkt_warn rec_warn
+  tool stop mkt_warn rec_warn
 
   # Tokio starts one worker thread per core. Here two services and wrk share two cores, and a
   # page wakes threads in both services; one worker thread per process avoids most of those
   # cross-thread wake-ups. Same setting for the floors, for a like-for-like ratio.
   log "one Tokio worker thread per process (TOKIO_WORKER_THREADS=1), ours and the floors"
   P_REC_1T=$(free_port) P_MKT_1T=$(free_port) P_FLOOR_1T=$(free_port) P_TFLOOR_1T=$(free_port) P_GFLOOR_1T=$(free_port)
-  ours _1t "$P_REC_1T" "$P_MKT_1T" RUST_LOG=warn TOKIO_WORKER_THREADS=1
+  ours _1t "$P_REC_1T" "$P_MKT_1T" TOKIO_WORKER_THREADS=1
   start floor_1t --http "http://127.0.0.1:$P_FLOOR_1T/" env TOKIO_WORKER_THREADS=1 "${FLOOR[@]}" --port "$P_FLOOR_1T"
   start tfloor_1t --recommend "127.0.0.1:$P_TFLOOR_1T" env TOKIO_WORKER_THREADS=1 "$BIN/tonic-floor" --port "$P_TFLOOR_1T"
   start gfloor_1t --http "http://127.0.0.1:$P_GFLOOR_1T/" env TOKIO_WORKER_THREADS=1 "${FLOOR[@]}" --port "$P_GFLOOR_1T" \
@@ -197,7 +198,7 @@ log "scenario 4: hot reload latency ($RELOAD_EDITS edits, alternating in place a
 for watch in events poll; do
   tool gen-catalog --books 9 --out "$WORK/reload/catalog.toml"
   port=$(free_port)
-  start "reload_$watch" --health "127.0.0.1:$port" env RUST_LOG=warn RECOMMENDATIONS__CATALOG__WATCH=$watch \
+  start "reload_$watch" --health "127.0.0.1:$port" env RECOMMENDATIONS__CATALOG__WATCH=$watch \
     RECOMMENDATIONS__CATALOG__POLL_INTERVAL_MS="$POLL_MS" "${REC[@]}" --catalog "$WORK/reload/catalog.toml" --port "$port"
   if [ $watch = events ]; then target=500 label=events; else target=$((POLL_MS + 200)) label="poll every $POLL_MS ms"; fi
   tool reload-latency --addr "127.0.0.1:$port" --catalog "$WORK/reload/catalog.toml" \
@@ -208,7 +209,7 @@ done
 log "scenario 5: $RELOADS reloads ($INVALID invalid) during a $RELOAD_LOAD_S s load run"
 tool gen-catalog --books 41 --out "$WORK/reload-load/catalog.toml"
 port=$(free_port)
-start reload_load --health "127.0.0.1:$port" env RUST_LOG=warn "${REC[@]}" --catalog "$WORK/reload-load/catalog.toml" --port "$port"
+start reload_load --health "127.0.0.1:$port" "${REC[@]}" --catalog "$WORK/reload-load/catalog.toml" --port "$port"
 loadgen reload-load --addr "127.0.0.1:$port" --catalog "$WORK/reload-load/catalog.toml" --books 41 \
   --seconds "$RELOAD_LOAD_S" --reloads "$RELOADS" --invalid "$INVALID"
 tool stop reload_load
@@ -217,19 +218,19 @@ log "scenario 6: catalog scale (9 books, then $SCALES)"
 for books in 9 $SCALES; do
   port=$(free_port)
   loadgen scale --books "$books" --catalog "$WORK/scale/catalog.toml" --addr "127.0.0.1:$port" --rounds "$ROUNDS" \
-    --seconds "$DUR" --warm-up "$WARM" -- "${SERVER_CPU[@]}" env RUST_LOG=warn RECOMMENDATIONS__CATALOG__MAX_BYTES=1073741824 \
+    --seconds "$DUR" --warm-up "$WARM" -- "${SERVER_CPU[@]}" env RECOMMENDATIONS__CATALOG__MAX_BYTES=1073741824 \
     "${REC[@]}" --catalog "$WORK/scale/catalog.toml" --port "$port"
 done
 rm -f "$WORK/scale"/*
 
 log "scenario 7: footprint ($STARTS starts each)"
 port=$(free_port) P_X=$(free_port)
-start rec --health "127.0.0.1:$port" env RUST_LOG=warn "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$port"
+start rec --health "127.0.0.1:$port" "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$port"
 footprint() { tool footprint --runs "$STARTS" "$@"; }
 footprint recommendations --binary "$BIN/recommendations" --idle-after-load "$IDLE_REC" --health "127.0.0.1:$P_X" \
-  -- env RUST_LOG=warn "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$P_X"
+  -- "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$P_X"
 footprint marketplace --binary "$BIN/marketplace" --idle-after-load "$IDLE_MKT" --http "http://127.0.0.1:$P_X/healthz" \
-  -- env RUST_LOG=warn "${MKT[@]}" --port "$P_X" --recommendations "127.0.0.1:$port"
+  -- "${MKT[@]}" --port "$P_X" --recommendations "127.0.0.1:$port"
 footprint tonic-floor --binary "$BIN/tonic-floor" --recommend "127.0.0.1:$P_X" -- "$BIN/tonic-floor" --port "$P_X"
 footprint salvo-floor --binary "$BIN/salvo-floor" --http "http://127.0.0.1:$P_X/" -- "${FLOOR[@]}" --port "$P_X"
 footprint "seed recommendations (Python)" --recommend "127.0.0.1:$P_X" -- env SEED_BIND="127.0.0.1:$P_X" "${SEED_REC[@]}"
