@@ -46,7 +46,7 @@ const SCENARIOS: &[Scenario] = &[
     scenario(
         "recommend",
         "1. `Recommend`, 8 connections × 8 streams",
-        Some(15.0),
+        Some(20.0),
         Some(0.70),
         None,
     ),
@@ -395,18 +395,18 @@ mod tests {
     #[test]
     fn ratios_and_targets_come_from_the_same_scenario() {
         let tsv = "info\tmode\tquick\n\
-            load\trecommend\tours\t60000\t0.8\t2.1\t0\t30\t10.1\t\n\
+            load\trecommend\tours\t80000\t0.8\t2.1\t0\t30\t10.1\t\n\
             load\trecommend\tseed\t4000\t10\t20\t0\t500\t30\t\n\
-            load\trecommend\tfloor\t80000\t0.6\t1.5\t0\t20\t8\t\n\
+            load\trecommend\tfloor\t100000\t0.6\t1.5\t0\t20\t8\t\n\
             reload\tevents\t50\t120\t180\t190\t0\t500\n";
         let md = render(tsv);
         assert!(md.contains("- mode: quick"), "{md}");
-        assert!(md.contains("| 15.0× | 75% |"), "{md}");
+        assert!(md.contains("| 20.0× | 80% |"), "{md}");
         assert!(
-            md.contains("≥ 15× the seed: 15.0× ✅ met (CPU time per request: 16.7× less)"),
+            md.contains("≥ 20× the seed: 20.0× ✅ met (CPU time per request: 16.7× less)"),
             "{md}"
         );
-        assert!(md.contains("≥ 70% of the floor: 75% ✅ met"), "{md}");
+        assert!(md.contains("≥ 70% of the floor: 80% ✅ met"), "{md}");
         assert!(
             md.contains("Reload latency (events): p99 < 500 ms: 180 ms ✅ met"),
             "{md}"
