@@ -7,7 +7,7 @@
 #![allow(clippy::print_stdout)] // printing results is this tool's job
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -288,7 +288,7 @@ fn load(
 }
 
 /// The file's size in MB, for the footprint table.
-fn size_mb(path: &std::path::Path) -> anyhow::Result<String> {
+fn size_mb(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
@@ -296,26 +296,26 @@ fn size_mb(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
-    let dir = || {
+    let run_dir = || {
         dir.clone()
             .map(RunDir::new)
             .context("no run directory: give --dir or set BENCH_DIR")
     };
     match command {
         Command::Launch { name, command } => {
-            dir()?.launch(&name, &command)?;
+            run_dir()?.launch(&name, &command)?;
         }
         Command::Ready {
             names,
             probe,
             timeout_ms,
         } => {
-            dir()?
+            run_dir()?
                 .ready(&names, &probe.probe()?, Duration::from_millis(timeout_ms))
                 .await?;
         }
         Command::Stop { names, all } => {
-            let dir = dir()?;
+            let dir = run_dir()?;
             if all {
                 dir.stop_all().await?;
             }
@@ -324,7 +324,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Rss { name } => {
-            let process = dir()?.process(&name)?;
+            let process = run_dir()?.process(&name)?;
             let kb = usage::status_kb(process.pid, "VmRSS").context("the server is gone")?;
             println!("{:.1}", kb as f64 / 1024.0);
         }
@@ -337,7 +337,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             row,
         } => {
             let target = Target::Grpc { addr, streams };
-            load(&dir()?, &scenario, &system, target, connections, row)?;
+            load(&run_dir()?, &scenario, &system, target, connections, row)?;
         }
         Command::HttpLoad {
             scenario,
@@ -347,7 +347,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             row,
         } => {
             load(
-                &dir()?,
+                &run_dir()?,
                 &scenario,
                 &system,
                 Target::Http { url },
@@ -380,7 +380,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
                 result.latencies.len(),
                 result.timeouts,
             );
-            dir()?.append(&format!(
+            run_dir()?.append(&format!(
                 "reload\t{label}\t{edits}\t{p50:.0}\t{p99:.0}\t{max:.0}\t{}\t{target_ms}",
                 result.timeouts
             ))?;
@@ -420,7 +420,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             for example in &result.wrong_examples {
                 eprintln!("  e.g. {example}");
             }
-            dir()?.append(&format!(
+            run_dir()?.append(&format!(
                 "reload_load\t{seconds}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.0}\t{:.2}\t{}",
                 result.written_valid + result.written_invalid,
                 result.written_invalid,
@@ -460,7 +460,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
                 rounds,
                 command,
             };
-            let dir = dir()?;
+            let dir = run_dir()?;
             let row = scale::run(&dir, &options).await?;
             dir.append(&row)?;
         }
@@ -485,7 +485,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             let stop_max = starts.iter().map(|s| s.to_exit).max().unwrap_or_default();
             let rss_max = starts.iter().map(|s| s.idle_rss_kb).max().unwrap_or(0);
             let size = binary.as_deref().map(size_mb).transpose()?;
-            dir()?.append(&format!(
+            run_dir()?.append(&format!(
                 "footprint\t{name}\t{}\t{:.0}\t{:.0}\t{:.0}\t{:.1}\t{}",
                 size.unwrap_or_default(),
                 ms(stats::percentile(&healthy, 50.0)),
@@ -495,7 +495,7 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
                 idle_after_load.unwrap_or_default()
             ))?;
         }
-        Command::Info { key, value } => dir()?.append(&format!("info\t{key}\t{value}"))?,
+        Command::Info { key, value } => run_dir()?.append(&format!("info\t{key}\t{value}"))?,
         Command::Report { file } => {
             let tsv = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
