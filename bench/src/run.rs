@@ -167,27 +167,44 @@ impl RunDir {
     /// Stops the server `name`: SIGTERM, then SIGKILL if it has not exited within 5 s.
     pub async fn stop(&self, name: &str) -> anyhow::Result<()> {
         let process = self.process(name)?;
-        signal(process.pid, "TERM")?;
-        let sent = Instant::now();
-        while process.is_running() {
-            if sent.elapsed() > Duration::from_secs(5) {
+        if process.is_running() {
+            signal(process.pid, "TERM")?;
+            if !exits_within(&process, Duration::from_secs(5)).await {
                 signal(process.pid, "KILL")?;
+                if !exits_within(&process, Duration::from_secs(5)).await {
+                    bail!("{name} (pid {}) survived SIGKILL", process.pid);
+                }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         std::fs::remove_file(self.pid_file(name)?).context("cannot remove the pid file")
     }
 
-    /// Stops every server of the run that is still running.
+    /// Stops every server of the run that is still running (all of them, even if one fails).
     pub async fn stop_all(&self) -> anyhow::Result<()> {
         let procs = self.dir("procs")?;
+        let mut result = Ok(());
         for entry in std::fs::read_dir(&procs).context("cannot list the servers")? {
-            if let Some(name) = entry?.file_name().to_str() {
-                self.stop(name).await?;
+            if let Some(name) = entry?.file_name().to_str()
+                && let Err(error) = self.stop(name).await
+            {
+                eprintln!("bench-tool: {error:#}");
+                result = Err(error);
             }
         }
-        Ok(())
+        result
     }
+}
+
+/// Whether `process` exits within `limit`.
+async fn exits_within(process: &Process, limit: Duration) -> bool {
+    let started = Instant::now();
+    while process.is_running() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Sends `signal` (`TERM`, `KILL`) to `pid` through `kill`, as the crate forbids `unsafe`. A
