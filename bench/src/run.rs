@@ -75,6 +75,8 @@ impl RunDir {
     /// Appends `row` (tab-separated, see [`crate::report`]) to `results.tsv`, and shows it on
     /// stderr.
     pub fn append(&self, row: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
         let path = self.root.join("results.tsv");
         let mut file = File::options()
             .create(true)
@@ -216,4 +218,41 @@ pub fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
         .status()
         .context("cannot run kill")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_run_dir(name: &str) -> RunDir {
+        let root = std::env::temp_dir().join(format!("bench-run-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        RunDir::new(root)
+    }
+
+    #[tokio::test]
+    async fn a_server_is_found_by_name_and_stopped() -> anyhow::Result<()> {
+        let dir = temp_run_dir("stop");
+        let mut sleeper = Command::new("sleep").arg("30").spawn()?;
+        std::fs::write(dir.pid_file("sleeper")?, sleeper.id().to_string())?;
+        let process = dir.process("sleeper")?;
+        assert!(process.is_running());
+        dir.stop_all().await?;
+        assert!(!process.is_running(), "a zombie has exited");
+        sleeper.wait()?;
+        assert!(dir.process("sleeper").is_err(), "its pid file is gone");
+        std::fs::remove_dir_all(&dir.root)?;
+        Ok(())
+    }
+
+    #[test]
+    fn rows_are_appended_to_the_results() -> anyhow::Result<()> {
+        let dir = temp_run_dir("append");
+        dir.append("info\tmode\tquick")?;
+        dir.append("info\tdate\ttoday")?;
+        let results = std::fs::read_to_string(dir.root.join("results.tsv"))?;
+        std::fs::remove_dir_all(&dir.root)?;
+        assert_eq!(results, "info\tmode\tquick\ninfo\tdate\ttoday\n");
+        Ok(())
+    }
 }
