@@ -13,7 +13,7 @@
 #                                   starts is stopped on exit)
 set -euo pipefail
 LOG_TAG=interop
-# shellcheck source=../lib/common.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"   # log, fail, wait_until, free_port, seed_venv
 
 WORK=$(mktemp -d)
