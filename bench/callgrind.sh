@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# Instructions per page, counted by callgrind (docs/benchmarks.md, "Profiling notes"). One command:
+# Instructions per page and per `Recommend` call, counted by callgrind (docs/benchmarks.md,
+# "Profiling notes"). One command:
 #
-#   bench/callgrind.sh             ours and the frameworks' floor, 3,000 pages each
-#   bench/callgrind.sh --pages N   N pages each
+#   bench/callgrind.sh                         ours and the frameworks' floor: 3,000 pages, 20,000 calls
+#   bench/callgrind.sh --pages N --calls M     N pages and M calls each
 #
-# Builds release binaries with symbols (in $CARGO_TARGET_DIR/callgrind, default
-# target/callgrind), then for each pair of servers, ours (marketplace + recommendations) and the
-# floor (salvo-floor --grpc + tonic-floor), runs both under `valgrind --tool=callgrind` with one
-# Tokio worker thread and RUST_LOG=warn, serves 300 pages to warm up, zeroes the counters, serves
-# N pages (`h2load --h1 -c 4`), and prints the instructions per page of each process. The counts
-# do not depend on how busy the machine is, so they compare commits where req/s cannot. The
-# profiles stay in $CARGO_TARGET_DIR/callgrind/profiles for `callgrind_annotate`.
+# Builds release binaries with symbols (in $CARGO_TARGET_DIR/callgrind, default target/callgrind)
+# and runs the servers under `valgrind --tool=callgrind` with one Tokio worker thread and
+# RUST_LOG=warn. Per page: ours (marketplace + recommendations) and the floor (salvo-floor --grpc
+# + tonic-floor), both processes profiled, 300 pages to warm up, counters zeroed, N pages
+# (`h2load --h1 -c 4`). Per call: recommendations alone and tonic-floor alone, 2,000 calls to warm
+# up, counters zeroed, M calls (`h2load -c 4 -m 8`, the request of `bench-tool request-body`).
+# The counts do not depend on how busy the machine is, so they compare commits where req/s cannot.
+# This file needs nothing but the binaries, `bench-tool wait` and `request-body` and
+# tests/lib/free-port.py, so it can be copied into an older checkout to measure it the same way.
+# The profiles stay in $CARGO_TARGET_DIR/callgrind/profiles for `callgrind_annotate`.
 set -euo pipefail
 
-PAGES=3000
+PAGES=3000 CALLS=20000
 while [ $# -gt 0 ]; do
   case $1 in
     --pages) PAGES=$2; shift ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    --calls) CALLS=$2; shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,6 +51,7 @@ fi
   || die "cargo build failed"
 
 rm -rf "$OUT" && mkdir -p "$OUT"
+"$BIN/bench-tool" request-body "$OUT/request.bin"
 # Loopback only, and no Prometheus listener on the fixed port 9464 (the floors ignore these). Set
 # here, not through `env` in front of a command, which valgrind would profile instead.
 export RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__PORT=0
@@ -56,54 +62,79 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 port() { python3 "$ROOT/tests/lib/free-port.py" "$OUT/ports"; }
 
-# profile NAME BACKEND-CMD... -- FRONTEND-CMD...: both under callgrind (the commands get
-# REC_PORT and WEB_PORT substituted), N pages, and one line of instructions per page.
-profile() {
+# callgrind NAME COMMAND...: COMMAND under callgrind in the background, with one worker thread
+# (output in NAME.log, profiles NAME.PID*); its pid in VG_PID.
+callgrind() {
   local name=$1; shift
-  local backend=() frontend=()
-  while [ "$1" != -- ]; do backend+=("$1"); shift; done
+  TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$OUT/$name.%p" \
+    "$@" >"$OUT/$name.log" 2>&1 &
+  VG_PID=$!
+  PIDS+=("$VG_PID")
+}
+# ready NAME PROBE TARGET: waits (60 s at most, valgrind is slow) for the server NAME.
+ready() {
+  "$BIN/bench-tool" wait --timeout-ms 60000 "$2" "$3" >/dev/null \
+    || { tail -20 "$OUT/$1.log" >&2; die "$1 is not ready"; }
+}
+# per NAME N: the instructions of the dump taken after the N requests (callgrind_control -d: the
+# file with a part suffix), per request, in thousands.
+per() {
+  local dumps=("$OUT/$1".*.*) total
+  total=$(callgrind_annotate "${dumps[0]}" 2>/dev/null \
+    | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+  awk -v t="$total" -v n="$2" 'BEGIN {printf "%.1f", t / n / 1000}'
+}
+# measure WARM-UP N PID... -- H2LOAD-ARGUMENTS...: WARM-UP requests, the counters of PID...
+# zeroed, N requests that must all answer 2xx, a dump of the counters, the processes stopped.
+measure() {
+  local warm_up=$1 n=$2 pids=() ok; shift 2
+  while [ "$1" != -- ]; do pids+=("$1"); shift; done
   shift
-  frontend=("$@")
-  local rec_port web_port
-  rec_port=$(port) web_port=$(port)
-  local vg=(valgrind --tool=callgrind --dump-instr=no)
-  TOKIO_WORKER_THREADS=1 "${vg[@]}" --callgrind-out-file="$OUT/$name-backend.%p" \
-    "${backend[@]//REC_PORT/$rec_port}" >"$OUT/$name-backend.log" 2>&1 &
-  local backend_pid=$!
-  PIDS+=("$backend_pid")
-  "$BIN/bench-tool" wait --timeout-ms 60000 --recommend "127.0.0.1:$rec_port" >/dev/null \
-    || { tail -20 "$OUT/$name-backend.log" >&2; die "$name: the gRPC server is not ready"; }
-  local fe=("${frontend[@]//REC_PORT/$rec_port}")
-  TOKIO_WORKER_THREADS=1 "${vg[@]}" --callgrind-out-file="$OUT/$name-frontend.%p" \
-    "${fe[@]//WEB_PORT/$web_port}" >"$OUT/$name-frontend.log" 2>&1 &
-  local frontend_pid=$!
-  PIDS+=("$frontend_pid")
-  "$BIN/bench-tool" wait --timeout-ms 60000 --http "http://127.0.0.1:$web_port/" >/dev/null \
-    || { tail -20 "$OUT/$name-frontend.log" >&2; die "$name: the web server is not ready"; }
-  local url=http://127.0.0.1:$web_port/
-  h2load --h1 -n 300 -c 4 "$url" >/dev/null
-  callgrind_control -z "$backend_pid" >/dev/null 2>&1
-  callgrind_control -z "$frontend_pid" >/dev/null 2>&1
-  local ok
-  ok=$(h2load --h1 -n "$PAGES" -c 4 "$url" | awk '/^status codes:/ {print $3}')
-  [ "$ok" = "$PAGES" ] || die "$name: $ok of $PAGES pages answered 2xx"
-  callgrind_control -d "$backend_pid" >/dev/null 2>&1
-  callgrind_control -d "$frontend_pid" >/dev/null 2>&1
-  kill "$frontend_pid" "$backend_pid"
-  wait "$frontend_pid" "$backend_pid" 2>/dev/null || true
-  local side file total per=()
-  for side in frontend backend; do
-    # The dump taken after the N pages (callgrind_control -d): the file with a part suffix.
-    file=$(ls "$OUT/$name-$side".*.* | head -1)
-    total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-    per+=("$(awk -v t="$total" -v n="$PAGES" 'BEGIN {printf "%.1f", t / n / 1000}')")
-  done
-  printf '%-6s web %6sk  grpc %6sk  total %6sk instructions per page\n' "$name" "${per[0]}" "${per[1]}" \
-    "$(awk -v a="${per[0]}" -v b="${per[1]}" 'BEGIN {printf "%.1f", a + b}')"
+  h2load -n "$warm_up" "$@" >/dev/null
+  for pid in "${pids[@]}"; do callgrind_control -z "$pid" >/dev/null 2>&1; done
+  ok=$(h2load -n "$n" "$@" | awk '/^status codes:/ {print $3}')
+  [ "$ok" = "$n" ] || die "$ok of $n requests answered 2xx"
+  for pid in "${pids[@]}"; do callgrind_control -d "$pid" >/dev/null 2>&1; done
+  kill "${pids[@]}"
+  wait "${pids[@]}" 2>/dev/null || true
 }
 
-profile ours "$BIN/recommendations" --catalog "$ROOT/catalog.toml" --port REC_PORT \
+# pages NAME BACKEND-CMD... -- FRONTEND-CMD...: both under callgrind (the commands get REC_PORT
+# and WEB_PORT substituted), N pages, and one line of instructions per page.
+pages() {
+  local name=$1 backend=() rec_port web_port; shift
+  while [ "$1" != -- ]; do backend+=("$1"); shift; done
+  shift
+  rec_port=$(port) web_port=$(port)
+  callgrind "$name-backend" "${backend[@]//REC_PORT/$rec_port}"
+  local backend_pid=$VG_PID
+  ready "$name-backend" --recommend "127.0.0.1:$rec_port"
+  local frontend=("${@//REC_PORT/$rec_port}")
+  callgrind "$name-frontend" "${frontend[@]//WEB_PORT/$web_port}"
+  local frontend_pid=$VG_PID
+  ready "$name-frontend" --http "http://127.0.0.1:$web_port/"
+  measure 300 "$PAGES" "$frontend_pid" "$backend_pid" -- --h1 -c 4 "http://127.0.0.1:$web_port/"
+  local web grpc
+  web=$(per "$name-frontend" "$PAGES") grpc=$(per "$name-backend" "$PAGES")
+  printf '%-6s web %6sk  grpc %6sk  total %6sk instructions per page\n' "$name" "$web" "$grpc" \
+    "$(awk -v a="$web" -v b="$grpc" 'BEGIN {printf "%.1f", a + b}')"
+}
+
+# calls NAME CMD...: the gRPC server alone under callgrind (REC_PORT substituted), M calls, and
+# one line of instructions per call.
+calls() {
+  local name=$1 rec_port; shift
+  rec_port=$(port)
+  callgrind "$name-recommend" "${@//REC_PORT/$rec_port}"
+  ready "$name-recommend" --recommend "127.0.0.1:$rec_port"
+  measure 2000 "$CALLS" "$VG_PID" -- -c 4 -m 8 -d "$OUT/request.bin" -H 'content-type: application/grpc' \
+    -H 'te: trailers' "http://127.0.0.1:$rec_port/Recommendations/Recommend"
+  printf '%-6s recommend  %6sk instructions per call\n' "$name" "$(per "$name-recommend" "$CALLS")"
+}
+
+pages ours "$BIN/recommendations" --catalog "$ROOT/catalog.toml" --port REC_PORT \
   -- "$BIN/marketplace" --port WEB_PORT --recommendations 127.0.0.1:REC_PORT
+calls ours "$BIN/recommendations" --catalog "$ROOT/catalog.toml" --port REC_PORT
 
 # The floor answers ours' page and JSON byte for byte, as in bench/run.sh.
 rec_port=$(port) web_port=$(port)
@@ -117,6 +148,7 @@ curl -sf "http://127.0.0.1:$web_port/api/recommendations" -o "$OUT/api.json"
 cleanup
 PIDS=()
 
-profile floor "$BIN/tonic-floor" --port REC_PORT \
+pages floor "$BIN/tonic-floor" --port REC_PORT \
   -- "$BIN/salvo-floor" --port WEB_PORT --page "$OUT/page.html" --json "$OUT/api.json" \
   --grpc 127.0.0.1:REC_PORT
+calls floor "$BIN/tonic-floor" --port REC_PORT

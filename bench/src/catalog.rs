@@ -5,7 +5,9 @@
 //! version the server has in service, and every answer can be checked against the version it
 //! claims to come from.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::Context;
 
 /// The shape of a generated catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,15 @@ pub fn parse_title(title: &str) -> Option<(u32, u64)> {
     let rest = title.strip_prefix("Book ")?;
     let (id, version) = rest.split_once(" v")?;
     Some((id.parse().ok()?, version.parse().ok()?))
+}
+
+/// Writes a valid catalog of `books` books (version 0) to `path`, creating its directory.
+pub fn write_new(path: &Path, books: u32) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, text(Shape::with_total(books), 0))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A valid catalog of `shape` in `version`.

@@ -83,6 +83,21 @@ pub struct LatencyOptions {
     pub give_up: Duration,
 }
 
+impl LatencyOptions {
+    /// `edits` edits of the catalog of `shape` at `path`, served at `addr`; asks every
+    /// millisecond, gives up on an edit after 10 s.
+    pub fn new(addr: String, path: PathBuf, shape: Shape, edits: u64) -> LatencyOptions {
+        LatencyOptions {
+            addr,
+            path,
+            shape,
+            edits,
+            probe_every: Duration::from_millis(1),
+            give_up: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Scenario 4's result: one latency per edit that was seen in time.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyResult {
@@ -90,6 +105,15 @@ pub struct LatencyResult {
     pub latencies: Vec<Duration>,
     /// Edits not seen within `give_up`.
     pub timeouts: u64,
+}
+
+impl LatencyResult {
+    /// The p50, p99 and max of the latencies (0 when none was seen), in ms.
+    pub fn percentiles_ms(&self) -> [f64; 3] {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        [50.0, 99.0, 100.0].map(|p| stats::ms(stats::percentile(&sorted, p)))
+    }
 }
 
 /// Makes `edits` edits (alternating in place and by rename), each a new version, and times each

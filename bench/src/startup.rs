@@ -2,6 +2,8 @@
 //! the time from SIGTERM to exit.
 
 use std::{
+    fs::File,
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -9,7 +11,7 @@ use std::{
 use anyhow::{Context, bail};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::stats;
+use crate::{run, usage};
 
 /// What "healthy" means for the process under test.
 #[derive(Debug, Clone)]
@@ -69,30 +71,11 @@ pub async fn measure(
     settle: Duration,
     give_up: Duration,
 ) -> anyhow::Result<Vec<Start>> {
-    let (program, args) = command.split_first().context("no command to start")?;
     let mut starts = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let started = Instant::now();
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {program}"))?;
-        let to_healthy = loop {
-            if probe.healthy().await {
-                break started.elapsed();
-            }
-            if started.elapsed() > give_up || child.try_wait()?.is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{program} was not healthy within {give_up:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        let (mut child, to_healthy) = start(command, None, probe, give_up).await?;
         tokio::time::sleep(settle).await;
-        let idle_rss_kb = stats::status_kb(child.id(), "VmRSS").unwrap_or(0);
+        let idle_rss_kb = usage::status_kb(child.id(), "VmRSS").unwrap_or(0);
         let to_exit = terminate(&mut child).await?;
         starts.push(Start {
             to_healthy,
@@ -103,14 +86,49 @@ pub async fn measure(
     Ok(starts)
 }
 
-/// Sends SIGTERM (through `kill`, as the crate forbids `unsafe`) and waits for the exit; kills
-/// the process if it takes more than ten seconds.
-async fn terminate(child: &mut Child) -> anyhow::Result<Duration> {
+/// Starts `command`, its output to `log` (or nowhere), and polls `probe` every millisecond
+/// until it answers; fails if that takes longer than `give_up` or the process exits. Returns
+/// the process and the time to its first healthy answer.
+pub async fn start(
+    command: &[String],
+    log: Option<&Path>,
+    probe: &Probe,
+    give_up: Duration,
+) -> anyhow::Result<(Child, Duration)> {
+    let (program, args) = command.split_first().context("no command to start")?;
+    let (stdout, stderr) = match log {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            (Stdio::from(file.try_clone()?), Stdio::from(file))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    loop {
+        if probe.healthy().await {
+            return Ok((child, started.elapsed()));
+        }
+        if started.elapsed() > give_up || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{program} was not healthy within {give_up:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Sends SIGTERM and waits for the exit; kills the process if it takes more than ten seconds.
+pub async fn terminate(child: &mut Child) -> anyhow::Result<Duration> {
     let sent = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .context("cannot run kill")?;
+    run::signal(child.id(), "TERM")?;
     while child.try_wait()?.is_none() {
         if sent.elapsed() > Duration::from_secs(10) {
             child.kill()?;

@@ -1,4 +1,4 @@
-//! Percentiles, `h2load` request logs, and `/proc` readings.
+//! Percentiles and `h2load` request logs.
 
 use std::{path::Path, time::Duration};
 
@@ -59,15 +59,6 @@ pub fn h2load_log(path: &Path) -> anyhow::Result<RequestLog> {
     })
 }
 
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), or `None` if the process is gone.
-pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.trim().trim_end_matches("kB").trim().parse().ok()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,12 +99,5 @@ mod tests {
                 p99_ms: 0.99
             })
         );
-    }
-
-    #[test]
-    fn proc_status_is_read_for_this_process() {
-        let rss = status_kb(std::process::id(), "VmRSS");
-        assert!(rss.is_some_and(|kb| kb > 0), "{rss:?}");
-        assert_eq!(status_kb(std::process::id(), "NoSuchField"), None);
     }
 }

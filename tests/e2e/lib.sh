@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the end-to-end scripts (sourced, not run).
 #
 # No container registry is reachable on the development and CI machines, so images are made
@@ -6,8 +7,9 @@
 
 set -euo pipefail
 
-E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$E2E_DIR/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"   # log, fail, wait_until, need, free_port, ...
+
 ARTIFACTS="$REPO/target/e2e"
 mkdir -p "$ARTIFACTS"
 
@@ -17,37 +19,6 @@ BUILDER_BASE=rust:1.95-slim-bookworm
 
 # A name for what this run makes (compose project, image tags); unique per run.
 RUN_ID="e2e$$"
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND (every 0.2 s) until it succeeds, or
-# fails the test once SECONDS have passed.
-wait_until() {
-  local timeout=$1 what=$2; shift 2
-  local started; started=$(now)
-  local deadline; deadline=$(awk -v s="$started" -v t="$timeout" 'BEGIN { printf "%.3f", s + t }')
-  until "$@" >/dev/null 2>&1; do
-    if awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n >= d) }'; then
-      fail "timed out after ${timeout}s waiting for: $what"
-    fi
-    sleep 0.2
-  done
-  log "ok: $what ($(since "$started") s)"
-}
-
-# Installs a Debian package if a command is missing (CI machines start bare).
-need() {
-  local cmd=$1 pkg=${2:-$1}
-  command -v "$cmd" >/dev/null 2>&1 && return 0
-  log "installing $pkg"
-  local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
-    || { "${sudo[@]}" apt-get update -qq >/dev/null \
-         && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
-}
 
 # Makes sure the Docker engine answers; starts it when this machine has one that is not running.
 need_docker() {
@@ -61,12 +32,6 @@ need_docker() {
     nohup dockerd > "$ARTIFACTS/dockerd.log" 2>&1 &
   fi
   wait_until 60 "the Docker engine answers" docker info
-}
-
-# Where cargo puts its output: honours CARGO_TARGET_DIR and build.target-dir.
-cargo_target_dir() {
-  (cd "$REPO" && cargo metadata --format-version 1 --no-deps --locked) \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
 # ---- Compose
@@ -160,10 +125,6 @@ services:
   marketplace:
     image: bookshop-marketplace:$1
 EOF
-}
-
-free_port() {
-  python3 "$REPO/tests/lib/free-port.py"
 }
 
 # containers [SERVICE]: the ids of the project's containers (of SERVICE), running or not. Found

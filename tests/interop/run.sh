@@ -8,18 +8,17 @@
 #   3. the seed's Flask Marketplace calls our Recommendations: its page, as its own integration
 #      test checks it (the title and three <li>).
 #
-# Usage: tests/interop/run.sh      (installs the seed's pinned Python stack into a venv under the
-#                                   target directory; everything it starts is stopped on exit)
+# Usage: tests/interop/run.sh      (installs the seed's pinned Python stack into the venv under
+#                                   the target directory that bench/run.sh shares; everything it
+#                                   starts is stopped on exit)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-OUT=$TARGET/interop
-VENV=$OUT/venv
-WORK=$(mktemp -d)
-PIDS=()
+LOG_TAG=interop
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+source "$(dirname "$0")/../lib/common.sh"   # log, fail, wait_until, free_port, seed_venv
 
-log() { printf '[interop %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
+WORK=$(mktemp -d)
+PORT_LEDGER=$WORK/ports
+PIDS=()
 cleanup() {
   local status=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -31,32 +30,16 @@ cleanup() {
   [ $status -eq 0 ] && log PASS || log "FAILED (exit $status)"
 }
 trap cleanup EXIT
-free_port() { python3 "$ROOT/tests/lib/free-port.py" "$WORK/ports"; }
-wait_until() { # SECONDS WHAT COMMAND...
-  local deadline=$((SECONDS + $1)) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
 
-(cd "$ROOT" && cargo build --release --locked -p recommendations -p marketplace)
-BIN=$TARGET/release
-
-if ! cmp -s "$ROOT/bench/seed/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
-  log "installing the seed's Python stack into $VENV"
-  rm -rf "$VENV" && mkdir -p "$OUT"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/seed/requirements.txt"
-  cp "$ROOT/bench/seed/requirements.txt" "$VENV/requirements.txt"
-fi
-PY=$VENV/bin/python
+(cd "$REPO" && cargo build --release --locked -p recommendations -p marketplace)
+BIN=$(cargo_target_dir)/release
+PY=$(seed_venv)/bin/python
 
 # The seed's code, and its proto exactly as the seed had it: ours minus the `author` field that
 # Bookshop added, so the Python side is a client that has never heard of it.
-cp -r "$ROOT/bench/seed/." "$WORK/"
+cp -r "$REPO/bench/seed/." "$WORK/"
 mkdir -p "$WORK/seed-proto"
-grep -v -e 'string author = 3;' "$ROOT/proto/recommendations.proto" > "$WORK/seed-proto/recommendations.proto"
+grep -v -e 'string author = 3;' "$REPO/proto/recommendations.proto" > "$WORK/seed-proto/recommendations.proto"
 ! grep -q 'string author' "$WORK/seed-proto/recommendations.proto" || fail "the seed proto still has author"
 "$PY" -m grpc_tools.protoc -I "$WORK/seed-proto" --python_out="$WORK" --grpc_python_out="$WORK" \
   "$WORK/seed-proto/recommendations.proto"
@@ -64,7 +47,7 @@ grep -v -e 'string author = 3;' "$ROOT/proto/recommendations.proto" > "$WORK/see
 # ---- 1. the seed's client against our Recommendations
 REC_PORT=$(free_port)
 RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__ENABLED=false \
-  "$BIN/recommendations" --port "$REC_PORT" --catalog "$ROOT/catalog.toml" > "$WORK/ours-rec.log" 2>&1 &
+  "$BIN/recommendations" --port "$REC_PORT" --catalog "$REPO/catalog.toml" > "$WORK/ours-rec.log" 2>&1 &
 PIDS+=($!)
 wait_until 20 "our Recommendations" "$BIN/recommendations" healthcheck --addr "127.0.0.1:$REC_PORT"
 

@@ -1,11 +1,13 @@
-//! `bench-tool`: the parts of `bench/run.sh` that need a real gRPC client or exact arithmetic.
-//! Measurements go to stdout as one tab-separated row (see `bookshop_bench::report`); what a
-//! person reads goes to stderr.
+//! `bench-tool`: what `bench/run.sh` runs its scenarios with. It starts, waits for and stops
+//! the servers, runs the load generators, samples `/proc`, checks answers, and appends each
+//! measurement to the run's `results.tsv` as one tab-separated row (see
+//! `bookshop_bench::report`); what a person reads goes to stderr. The run directory comes
+//! from `--dir` or `BENCH_DIR` (see `bookshop_bench::run`).
 
 #![allow(clippy::print_stdout)] // printing results is this tool's job
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -13,21 +15,81 @@ use std::{
 use anyhow::{Context, bail};
 use bookshop_bench::{
     catalog::{self, Shape},
-    grpc, reload, report,
+    grpc,
+    load::{Load, Target},
+    reload::{self, LatencyOptions},
+    report,
+    run::RunDir,
+    scale,
     startup::{self, Probe},
     stats::{self, ms},
+    usage,
 };
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "bench-tool")]
 struct Cli {
+    /// The run directory (pids, logs, work files, results.tsv)
+    #[arg(long, env = "BENCH_DIR", global = true)]
+    dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Become the server NAME: record this pid, log to logs/NAME.log, execute COMMAND (run it
+    /// in the background: `bench-tool launch NAME -- COMMAND &`)
+    Launch {
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Wait until the probe answers while the servers NAME... keep running; fail with the end
+    /// of their logs if one exits or the probe times out
+    Ready {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        probe: ProbeArgs,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
+    /// Stop servers: SIGTERM, then SIGKILL after 5 s
+    Stop {
+        names: Vec<String>,
+        /// Every server of the run still running
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// Print the RSS of the server NAME, in MB
+    Rss { name: String },
+    /// Scenario 1: h2load's `Recommend` load against ADDR; a `load` row with the usage of the
+    /// servers PROCESS...
+    GrpcLoad {
+        scenario: String,
+        system: String,
+        addr: String,
+        #[arg(short = 'c', long, default_value_t = 8)]
+        connections: u32,
+        /// Calls in flight on each connection
+        #[arg(short = 'm', long, default_value_t = 8)]
+        streams: u32,
+        #[command(flatten)]
+        row: RowArgs,
+    },
+    /// Scenarios 2 and 3: wrk's load against URL; a `load` row with the usage of the servers
+    /// PROCESS...
+    HttpLoad {
+        scenario: String,
+        system: String,
+        url: String,
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: u32,
+        #[command(flatten)]
+        row: RowArgs,
+    },
     /// Write the gRPC-framed `Recommend` request h2load sends (user 1, 3 mystery books)
     RequestBody { out: PathBuf },
     /// Call `Recommend` N times and check each answer: OK, 3 distinct books, ids 1 to 3
@@ -44,17 +106,13 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
-    /// Write a generated catalog of N books (version V in every title)
+    /// Write a generated catalog of N books (version 0)
     GenCatalog {
         #[arg(long)]
         books: u32,
-        #[arg(long, default_value_t = 0)]
-        version: u64,
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print p50 ms, p99 ms, non-200 count and request count of an h2load --log-file
-    H2loadLog { file: PathBuf },
     /// Scenario 4: edits of the catalog, each timed to the first answer that reflects it
     ReloadLatency {
         #[arg(long)]
@@ -72,9 +130,6 @@ enum Command {
         /// The target p99, for the row
         #[arg(long)]
         target_ms: u64,
-        /// Print only the p50 reload time (for the scale table)
-        #[arg(long)]
-        p50_only: bool,
     },
     /// Scenario 5: catalog writes (some invalid) during a load run; every answer checked
     ReloadLoad {
@@ -95,19 +150,67 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         streams: usize,
     },
-    /// Scenario 7: start a command N times; print start→healthy p50 and max, SIGTERM→exit max
-    /// (ms) and idle RSS (MB)
-    Startup {
+    /// Scenario 6: write a catalog of N books, start COMMAND (serving it at ADDR), time it to
+    /// healthy, load it (scenario 1's load, best of the rounds), time a reload; a `scale` row
+    Scale {
+        #[arg(long)]
+        books: u32,
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        #[command(flatten)]
+        timing: Timing,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Scenario 7: start COMMAND N times; a `footprint` row with start→healthy p50 and max,
+    /// SIGTERM→exit max (ms) and idle RSS (MB)
+    Footprint {
+        name: String,
+        /// The binary, for its size
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// The idle RSS of the long-running server after the load runs, MB (from `rss`)
+        #[arg(long)]
+        idle_after_load: Option<String>,
         #[command(flatten)]
         probe: ProbeArgs,
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// The command and its arguments
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Append an `info` row (machine, mode, …)
+    Info { key: String, value: String },
     /// Render a results.tsv as markdown
     Report { file: PathBuf },
+}
+
+/// How long a load runs.
+#[derive(Debug, clap::Args)]
+struct Timing {
+    /// The measured run, in seconds
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The warm-up run before it, in seconds
+    #[arg(long, default_value_t = 2)]
+    warm_up: u64,
+}
+
+/// The rest of a load row: how long, a note, and whose usage.
+#[derive(Debug, clap::Args)]
+struct RowArgs {
+    #[command(flatten)]
+    timing: Timing,
+    /// A note shown beside the system
+    #[arg(long, default_value = "")]
+    note: String,
+    /// The servers that answer (by the names they were launched as), for CPU, switches and RSS
+    #[arg(required = true)]
+    processes: Vec<String>,
 }
 
 /// Which readiness probe: one of the three.
@@ -162,8 +265,96 @@ async fn wait(probe: &Probe, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+/// Runs `target`'s load and appends its `load` row.
+fn load(
+    dir: &RunDir,
+    scenario: &str,
+    system: &str,
+    target: Target,
+    connections: u32,
+    row: RowArgs,
+) -> anyhow::Result<()> {
+    let load = Load {
+        target,
+        connections,
+        seconds: row.timing.seconds,
+        warm_up: row.timing.warm_up,
+    };
+    let processes = dir.processes(&row.processes)?;
+    let measured = load
+        .run(&dir.work()?, &format!("{scenario}-{system}"), &processes)
+        .with_context(|| format!("the load against {system} failed"))?;
+    dir.append(&measured.row(scenario, system, &row.note))
+}
+
+/// The file's size in MB, for the footprint table.
+fn size_mb(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    Ok(format!("{:.1}", bytes as f64 / 1_048_576.0))
+}
+
+async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
+    let run_dir = || {
+        dir.clone()
+            .map(RunDir::new)
+            .context("no run directory: give --dir or set BENCH_DIR")
+    };
     match command {
+        Command::Launch { name, command } => {
+            run_dir()?.launch(&name, &command)?;
+        }
+        Command::Ready {
+            names,
+            probe,
+            timeout_ms,
+        } => {
+            run_dir()?
+                .ready(&names, &probe.probe()?, Duration::from_millis(timeout_ms))
+                .await?;
+        }
+        Command::Stop { names, all } => {
+            let dir = run_dir()?;
+            if all {
+                dir.stop_all().await?;
+            }
+            for name in names {
+                dir.stop(&name).await?;
+            }
+        }
+        Command::Rss { name } => {
+            let process = run_dir()?.process(&name)?;
+            let kb = usage::status_kb(process.pid, "VmRSS").context("the server is gone")?;
+            println!("{:.1}", kb as f64 / 1024.0);
+        }
+        Command::GrpcLoad {
+            scenario,
+            system,
+            addr,
+            connections,
+            streams,
+            row,
+        } => {
+            let target = Target::Grpc { addr, streams };
+            load(&run_dir()?, &scenario, &system, target, connections, row)?;
+        }
+        Command::HttpLoad {
+            scenario,
+            system,
+            url,
+            connections,
+            row,
+        } => {
+            load(
+                &run_dir()?,
+                &scenario,
+                &system,
+                Target::Http { url },
+                connections,
+                row,
+            )?;
+        }
         Command::RequestBody { out } => {
             std::fs::write(&out, grpc::framed(&grpc::seed_request()))
                 .with_context(|| format!("cannot write {}", out.display()))?;
@@ -172,22 +363,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Wait { probe, timeout_ms } => {
             wait(&probe.probe()?, Duration::from_millis(timeout_ms)).await?;
         }
-        Command::GenCatalog {
-            books,
-            version,
-            out,
-        } => {
-            let text = catalog::text(Shape::with_total(books), version);
-            std::fs::write(&out, text)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-        }
-        Command::H2loadLog { file } => {
-            let log = stats::h2load_log(&file)?;
-            println!(
-                "{:.2}\t{:.2}\t{}\t{}",
-                log.p50_ms, log.p99_ms, log.not_ok, log.requests
-            );
-        }
+        Command::GenCatalog { books, out } => catalog::write_new(&out, books)?,
         Command::ReloadLatency {
             addr,
             catalog,
@@ -195,39 +371,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             edits,
             label,
             target_ms,
-            p50_only,
         } => {
-            let options = reload::LatencyOptions {
-                addr,
-                path: catalog,
-                shape: Shape::with_total(books),
-                edits,
-                probe_every: Duration::from_millis(1),
-                give_up: Duration::from_secs(10),
-            };
+            let options = LatencyOptions::new(addr, catalog, Shape::with_total(books), edits);
             let result = reload::latency(&options).await?;
-            let mut sorted = result.latencies.clone();
-            sorted.sort_unstable();
-            let p = |q| ms(stats::percentile(&sorted, q));
+            let [p50, p99, max] = result.percentiles_ms();
             eprintln!(
-                "reload latency ({label}): {} edits seen, {} not seen; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                sorted.len(),
+                "reload latency ({label}): {} edits seen, {} not seen; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+                result.latencies.len(),
                 result.timeouts,
-                p(50.0),
-                p(99.0),
-                p(100.0)
             );
-            if p50_only {
-                println!("{:.0}", p(50.0));
-            } else {
-                println!(
-                    "reload\t{label}\t{edits}\t{:.0}\t{:.0}\t{:.0}\t{}\t{target_ms}",
-                    p(50.0),
-                    p(99.0),
-                    p(100.0),
-                    result.timeouts
-                );
-            }
+            run_dir()?.append(&format!(
+                "reload\t{label}\t{edits}\t{p50:.0}\t{p99:.0}\t{max:.0}\t{}\t{target_ms}",
+                result.timeouts
+            ))?;
         }
         Command::ReloadLoad {
             addr,
@@ -264,7 +420,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for example in &result.wrong_examples {
                 eprintln!("  e.g. {example}");
             }
-            println!(
+            run_dir()?.append(&format!(
                 "reload_load\t{seconds}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.0}\t{:.2}\t{}",
                 result.written_valid + result.written_invalid,
                 result.written_invalid,
@@ -275,12 +431,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 result.rps(),
                 result.percentile_ms(99.0),
                 if result.converged { "yes" } else { "NO" }
-            );
+            ))?;
             if result.wrong > 0 {
                 bail!("{} answers matched no valid catalog", result.wrong);
             }
         }
-        Command::Startup {
+        Command::Scale {
+            books,
+            catalog,
+            addr,
+            rounds,
+            timing,
+            command,
+        } => {
+            let options = scale::Options {
+                books,
+                catalog,
+                load: Load {
+                    target: Target::Grpc {
+                        addr: addr.clone(),
+                        streams: 8,
+                    },
+                    connections: 8,
+                    seconds: timing.seconds,
+                    warm_up: timing.warm_up,
+                },
+                addr,
+                rounds,
+                command,
+            };
+            let dir = run_dir()?;
+            let row = scale::run(&dir, &options).await?;
+            dir.append(&row)?;
+        }
+        Command::Footprint {
+            name,
+            binary,
+            idle_after_load,
             probe,
             runs,
             command,
@@ -297,14 +484,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             healthy.sort_unstable();
             let stop_max = starts.iter().map(|s| s.to_exit).max().unwrap_or_default();
             let rss_max = starts.iter().map(|s| s.idle_rss_kb).max().unwrap_or(0);
-            println!(
-                "{:.0}\t{:.0}\t{:.0}\t{:.1}",
+            let size = binary.as_deref().map(size_mb).transpose()?;
+            run_dir()?.append(&format!(
+                "footprint\t{name}\t{}\t{:.0}\t{:.0}\t{:.0}\t{:.1}\t{}",
+                size.unwrap_or_default(),
                 ms(stats::percentile(&healthy, 50.0)),
                 ms(stats::percentile(&healthy, 100.0)),
                 ms(stop_max),
-                rss_max as f64 / 1024.0
-            );
+                rss_max as f64 / 1024.0,
+                idle_after_load.unwrap_or_default()
+            ))?;
         }
+        Command::Info { key, value } => run_dir()?.append(&format!("info\t{key}\t{value}"))?,
         Command::Report { file } => {
             let tsv = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -317,7 +508,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    match run(cli.dir, cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench-tool: {error:#}");
