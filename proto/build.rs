@@ -1,15 +1,20 @@
-//! Compiles `recommendations.proto` with protox (pure Rust, so no system `protoc`) and writes the
-//! encoded file descriptor set next to the generated code for server reflection.
+//! Compiles the protos with protox (pure Rust, so no system `protoc`) and writes the encoded file
+//! descriptor set next to the generated code for server reflection.
 
 use std::{env, fs, path::PathBuf};
 
+/// The seed's API (no package) and Bookshop's own (`bookshop.catalog.v1`).
+const PROTOS: [&str; 2] = ["recommendations.proto", "bookshop/catalog/v1/catalog.proto"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // protox does not emit rerun-if-changed lines itself.
-    println!("cargo:rerun-if-changed=recommendations.proto");
-    let fds = protox::compile(["recommendations.proto"], ["."])?;
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(PROTOS, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
-        out.join("recommendations_descriptor.bin"),
+        out.join("bookshop_descriptor.bin"),
         protox::prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()

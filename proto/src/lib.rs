@@ -2,14 +2,17 @@
 //!
 //! `recommendations.proto` is the seed's proto, wire-compatible with the Python tutorial: it has no
 //! `package`, so the method path is `/Recommendations/Recommend` and the generated module is `_`.
-//! Bookshop added one field, `BookRecommendation.author = 3`, which old clients skip.
+//! Bookshop added one field, `BookRecommendation.author = 3`, which old clients skip. Bookshop's
+//! own API is in a file and package of its own ([`catalog`]), so the seed's stays as it is.
 //!
 //! # Layout
 //! - the generated messages ([`RecommendationRequest`], [`RecommendationResponse`],
 //!   [`BookRecommendation`], [`BookCategory`]) at the crate root;
 //! - [`recommendations_client`] and [`recommendations_server`]: the generated tonic client and
 //!   server;
-//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection;
+//! - [`catalog`]: `bookshop.catalog.v1`: `CatalogEvents/Watch`, the catalog version and its
+//!   changes;
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of both, for server reflection;
 //! - [`code_name`]: a status code's canonical name, for metrics labels.
 
 #![allow(unreachable_pub, missing_debug_implementations)]
@@ -21,10 +24,16 @@ mod generated {
 
 pub use generated::*;
 
-/// The encoded `FileDescriptorSet` of `recommendations.proto`, registered with server reflection
-/// so tools such as grpcurl work without the proto file.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    tonic::include_file_descriptor_set!("recommendations_descriptor");
+/// Bookshop's own API (`bookshop/catalog/v1/catalog.proto`, package `bookshop.catalog.v1`):
+/// the catalog in service and its changes.
+pub mod catalog {
+    #![allow(clippy::all, clippy::unwrap_used)]
+    tonic::include_proto!("bookshop.catalog.v1");
+}
+
+/// The encoded `FileDescriptorSet` of both protos, registered with server reflection so tools
+/// such as grpcurl work without the proto files.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bookshop_descriptor");
 
 /// The fully qualified gRPC service name (`Recommendations`, as the proto has no package).
 pub const SERVICE_NAME: &str = "Recommendations";

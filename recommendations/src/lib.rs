@@ -11,6 +11,7 @@
 //! - [`watch`]: when to reload (filesystem events, polling, SIGHUP), settling and retrying.
 //! - [`selection`]: how books are picked (`random` or `per_user`).
 //! - [`service`]: the `Recommend` RPC and its mapping to gRPC status codes.
+//! - [`events`]: `bookshop.catalog.v1.CatalogEvents/Watch`: the catalog version and its changes.
 //! - [`settings`]: layered configuration (defaults, file, `RECOMMENDATIONS__…`, flags).
 //! - [`connections`]: accepting gRPC connections: a cap, and no client kept that stays silent.
 //! - [`startup`]: [`Application`]: bind, serve with health and reflection, stop gracefully.
@@ -19,6 +20,7 @@
 
 pub mod catalog;
 pub mod connections;
+pub mod events;
 pub mod healthcheck;
 pub mod metrics;
 pub mod reload;

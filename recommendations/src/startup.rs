@@ -7,7 +7,10 @@ use bookshop_common::{
     serve::App,
     tls::{self, TlsFileError},
 };
-use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};
+use bookshop_proto::{
+    FILE_DESCRIPTOR_SET, catalog::catalog_events_server::CatalogEventsServer,
+    recommendations_server::RecommendationsServer,
+};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -15,6 +18,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     catalog::CatalogError,
     connections,
+    events::CatalogEventsService,
     metrics::Metrics,
     reload::Reloader,
     service::RecommendationService,
@@ -64,6 +68,7 @@ pub struct Application {
 }
 
 type Grpc = RecommendationsServer<RecommendationService>;
+type Events = CatalogEventsServer<CatalogEventsService>;
 
 impl Application {
     /// The same, serving gRPC on `listener` instead of binding `server.port` (tests bind
@@ -182,6 +187,10 @@ impl App for Application {
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(Grpc::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(Events::new(CatalogEventsService::new(
+                store.clone(),
+                stopped.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 connections::incoming(self.listener, limits, metrics.clone(), stopped.clone()),
                 connections::stopped(stopped),
@@ -286,13 +295,19 @@ fn server_tls(settings: &TlsSettings) -> Result<Option<ServerTlsConfig>, TlsFile
     Ok(Some(config))
 }
 
-/// Sets both the whole server (`""`, what Kubernetes' gRPC probe asks) and the `Recommendations`
-/// service.
+/// Sets the whole server (`""`, what Kubernetes' gRPC probe asks), the `Recommendations`
+/// service and `bookshop.catalog.v1.CatalogEvents`.
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     match status {
-        ServingStatus::Serving => health.set_serving::<Grpc>().await,
-        _ => health.set_not_serving::<Grpc>().await,
+        ServingStatus::Serving => {
+            health.set_serving::<Grpc>().await;
+            health.set_serving::<Events>().await;
+        }
+        _ => {
+            health.set_not_serving::<Grpc>().await;
+            health.set_not_serving::<Events>().await;
+        }
     }
 }
 

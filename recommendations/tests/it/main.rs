@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod connections;
+mod events;
 mod helpers;
 mod hostile;
 mod operations;

@@ -144,10 +144,12 @@ async fn reflection_v1_and_v1alpha_list_the_service() {
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"Recommendations".to_string()), "{names:?}");
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_string()),
-        "{names:?}"
-    );
+    for name in ["grpc.health.v1.Health", "bookshop.catalog.v1.CatalogEvents"] {
+        assert!(
+            names.contains(&name.to_string()),
+            "{name} missing from {names:?}"
+        );
+    }
 
     use tonic_reflection::pb::v1alpha::{
         ServerReflectionRequest as AlphaRequest,

@@ -1,0 +1,83 @@
+//! `bookshop.catalog.v1.CatalogEvents/Watch`: the catalog's version now and at each change.
+
+use std::time::Duration;
+
+use bookshop_proto::catalog::{
+    CatalogVersion, WatchRequest, catalog_events_client::CatalogEventsClient,
+};
+use tonic::Streaming;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::helpers::*;
+
+async fn watch(app: &TestApp) -> Streaming<CatalogVersion> {
+    let mut client = CatalogEventsClient::new(app.channel().await);
+    client.watch(WatchRequest {}).await.unwrap().into_inner()
+}
+
+async fn next(stream: &mut Streaming<CatalogVersion>) -> CatalogVersion {
+    tokio::time::timeout(SOON, stream.message())
+        .await
+        .expect("no version in time")
+        .unwrap()
+        .expect("the stream ended")
+}
+
+#[tokio::test]
+async fn the_watch_sends_the_version_in_service_at_once_and_each_new_one() {
+    let app = spawn_app(&catalog_with(&["A", "B"])).await;
+    let mut versions = watch(&app).await;
+    let first = next(&mut versions).await;
+    assert_eq!(first.version.len(), 16, "{first:?}");
+    assert_eq!(first.books, 3);
+
+    write_in_place(&app.catalog, &catalog_with(&["A", "B", "C"]));
+    let second = next(&mut versions).await;
+    assert_ne!(second.version, first.version);
+    assert_eq!(second.books, 4);
+    // The same content on another server (or later) is the same version.
+    assert_eq!(
+        second.version,
+        format!(
+            "{:016x}",
+            bookshop_common::fnv1a(catalog_with(&["A", "B", "C"]).as_bytes())
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_edit_sends_nothing() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+    let mut versions = watch(&app).await;
+    let first = next(&mut versions).await;
+    save_by_rename(&app.catalog, "[[mystery]]\nid = 0\ntitle = \"broken\"\n");
+    let rejected = eventually(SOON, async || {
+        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(rejected, "the broken edit was not looked at");
+    save_by_rename(&app.catalog, &catalog_with(&["Fixed"]));
+    // The next version on the stream is the fixed catalog: nothing came for the broken one.
+    let next = next(&mut versions).await;
+    assert_ne!(next.version, first.version);
+    assert_eq!(next.books, 2);
+}
+
+#[tokio::test]
+async fn the_watch_is_covered_by_the_health_service_and_ends_when_the_server_stops() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+    let status = app
+        .health("bookshop.catalog.v1.CatalogEvents")
+        .await
+        .unwrap();
+    assert_eq!(status, ServingStatus::Serving);
+    let mut versions = watch(&app).await;
+    next(&mut versions).await;
+    let stopping = tokio::spawn(app.stop());
+    let ended = tokio::time::timeout(SOON, versions.message()).await;
+    assert!(matches!(ended, Ok(Ok(None)) | Ok(Err(_))), "{ended:?}");
+    let stopped = tokio::time::timeout(Duration::from_secs(3), stopping).await;
+    assert!(stopped.is_ok(), "the stop waited for the watch");
+}
