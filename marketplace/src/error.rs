@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{
     client::GatewayError,
     i18n::LangChoice,
-    pages::{self, Action, Choice, Chrome, ErrorPage, LinkQuery},
+    pages::{self, Action, Chrome, ErrorPage, LinkQuery},
     params::{MAX_RESULTS_RANGE, ParamError},
 };
 
@@ -100,104 +100,67 @@ pub struct PageContext {
 /// The one mapping of an error to an HTML page: status, `Retry-After` for a 503, and a page in
 /// the visitor's language with the navigation intact.
 pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, res: &mut Response) {
-    let chrome = Chrome::new(ctx.lang, ctx.category, ctx.carry);
-    let t = chrome.t;
-    let home = Action {
-        href: chrome.home_href.clone(),
-        label: t.back_home,
+    let t = ctx.lang.lang.texts();
+    let (title, message) = match error {
+        AppError::BadParameter(ParamError::UnknownCategory(_)) => {
+            (t.bad_request_title, t.bad_category)
+        }
+        AppError::BadParameter(ParamError::MalformedMaxResults(_)) => {
+            (t.bad_request_title, t.bad_max_results)
+        }
+        AppError::BadParameter(ParamError::InvalidUserId(_)) => {
+            (t.bad_request_title, t.bad_user_id)
+        }
+        AppError::NoBooks(_) => (t.not_found_title, t.empty),
+        AppError::Unavailable(_) => (t.unavailable_title, t.unavailable_body),
+        AppError::NotFound => (t.not_found_title, t.not_found_body),
+        AppError::MethodNotAllowed => (t.method_not_allowed_title, t.method_not_allowed_body),
+        AppError::Http(_) => (t.other_error_title, t.other_error_body),
     };
-    let (title, message, value, valid, action, warning) = match error {
-        AppError::BadParameter(param) => {
-            let (message, valid) = match param {
-                ParamError::UnknownCategory(_) => (
-                    t.bad_category,
-                    BookCategory::ALL
-                        .into_iter()
-                        .map(|category| Choice {
-                            text: category.key().to_owned(),
-                            href: Some(
-                                LinkQuery {
-                                    category: Some(category),
-                                    lang: ctx.lang.explicit.then_some(ctx.lang.lang),
-                                    ..ctx.carry
-                                }
-                                .href("/"),
-                            ),
-                        })
-                        .collect(),
-                ),
-                ParamError::MalformedMaxResults(_) => (
-                    t.bad_max_results,
-                    vec![Choice {
-                        text: t
-                            .valid_max_results
-                            .replace("{min}", &MAX_RESULTS_RANGE.start().to_string())
-                            .replace("{max}", &MAX_RESULTS_RANGE.end().to_string()),
-                        href: None,
-                    }],
-                ),
-                ParamError::InvalidUserId(_) => (
-                    t.bad_user_id,
-                    vec![Choice {
-                        text: t.valid_user_id.replace("{max}", &i32::MAX.to_string()),
-                        href: None,
-                    }],
-                ),
-            };
-            let value = Some(param.value().to_owned());
-            (t.bad_request_title, message, value, valid, home, false)
+    let chrome = Chrome::error(ctx.lang, ctx.category, ctx.carry, title);
+    let param = match error {
+        AppError::BadParameter(param) => Some(param),
+        _ => None,
+    };
+    // An unknown category: the categories there are, linked as the navigation links them.
+    let categories = match param {
+        Some(ParamError::UnknownCategory(_)) => chrome.categories.clone(),
+        _ => Vec::new(),
+    };
+    let valid = match param {
+        Some(ParamError::MalformedMaxResults(_)) => Some(
+            t.valid_max_results
+                .replace("{min}", &MAX_RESULTS_RANGE.start().to_string())
+                .replace("{max}", &MAX_RESULTS_RANGE.end().to_string()),
+        ),
+        Some(ParamError::InvalidUserId(_)) => {
+            Some(t.valid_user_id.replace("{max}", &i32::MAX.to_string()))
         }
-        AppError::NoBooks(_) => (t.not_found_title, t.empty, None, Vec::new(), home, false),
-        AppError::Unavailable(_) => {
-            let retry = Action {
-                href: LinkQuery {
-                    category: ctx.category,
-                    lang: ctx.lang.explicit.then_some(ctx.lang.lang),
-                    ..ctx.carry
-                }
-                .href("/"),
-                label: t.try_again,
-            };
-            (
-                t.unavailable_title,
-                t.unavailable_body,
-                None,
-                Vec::new(),
-                retry,
-                true,
-            )
+        _ => None,
+    };
+    let unavailable = matches!(error, AppError::Unavailable(_));
+    let action = if unavailable {
+        Action {
+            href: LinkQuery {
+                category: ctx.category,
+                lang: ctx.lang.in_links(),
+                ..ctx.carry
+            }
+            .href("/"),
+            label: t.try_again,
         }
-        AppError::NotFound => (
-            t.not_found_title,
-            t.not_found_body,
-            None,
-            Vec::new(),
-            home,
-            false,
-        ),
-        AppError::MethodNotAllowed => (
-            t.method_not_allowed_title,
-            t.method_not_allowed_body,
-            None,
-            Vec::new(),
-            home,
-            false,
-        ),
-        AppError::Http(_) => (
-            t.other_error_title,
-            t.other_error_body,
-            None,
-            Vec::new(),
-            home,
-            false,
-        ),
+    } else {
+        Action {
+            href: chrome.home_href.clone(),
+            label: t.back_home,
+        }
     };
     let page = ErrorPage {
         chrome,
-        warning,
-        title,
+        warning: unavailable,
         message,
-        value,
+        value: param.map(|param| param.value().to_owned()),
+        categories,
         valid,
         action,
     };

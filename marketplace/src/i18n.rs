@@ -51,6 +51,14 @@ pub struct LangChoice {
     pub explicit: bool,
 }
 
+impl LangChoice {
+    /// The `?lang=` of the page's links: the language if `?lang=` chose it, else none, so that
+    /// `Accept-Language` goes on choosing.
+    pub fn in_links(self) -> Option<Lang> {
+        self.explicit.then_some(self.lang)
+    }
+}
+
 /// Chooses the language: a known `?lang=` wins; otherwise the best `Accept-Language` match
 /// (q-values honoured, `q=0` meaning "not this one"); otherwise English.
 pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> LangChoice {
@@ -112,11 +120,14 @@ fn parse_quality(value: &str) -> Option<u16> {
     (q <= 1000).then_some(q)
 }
 
+/// The site's name, the same in every language: in the header, the footer and every `<title>`.
+pub const BRAND: &str = "Bookshop";
+
 /// Every piece of text on the pages, in one language.
 #[derive(Debug)]
 pub struct Texts {
-    /// `<title>` and the site name (the seed's title in English).
-    pub site_title: &'static str,
+    /// The line beside the site's name (the seed's title in English).
+    pub tagline: &'static str,
     /// The label of the category navigation.
     pub categories_label: &'static str,
     /// The label of the language switch.
@@ -137,8 +148,10 @@ pub struct Texts {
     pub bad_max_results: &'static str,
     /// `?user_id=` not a positive number.
     pub bad_user_id: &'static str,
-    /// Introduces the list of valid values.
+    /// Introduces the valid values.
     pub valid_values: &'static str,
+    /// Introduces the categories to choose from instead.
+    pub choose_category: &'static str,
     /// Describes the valid counts (`{min}` and `{max}` stand for the limits).
     pub valid_max_results: &'static str,
     /// Describes the valid user ids (`{max}` stands for the largest).
@@ -192,7 +205,7 @@ pub fn autonym(lang: Lang) -> &'static str {
 }
 
 static EN: Texts = Texts {
-    site_title: "Online Books For You",
+    tagline: "Online Books For You",
     categories_label: "Categories",
     language_label: "Language",
     empty: "No books in this category yet. Try another category.",
@@ -204,6 +217,7 @@ static EN: Texts = Texts {
     bad_max_results: "The number of books must be a whole number, not",
     bad_user_id: "The user id must be a positive whole number, not",
     valid_values: "Valid values:",
+    choose_category: "Choose one of these categories:",
     valid_max_results: "a whole number from {min} to {max} (larger or smaller numbers are adjusted)",
     valid_user_id: "a whole number from 1 to {max}",
     not_found_title: "Page not found",
@@ -223,7 +237,7 @@ static EN: Texts = Texts {
 };
 
 static RU: Texts = Texts {
-    site_title: "Книги для вас",
+    tagline: "Книги для вас",
     categories_label: "Категории",
     language_label: "Язык",
     empty: "В этой категории пока нет книг. Загляните в другую.",
@@ -235,6 +249,7 @@ static RU: Texts = Texts {
     bad_max_results: "Число книг должно быть целым числом, а не",
     bad_user_id: "Идентификатор пользователя должен быть целым положительным числом, а не",
     valid_values: "Допустимые значения:",
+    choose_category: "Выберите одну из этих категорий:",
     valid_max_results: "целое число от {min} до {max} (большие и меньшие значения поправляются)",
     valid_user_id: "целое число от 1 до {max}",
     not_found_title: "Страница не найдена",

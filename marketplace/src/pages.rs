@@ -1,5 +1,5 @@
-//! The HTML pages: one sailfish template struct per page, and the [`Chrome`] (header, language
-//! switch, category navigation, footer) they share through `templates/layout/`.
+//! The HTML pages: one sailfish template struct per page, and the [`Chrome`] (title, header,
+//! language switch, category navigation, footer) they share through `templates/layout/`.
 //!
 //! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
 //! The layout is rendered once per [`Chrome`] (by its own templates, escaping the same way) and
@@ -19,7 +19,7 @@ use salvo::{
 use crate::{
     assets,
     client::Book,
-    i18n::{Lang, LangChoice, Texts, autonym},
+    i18n::{BRAND, Lang, LangChoice, Texts, autonym},
 };
 
 /// A link of the navigation or the language switch.
@@ -80,6 +80,8 @@ pub struct Chrome {
     pub lang: Lang,
     /// The text in that language.
     pub t: &'static Texts,
+    /// The page's name: its `<h1>`, and its `<title>` before the site's name.
+    pub title: &'static str,
     /// The site name's link.
     pub home_href: String,
     /// The language switch.
@@ -90,7 +92,7 @@ pub struct Chrome {
     pub style_href: String,
     /// The icon, with its version for caching.
     pub icon_href: String,
-    /// The same data as JSON, when the page has any.
+    /// The same books as JSON (home pages only).
     pub api_href: Option<String>,
     /// The above, rendered: what every page puts before and after its content.
     pub layout: Layout,
@@ -135,20 +137,48 @@ impl Layout {
 }
 
 impl Chrome {
-    /// The chrome of a page in `choice.lang`, showing `current` as the selected category.
+    /// The chrome of the home page of `category`: named after the category, with a link to the
+    /// same books as JSON.
     ///
     /// `carry` holds the parameters the visitor set explicitly; navigation links keep them (and
     /// keep `lang` only if `?lang=` chose it, so `Accept-Language` goes on working otherwise).
-    pub fn new(choice: LangChoice, current: Option<BookCategory>, carry: LinkQuery) -> Chrome {
+    pub fn home(choice: LangChoice, category: BookCategory, carry: LinkQuery) -> Chrome {
+        let title = choice.lang.texts().heading(category);
+        let api_href = LinkQuery {
+            category: Some(category),
+            lang: None,
+            ..carry
+        }
+        .href("/api/recommendations");
+        Chrome::new(choice, Some(category), carry, title, Some(api_href))
+    }
+
+    /// The chrome of an error page named `title`, showing `current` (if known) as the selected
+    /// category. No JSON link: there are no books to give.
+    pub fn error(
+        choice: LangChoice,
+        current: Option<BookCategory>,
+        carry: LinkQuery,
+        title: &'static str,
+    ) -> Chrome {
+        Chrome::new(choice, current, carry, title, None)
+    }
+
+    fn new(
+        choice: LangChoice,
+        current: Option<BookCategory>,
+        carry: LinkQuery,
+        title: &'static str,
+        api_href: Option<String>,
+    ) -> Chrome {
         let lang = choice.lang;
         let t = lang.texts();
-        let kept_lang = choice.explicit.then_some(lang);
         let categories = BookCategory::ALL
             .into_iter()
             .map(|category| Link {
                 href: LinkQuery {
                     category: Some(category),
-                    lang: kept_lang,
+                    lang: choice.in_links(),
                     ..carry
                 }
                 .href("/"),
@@ -174,8 +204,9 @@ impl Chrome {
         let mut chrome = Chrome {
             lang,
             t,
+            title,
             home_href: LinkQuery {
-                lang: kept_lang,
+                lang: choice.in_links(),
                 ..LinkQuery::default()
             }
             .href("/"),
@@ -183,48 +214,39 @@ impl Chrome {
             categories,
             style_href: assets::STYLE.url(),
             icon_href: assets::ICON.url(),
-            api_href: current.map(|category| {
-                LinkQuery {
-                    category: Some(category),
-                    lang: None,
-                    ..carry
-                }
-                .href("/api/recommendations")
-            }),
+            api_href,
             layout: Layout::default(),
         };
         chrome.layout = Layout::of(&chrome);
         chrome
     }
-}
 
-impl Chrome {
-    /// The same as [`Chrome::new`], without the work when it can be avoided: a page whose links
+    /// The same as [`Chrome::home`], without the work when it can be avoided: a page whose links
     /// carry no explicit parameter (the usual visit) gets one of the chromes built at the first
-    /// request, one per language, way of choosing it and current category. Links that keep
+    /// request, one per language, way of choosing it and category. Links that keep
     /// `?max_results=` or `?user_id=` are built per request.
     pub fn shared(
         choice: LangChoice,
-        current: Option<BookCategory>,
+        category: BookCategory,
         carry: LinkQuery,
     ) -> Cow<'static, Chrome> {
-        type Key = (Lang, bool, Option<BookCategory>);
+        type Key = (Lang, bool, BookCategory);
         static PLAIN: LazyLock<HashMap<Key, Chrome>> = LazyLock::new(|| {
             let mut chromes = HashMap::new();
             for lang in Lang::ALL {
                 for explicit in [false, true] {
-                    for current in [None].into_iter().chain(BookCategory::ALL.map(Some)) {
+                    for category in BookCategory::ALL {
                         let choice = LangChoice { lang, explicit };
-                        let chrome = Chrome::new(choice, current, LinkQuery::default());
-                        chromes.insert((lang, explicit, current), chrome);
+                        let chrome = Chrome::home(choice, category, LinkQuery::default());
+                        chromes.insert((lang, explicit, category), chrome);
                     }
                 }
             }
             chromes
         });
-        match PLAIN.get(&(choice.lang, choice.explicit, current)) {
+        match PLAIN.get(&(choice.lang, choice.explicit, category)) {
             Some(chrome) if carry == LinkQuery::default() => Cow::Borrowed(chrome),
-            _ => Cow::Owned(Chrome::new(choice, current, carry)),
+            _ => Cow::Owned(Chrome::home(choice, category, carry)),
         }
     }
 }
@@ -233,21 +255,10 @@ impl Chrome {
 #[derive(Debug, TemplateSimple)]
 #[template(path = "home.stpl")]
 pub struct HomePage {
-    /// The shared layout (usually borrowed, see [`Chrome::shared`]).
+    /// The shared layout (usually borrowed, see [`Chrome::shared`]); its title is the heading.
     pub chrome: Cow<'static, Chrome>,
-    /// "Mystery books you may like".
-    pub heading: &'static str,
     /// The books; empty means the category has none yet.
     pub books: Vec<Book>,
-}
-
-/// A value that would have been accepted, shown on the 400 page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
-    /// The value, or a description of the valid range.
-    pub text: String,
-    /// A link that uses it, when it is a concrete value.
-    pub href: Option<String>,
 }
 
 /// The call to action of an error page.
@@ -263,18 +274,18 @@ pub struct Action {
 #[derive(Debug, TemplateSimple)]
 #[template(path = "error.stpl")]
 pub struct ErrorPage {
-    /// The shared layout.
+    /// The layout; its title is the heading.
     pub chrome: Chrome,
     /// Whether it is a notice of a passing problem (styled as a warning, `role="alert"`).
     pub warning: bool,
-    /// The heading.
-    pub title: &'static str,
     /// What happened.
     pub message: &'static str,
     /// The rejected value, shown after the message.
     pub value: Option<String>,
-    /// What would have been accepted.
-    pub valid: Vec<Choice>,
+    /// The categories to choose instead (an unknown `?category=`), as the navigation links them.
+    pub categories: Vec<Link>,
+    /// What would have been accepted, in words (a malformed count or user id).
+    pub valid: Option<String>,
     /// Where to go from here.
     pub action: Action,
 }
@@ -323,7 +334,7 @@ mod tests {
             user_id: Some(7),
             ..LinkQuery::default()
         };
-        let chrome = Chrome::new(choice(Lang::Ru, true), Some(BookCategory::Mystery), carry);
+        let chrome = Chrome::home(choice(Lang::Ru, true), BookCategory::Mystery, carry);
         assert_eq!(
             chrome.categories[1].href,
             "/?category=science_fiction&max_results=5&user_id=7&lang=ru"
@@ -342,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_negotiated_language_is_not_written_into_links() {
-        let chrome = Chrome::new(choice(Lang::Ru, false), None, LinkQuery::default());
+        let chrome = Chrome::error(choice(Lang::Ru, false), None, LinkQuery::default(), "x");
         assert_eq!(chrome.categories[0].href, "/?category=mystery");
         assert_eq!(chrome.categories[0].label, "Детективы");
         assert_eq!(chrome.home_href, "/");
@@ -353,10 +364,9 @@ mod tests {
 
     #[test]
     fn a_shared_chrome_is_the_one_built_for_the_request() {
-        let currents = [None].into_iter().chain(BookCategory::ALL.map(Some));
         for lang in Lang::ALL {
             for explicit in [false, true] {
-                for current in currents.clone() {
+                for category in BookCategory::ALL {
                     let choice = choice(lang, explicit);
                     let carries = [
                         LinkQuery::default(),
@@ -367,15 +377,15 @@ mod tests {
                         },
                     ];
                     for carry in carries {
-                        let shared = Chrome::shared(choice, current, carry);
+                        let shared = Chrome::shared(choice, category, carry);
                         assert_eq!(
                             matches!(shared, Cow::Borrowed(_)),
                             carry == LinkQuery::default()
                         );
                         assert_eq!(
                             format!("{shared:?}"),
-                            format!("{:?}", Chrome::new(choice, current, carry)),
-                            "{lang:?} {explicit} {current:?} {carry:?}"
+                            format!("{:?}", Chrome::home(choice, category, carry)),
+                            "{lang:?} {explicit} {category:?} {carry:?}"
                         );
                     }
                 }
@@ -388,10 +398,9 @@ mod tests {
         let page = HomePage {
             chrome: Chrome::shared(
                 choice(Lang::En, false),
-                Some(BookCategory::Mystery),
+                BookCategory::Mystery,
                 LinkQuery::default(),
             ),
-            heading: "Mystery books you may like",
             books: vec![Book {
                 id: 1,
                 title: "<script>alert(1)</script>".into(),

@@ -257,8 +257,7 @@ impl HomeHandler {
             }
         };
         let page = HomePage {
-            chrome: Chrome::shared(lang, Some(query.category), carry),
-            heading: lang.lang.texts().heading(query.category),
+            chrome: Chrome::shared(lang, query.category, carry),
             books,
         };
         pages::send(res, StatusCode::OK, lang.lang, page);

@@ -23,6 +23,13 @@ fn has_navigation(html: &str) -> bool {
         .all(|key| html.contains(&format!("href=\"/?category={key}\"")))
 }
 
+/// The page's `<title>`.
+fn title(html: &str) -> &str {
+    html.split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map_or("", |(title, _)| title)
+}
+
 /// The page at `path`, which must be a 400 (a parameter the page refuses).
 async fn bad_request_page(service: &Service, path: &str) -> String {
     let (res, html) = page(service, path).await;
@@ -48,7 +55,7 @@ async fn the_home_page_lists_the_books_with_their_authors() {
         Some("text/html; charset=utf-8")
     );
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert!(html.contains("<title>Online Books For You</title>"));
+    assert_eq!(title(&html), "Mystery books you may like — Bookshop");
     assert!(html.contains("<h1>Mystery books you may like</h1>"));
     assert_eq!(
         titles(&html),
@@ -137,15 +144,29 @@ async fn every_category_is_linked_from_the_navigation() {
 }
 
 #[tokio::test]
-async fn an_unknown_category_is_a_400_page_listing_the_valid_values() {
+async fn an_unknown_category_is_a_400_page_offering_the_categories_as_pills() {
     let (server, service) = app(Script::Books(three_books())).await;
-    let html = bad_request_page(&service, "/?category=fantasy").await;
-    assert!(html.contains("There is no category called"), "{html}");
+    let html = bad_request_page(&service, "/?category=fantasy&lang=ru&max_results=5").await;
+    assert!(html.contains("Нет такой категории"), "{html}");
     assert!(html.contains("<code>fantasy</code>"));
-    for key in ["mystery", "science_fiction", "self_help"] {
-        assert!(html.contains(&format!("<code>{key}</code>")), "{key}");
+    let (_, offered) = html
+        .split_once("<div class=\"pills\">")
+        .expect("the categories as pills");
+    for (key, name) in [
+        ("mystery", "Детективы"),
+        ("science_fiction", "Фантастика"),
+        ("self_help", "Саморазвитие"),
+    ] {
+        // As the navigation links them: the explicit language is kept, and nothing of a
+        // request that could not be parsed.
+        let pill = format!("<a href=\"/?category={key}&amp;lang=ru\">{name}</a>");
+        assert!(offered.contains(&pill), "{pill}: {html}");
+        assert_eq!(
+            html.matches(&pill).count(),
+            2,
+            "pill and navigation: {pill}"
+        );
     }
-    assert!(has_navigation(&html), "the navigation stays");
     assert!(server.fake.requests().is_empty(), "nothing was asked");
 }
 
@@ -598,4 +619,91 @@ async fn the_page_recovers_as_soon_as_recommendations_answers_again() {
     let (res, html) = page(&service, "/").await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     assert_eq!(titles(&html).len(), 3);
+}
+
+#[tokio::test]
+async fn the_title_names_the_category_or_the_error_then_the_brand() {
+    let (server, service) = app(Script::Books(three_books())).await;
+    for (path, expected) in [
+        (
+            "/?category=self_help",
+            "Self-help books you may like — Bookshop",
+        ),
+        (
+            "/?category=science_fiction&lang=ru",
+            "Фантастика, которая может вам понравиться — Bookshop",
+        ),
+        (
+            "/?category=poetry",
+            "That page address is not quite right — Bookshop",
+        ),
+        ("/nowhere", "Page not found — Bookshop"),
+        ("/nowhere?lang=ru", "Страница не найдена — Bookshop"),
+    ] {
+        let (_, html) = page(&service, path).await;
+        assert_eq!(title(&html), expected, "{path}");
+    }
+    server.fake.set(Script::Fail(Code::Unavailable, "down"));
+    let (_, html) = page(&service, "/?category=mystery").await;
+    assert_eq!(
+        title(&html),
+        "Recommendations are unavailable right now — Bookshop"
+    );
+}
+
+#[tokio::test]
+async fn one_brand_in_header_and_footer_with_the_seeds_title_beside_it() {
+    let (_server, service) = app(Script::Books(three_books())).await;
+    let (_, html) = page(&service, "/").await;
+    let brand = "<span class=\"brand-name\">Bookshop</span>";
+    assert!(
+        html.contains(&format!(
+            "{brand}<span class=\"tagline\">Online Books For You</span>"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<div class=\"container\">Bookshop · <a"),
+        "{html}"
+    );
+    let (_, html) = page(&service, "/?lang=ru").await;
+    assert!(
+        html.contains(&format!(
+            "{brand}<span class=\"tagline\">Книги для вас</span>"
+        )),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn only_pages_with_books_link_to_their_json() {
+    let (server, service) = app(Script::Books(three_books())).await;
+    let (_, html) = page(&service, "/?category=self_help").await;
+    assert!(html.contains(
+        "<a href=\"/api/recommendations?category=self_help\">Also available as JSON</a>"
+    ));
+    for path in ["/?category=poetry", "/?max_results=lots", "/nowhere"] {
+        let (_, html) = page(&service, path).await;
+        assert!(!html.contains("/api/"), "{path}: {html}");
+    }
+    server.fake.set(Script::Fail(Code::Unavailable, "down"));
+    let (_, html) = page(&service, "/?category=self_help").await;
+    assert!(!html.contains("/api/"), "the 503 notice: {html}");
+}
+
+#[tokio::test]
+async fn the_category_navigation_stays_on_one_row_that_scrolls_sideways() {
+    let (_server, service) = app(Script::Books(three_books())).await;
+    let (_, html) = page(&service, "/").await;
+    assert!(html.contains("<nav class=\"container categories pills\""));
+    let (_, css) = page(&service, "/static/style.css").await;
+    let rule = css
+        .split_once("\n.categories {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(rule, _)| rule)
+        .expect("a .categories rule");
+    assert!(
+        rule.contains("flex-wrap: nowrap;") && rule.contains("overflow-x: auto;"),
+        "{rule}"
+    );
 }
