@@ -59,6 +59,16 @@ impl BookCategory {
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.key() == key)
     }
+
+    /// The names the shop gives the seed's categories when a catalog names them not: English
+    /// and Russian.
+    pub fn names(self) -> [&'static str; 2] {
+        match self {
+            BookCategory::Mystery => ["Mystery", "Детективы"],
+            BookCategory::ScienceFiction => ["Science fiction", "Фантастика"],
+            BookCategory::SelfHelp => ["Self-help", "Саморазвитие"],
+        }
+    }
 }
 
 /// The canonical upper-case name of a gRPC status code (`NOT_FOUND`, `UNAVAILABLE`, …), as

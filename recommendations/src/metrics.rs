@@ -12,7 +12,6 @@ use std::{
 use bookshop_common::metrics::{
     CONTENT_TYPE, LatencyFamily, latency_family, register, register_build_info, render,
 };
-use bookshop_proto::BookCategory;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -40,7 +39,7 @@ struct MethodLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CategoryLabels {
-    category: &'static str,
+    category: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -181,11 +180,14 @@ impl Metrics {
 
     /// A catalog was put in service (at start-up or by a reload).
     pub fn catalog_loaded(&self, catalog: &Catalog, reload: bool) {
-        for category in BookCategory::ALL {
-            let count = i64::try_from(catalog.books(category).len()).unwrap_or(i64::MAX);
+        // Categories come and go with the catalog (at most MAX_CATEGORIES of them, so the
+        // label stays bounded): the series of the catalog in service only.
+        self.books.clear();
+        for category in catalog.categories() {
+            let count = i64::try_from(category.books.len()).unwrap_or(i64::MAX);
             self.books
                 .get_or_create(&CategoryLabels {
-                    category: category.key(),
+                    category: category.key.clone(),
                 })
                 .set(count);
         }
@@ -339,7 +341,6 @@ mod tests {
             "grpc_server_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Other\",grpc_code=\"OK\"} 1",
             "grpc_server_handling_seconds_count{grpc_service=\"Recommendations\",grpc_method=\"Other\"} 1",
             "bookshop_catalog_books{category=\"mystery\"} 1",
-            "bookshop_catalog_books{category=\"self_help\"} 0",
             "bookshop_catalog_generation 2",
             "bookshop_catalog_reloads_total{result=\"success\"} 1",
             "bookshop_catalog_reloads_total{result=\"failure\"} 1",

@@ -1,14 +1,20 @@
-//! The `Recommend` RPC: request rules, selection, and the one mapping of errors to `Status`.
+//! `Recommend`, in both APIs: the seed's `Recommendations/Recommend` (its `BookCategory` enum) and
+//! `bookshop.catalog.v1.Catalog` (categories by key, and the list of them). One rule picks the
+//! books, one function observes every call (metrics and the access line), and there is one
+//! mapping of errors to `Status`.
 
 use std::{sync::Arc, time::Instant};
 
 use bookshop_proto::{
     BookCategory, BookRecommendation, RecommendationRequest, RecommendationResponse,
+    catalog::{self as api, catalog_server},
     recommendations_server::Recommendations,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
+    catalog::{Book, LANGUAGES},
+    events::version_text,
     metrics::Metrics,
     selection::{Selection, pick},
     settings::RecommendSettings,
@@ -18,7 +24,7 @@ use crate::{
 /// Why a `Recommend` call fails.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecommendError {
-    /// The category is outside the enum, or the catalog has no books in it (as the seed).
+    /// The category is not one the catalog has (or, in the seed's API, outside the enum).
     #[error("Category not found")]
     CategoryNotFound,
     /// `max_results` is negative.
@@ -48,6 +54,14 @@ pub struct RecommendationService {
     metrics: Arc<Metrics>,
 }
 
+/// What the access line says of a call: its method and the category asked for.
+struct Call<'a> {
+    method: &'static str,
+    category: &'a str,
+    user_id: i32,
+    max_results: i32,
+}
+
 impl RecommendationService {
     /// A service answering from `store` under `rules`, counting its calls in `metrics`.
     pub fn new(store: CatalogStore, rules: RecommendSettings, metrics: Arc<Metrics>) -> Self {
@@ -58,21 +72,23 @@ impl RecommendationService {
         }
     }
 
-    /// The RPC's logic, without transport concerns.
+    /// The rule of both APIs: up to `max_results` books (0: the default; capped) of the
+    /// category `key`, drawn by the selection mode. `None` is a category that cannot exist.
     pub fn recommend(
         &self,
-        request: &RecommendationRequest,
-    ) -> Result<RecommendationResponse, RecommendError> {
-        let count = match request.max_results {
+        user_id: i32,
+        key: Option<&str>,
+        max_results: i32,
+    ) -> Result<Vec<Book>, RecommendError> {
+        let count = match max_results {
             n if n < 0 => return Err(RecommendError::NegativeMaxResults(n)),
             0 => self.rules.default_max_results,
             n => n.unsigned_abs().min(self.rules.max_results_cap),
         } as usize;
-        let category = BookCategory::try_from(request.category)
-            .map_err(|_| RecommendError::CategoryNotFound)?;
+        let key = key.ok_or(RecommendError::CategoryNotFound)?;
         // One snapshot for the whole call: a concurrent reload never mixes two catalogs.
         let catalog = self.store.current().ok_or(RecommendError::NotReady)?;
-        let books = catalog.books(category);
+        let books = catalog.books(key);
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
@@ -80,58 +96,48 @@ impl RecommendationService {
             books,
             count,
             self.rules.selection,
-            request.user_id,
-            category,
+            user_id,
+            key,
             catalog.content_hash(),
         );
-        Ok(RecommendationResponse {
-            recommendations: picked
-                .into_iter()
-                .map(|book| BookRecommendation {
-                    id: book.id,
-                    title: book.title.clone(),
-                    author: book.author.clone().unwrap_or_default(),
-                })
-                .collect(),
-        })
+        Ok(picked.into_iter().cloned().collect())
     }
 
     /// The selection mode in use.
     pub fn selection(&self) -> Selection {
         self.rules.selection
     }
-}
 
-#[tonic::async_trait]
-impl Recommendations for RecommendationService {
-    async fn recommend(
+    /// Runs a call's logic and observes it: counted in the metrics and logged on
+    /// [`ACCESS_LOG_TARGET`] with the caller's request id, so that a request can be followed
+    /// from the Marketplace's log into this one. Answered calls are logged at `debug` (a line
+    /// per call would cost a third of a call's time); failures and slow calls at `info`.
+    fn observe<T>(
         &self,
-        request: Request<RecommendationRequest>,
-    ) -> Result<Response<RecommendationResponse>, Status> {
+        metadata: &MetadataMap,
+        call: Call<'_>,
+        answer: impl FnOnce() -> Result<(T, usize), RecommendError>,
+    ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let (metadata, _, message) = request.into_parts();
-        let result = RecommendationService::recommend(self, &message);
+        let result = answer();
         let elapsed = started.elapsed();
         let (code, books) = match &result {
-            Ok(response) => (tonic::Code::Ok, response.recommendations.len()),
+            Ok((_, books)) => (tonic::Code::Ok, *books),
             Err(error) => (Status::from(error.clone()).code(), 0),
         };
-        self.metrics.observe_call("Recommend", code, elapsed);
-        // One access line per call, carrying the caller's request id so that a request can be
-        // followed from the Marketplace's log into this one. Answered calls are logged at
-        // `debug` (writing a line per call would cost a third of a call's time); failures and
-        // slow calls at `info`. (The fields are only evaluated when the line is logged.)
+        self.metrics.observe_call(call.method, code, elapsed);
+        // (The fields are only evaluated when the line is logged.)
         macro_rules! access {
             ($level:expr) => {
                 tracing::event!(
                     target: ACCESS_LOG_TARGET,
                     $level,
-                    request_id = metadata_text(&metadata, REQUEST_ID_HEADER).unwrap_or("-"),
-                    traceparent = metadata_text(&metadata, TRACEPARENT_HEADER).unwrap_or("-"),
-                    method = "Recommend",
-                    category = message.category,
-                    max_results = message.max_results,
-                    user_id = message.user_id,
+                    request_id = metadata_text(metadata, REQUEST_ID_HEADER).unwrap_or("-"),
+                    traceparent = metadata_text(metadata, TRACEPARENT_HEADER).unwrap_or("-"),
+                    method = call.method,
+                    category = call.category,
+                    max_results = call.max_results,
+                    user_id = call.user_id,
                     code = bookshop_proto::code_name(code),
                     books,
                     latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -144,7 +150,106 @@ impl Recommendations for RecommendationService {
         } else {
             access!(tracing::Level::DEBUG);
         }
-        result.map(Response::new).map_err(Status::from)
+        result
+            .map(|(answer, _)| Response::new(answer))
+            .map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl Recommendations for RecommendationService {
+    async fn recommend(
+        &self,
+        request: Request<RecommendationRequest>,
+    ) -> Result<Response<RecommendationResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        // The seed's enum: its three values are the seed's keys; anything else is not found.
+        let key = BookCategory::try_from(message.category)
+            .ok()
+            .map(BookCategory::key);
+        let category = key.map_or_else(|| message.category.to_string(), str::to_owned);
+        let call = Call {
+            method: "Recommend",
+            category: &category,
+            user_id: message.user_id,
+            max_results: message.max_results,
+        };
+        self.observe(&metadata, call, || {
+            let books = self.recommend(message.user_id, key, message.max_results)?;
+            let recommendations: Vec<BookRecommendation> = books
+                .into_iter()
+                .map(|book| BookRecommendation {
+                    id: book.id,
+                    title: book.title,
+                    author: book.author.unwrap_or_default(),
+                })
+                .collect();
+            let count = recommendations.len();
+            Ok((RecommendationResponse { recommendations }, count))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl catalog_server::Catalog for RecommendationService {
+    async fn list_categories(
+        &self,
+        request: Request<api::ListCategoriesRequest>,
+    ) -> Result<Response<api::ListCategoriesResponse>, Status> {
+        let call = Call {
+            method: "ListCategories",
+            category: "-",
+            user_id: 0,
+            max_results: 0,
+        };
+        self.observe(request.metadata(), call, || {
+            let catalog = self.store.current().ok_or(RecommendError::NotReady)?;
+            let categories: Vec<api::Category> = catalog
+                .categories()
+                .iter()
+                .map(|category| api::Category {
+                    key: category.key.clone(),
+                    names: LANGUAGES
+                        .iter()
+                        .zip(&category.names)
+                        .map(|(lang, name)| ((*lang).to_owned(), name.clone()))
+                        .collect(),
+                    books: u32::try_from(category.books.len()).unwrap_or(u32::MAX),
+                })
+                .collect();
+            let listed = api::ListCategoriesResponse {
+                categories,
+                version: version_text(catalog.content_hash()),
+            };
+            Ok((listed, 0))
+        })
+    }
+
+    async fn recommend(
+        &self,
+        request: Request<api::RecommendRequest>,
+    ) -> Result<Response<api::RecommendResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let call = Call {
+            method: "Catalog/Recommend",
+            category: &message.category,
+            user_id: message.user_id,
+            max_results: message.max_results,
+        };
+        self.observe(&metadata, call, || {
+            let key = Some(message.category.as_str());
+            let books = self.recommend(message.user_id, key, message.max_results)?;
+            let books: Vec<api::Book> = books
+                .into_iter()
+                .map(|book| api::Book {
+                    id: book.id,
+                    title: book.title,
+                    author: book.author.unwrap_or_default(),
+                })
+                .collect();
+            let count = books.len();
+            Ok((api::RecommendResponse { books }, count))
+        })
     }
 }
 
@@ -159,7 +264,7 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// A metadata value as text, if present and [loggable](bookshop_common::loggable_id) (anything
 /// else is left out of the log rather than logged).
-fn metadata_text<'a>(metadata: &'a tonic::metadata::MetadataMap, key: &str) -> Option<&'a str> {
+fn metadata_text<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
     let value = metadata.get(key)?.to_str().ok()?;
     bookshop_common::loggable_id(value.as_bytes()).then_some(value)
 }
@@ -180,18 +285,16 @@ mod tests {
         RecommendationService::new(store, RecommendSettings::default(), Arc::default())
     }
 
+    /// How many books the seed's API answers for the enum value `category`.
     fn ask(
         service: &RecommendationService,
         category: i32,
         max_results: i32,
     ) -> Result<usize, RecommendError> {
+        let key = BookCategory::try_from(category).ok().map(BookCategory::key);
         service
-            .recommend(&RecommendationRequest {
-                user_id: 1,
-                category,
-                max_results,
-            })
-            .map(|r| r.recommendations.len())
+            .recommend(1, key, max_results)
+            .map(|books| books.len())
     }
 
     /// Everything a `tracing` subscriber writes, for tests that read the log.
@@ -323,23 +426,60 @@ mod tests {
         );
     }
 
-    #[test]
-    fn answers_carry_id_title_and_author() {
+    #[tokio::test]
+    async fn answers_carry_id_title_and_author() {
         let store = CatalogStore::default();
         let text = "[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n";
         store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
         let service =
             RecommendationService::new(store, RecommendSettings::default(), Arc::default());
-        let response = service
-            .recommend(&RecommendationRequest::default())
-            .unwrap();
+        let request = Request::new(RecommendationRequest::default());
+        let response = Recommendations::recommend(&service, request).await.unwrap();
         assert_eq!(
-            response.recommendations,
+            response.into_inner().recommendations,
             vec![BookRecommendation {
                 id: 5,
                 title: "T".into(),
                 author: "A".into()
             }]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_catalog_api_lists_categories_and_recommends_by_key() {
+        use bookshop_proto::catalog::catalog_server::Catalog as _;
+        let text = "[[poetry]]\nid = 1\ntitle = \"P\"\n\n[[mystery]]\nid = 2\ntitle = \"M\"\n\n[categories.poetry]\nru = \"Поэзия\"\n";
+        let store = CatalogStore::default();
+        store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
+        let service =
+            RecommendationService::new(store, RecommendSettings::default(), Arc::default());
+        let listed = service
+            .list_categories(Request::new(api::ListCategoriesRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        let keys: Vec<&str> = listed.categories.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["poetry", "mystery"]);
+        assert_eq!(listed.categories[0].names["en"], "Poetry");
+        assert_eq!(listed.categories[0].names["ru"], "Поэзия");
+        assert_eq!(listed.categories[1].names["ru"], "Детективы");
+        assert_eq!(listed.version.len(), 16);
+        let ask = |category: &str| api::RecommendRequest {
+            user_id: 1,
+            category: category.into(),
+            max_results: 0,
+        };
+        let recommend =
+            |request| catalog_server::Catalog::recommend(&service, Request::new(request));
+        let poetry = recommend(ask("poetry")).await.unwrap();
+        assert_eq!(poetry.into_inner().books[0].title, "P");
+        let missing = recommend(ask("history")).await.unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        // The seed's API has no enum value for poetry, and its three keep working.
+        assert_eq!(super::tests::ask(&service, 0, 0), Ok(1));
+        assert_eq!(
+            super::tests::ask(&service, 1, 0),
+            Err(RecommendError::CategoryNotFound)
         );
     }
 }

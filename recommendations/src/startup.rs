@@ -8,7 +8,8 @@ use bookshop_common::{
     tls::{self, TlsFileError},
 };
 use bookshop_proto::{
-    FILE_DESCRIPTOR_SET, catalog::catalog_events_server::CatalogEventsServer,
+    FILE_DESCRIPTOR_SET,
+    catalog::{catalog_events_server::CatalogEventsServer, catalog_server::CatalogServer},
     recommendations_server::RecommendationsServer,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -69,6 +70,7 @@ pub struct Application {
 
 type Grpc = RecommendationsServer<RecommendationService>;
 type Events = CatalogEventsServer<CatalogEventsService>;
+type CatalogApi = CatalogServer<RecommendationService>;
 
 impl Application {
     /// The same, serving gRPC on `listener` instead of binding `server.port` (tests bind
@@ -186,7 +188,8 @@ impl App for Application {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(Grpc::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(Grpc::new(service.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(CatalogApi::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(Events::new(CatalogEventsService::new(
                 store.clone(),
                 stopped.clone(),
@@ -296,16 +299,18 @@ fn server_tls(settings: &TlsSettings) -> Result<Option<ServerTlsConfig>, TlsFile
 }
 
 /// Sets the whole server (`""`, what Kubernetes' gRPC probe asks), the `Recommendations`
-/// service and `bookshop.catalog.v1.CatalogEvents`.
+/// service and `bookshop.catalog.v1`'s `Catalog` and `CatalogEvents`.
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     match status {
         ServingStatus::Serving => {
             health.set_serving::<Grpc>().await;
+            health.set_serving::<CatalogApi>().await;
             health.set_serving::<Events>().await;
         }
         _ => {
             health.set_not_serving::<Grpc>().await;
+            health.set_not_serving::<CatalogApi>().await;
             health.set_not_serving::<Events>().await;
         }
     }

@@ -334,14 +334,7 @@ mod tests {
         };
         let _watch = spawn_watcher(reloader.clone(), options);
         std::fs::write(reloader.path(), GOOD.replace('A', "B")).unwrap();
-        let title = || {
-            store
-                .current()
-                .unwrap()
-                .books(bookshop_proto::BookCategory::Mystery)[0]
-                .title
-                .clone()
-        };
+        let title = || store.current().unwrap().books("mystery")[0].title.clone();
         let deadline = Instant::now() + Duration::from_secs(5);
         while title() != "B" {
             assert!(Instant::now() < deadline, "the edit was not reloaded");

@@ -124,3 +124,76 @@ async fn per_user_picks_change_when_the_catalog_changes() {
     let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     assert!(changed >= 8, "only {changed} of 10 users got a new pick");
 }
+
+#[tokio::test]
+async fn a_shelf_added_to_the_file_is_listed_and_served_by_key_while_the_seeds_api_is_unchanged() {
+    use bookshop_proto::catalog::{
+        ListCategoriesRequest, RecommendRequest, catalog_client::CatalogClient,
+    };
+    let app = spawn_app(&catalog_with(&["A", "B"])).await;
+    let with_poetry = format!(
+        "{}\n[[poetry]]\nid = 500\ntitle = \"Evgeny Onegin\"\n\n[categories.poetry]\nru = \"Поэзия\"\n",
+        catalog_with(&["A", "B"])
+    );
+    save_by_rename(&app.catalog, &with_poetry);
+    let mut catalog = CatalogClient::new(app.channel().await);
+    let listed = eventually(SOON, async || {
+        let listed = catalog
+            .list_categories(ListCategoriesRequest {})
+            .await
+            .unwrap();
+        listed
+            .into_inner()
+            .categories
+            .iter()
+            .any(|c| c.key == "poetry")
+    })
+    .await;
+    assert!(listed, "the new shelf was never listed");
+    let categories = catalog
+        .list_categories(ListCategoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .categories;
+    let poetry = categories.iter().find(|c| c.key == "poetry").unwrap();
+    assert_eq!(
+        (poetry.names["en"].as_str(), poetry.names["ru"].as_str()),
+        ("Poetry", "Поэзия")
+    );
+    assert_eq!(poetry.books, 1);
+    let request = |category: &str| RecommendRequest {
+        user_id: 1,
+        category: category.into(),
+        max_results: 5,
+    };
+    let books = catalog
+        .recommend(request("poetry"))
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    assert_eq!(books[0].title, "Evgeny Onegin");
+    let mystery = catalog
+        .recommend(request("mystery"))
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    assert_eq!(mystery.len(), 2);
+    let missing = catalog.recommend(request("history")).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let negative = RecommendRequest {
+        max_results: -1,
+        ..request("poetry")
+    };
+    let invalid = catalog.recommend(negative).await.unwrap_err();
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    // The seed's API: its enum values as before, nothing else.
+    assert_eq!(app.titles(MYSTERY, 5).await.unwrap().len(), 2);
+    assert_eq!(app.titles(SELF_HELP, 5).await.unwrap(), ["Help"]);
+    assert_eq!(
+        app.titles(7, 5).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}

@@ -18,10 +18,14 @@ fn check_accepts_the_repository_catalog_with_a_summary() {
     let output = run(&["check", catalog]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        stdout.contains("OK, 9 books (mystery: 3, science_fiction: 3, self_help: 3)"),
-        "{stdout}"
-    );
+    for line in [
+        "OK, 9 books in 3 categories",
+        "mystery: 3 books; en \"Mystery\", ru \"Детективы\"",
+        "science_fiction: 3 books; en \"Science fiction\", ru \"Фантастика\"",
+        "self_help: 3 books; en \"Self-help\", ru \"Саморазвитие\"",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from {stdout}");
+    }
 }
 
 #[test]
