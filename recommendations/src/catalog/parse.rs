@@ -66,13 +66,15 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
         for (key, value) in keys {
             let name = key.get_ref().as_ref();
             let appends = chunk.appends(name);
-            match defined.insert(name.to_owned(), (index, appends)) {
-                Some((earlier, both)) if earlier != index && !(both && appends) => {
-                    if name != NAMES_KEY {
-                        return Err(error(key.span(), Problem::DuplicateKey(name.to_owned())));
-                    }
-                }
-                _ => {}
+            // In several pieces: `[[key]]` headers append, the names' entries add up; anything
+            // else is a key defined twice.
+            let earlier = defined.insert(name.to_owned(), (index, appends));
+            if let Some((piece, by_headers)) = earlier
+                && piece != index
+                && !(by_headers && appends)
+                && name != NAMES_KEY
+            {
+                return Err(error(key.span(), Problem::DuplicateKey(name.to_owned())));
             }
             if name == NAMES_KEY {
                 read_namings(value, &mut namings, &global, &error)?;
