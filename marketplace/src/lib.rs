@@ -18,6 +18,7 @@
 //!   deadline, one retry on another replica, and the one place connections are configured.
 //! - [`error`]: [`AppError`](error::AppError) and its two mappings, to a page and to JSON.
 //! - [`pages`]: the sailfish templates (`templates/`) and the layout they share.
+//! - [`cover`]: a book's cover, made from its title (a colour and the initials).
 //! - [`assets`]: the stylesheet and icon, embedded in the binary.
 //! - [`routes`]: the route table, the router, the handlers and the error catcher.
 //! - [`request_id`]: request ids, returned to the client and passed on to Recommendations.
@@ -29,6 +30,7 @@
 pub mod assets;
 pub mod balance;
 pub mod client;
+pub mod cover;
 pub mod error;
 pub mod healthcheck;
 pub mod i18n;

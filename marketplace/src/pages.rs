@@ -1,5 +1,7 @@
 //! The HTML pages: one sailfish template struct per page, and the [`Chrome`] (title, header,
-//! language switch, category navigation, footer) they share through `templates/layout/`.
+//! language switch, category navigation, footer) they share through `templates/layout/`. The
+//! home page's books are on a shelf (`templates/shelf.stpl`), each with its
+//! [`Cover`](crate::cover::Cover).
 //!
 //! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
 //! The layout is rendered once per [`Chrome`] (by its own templates, escaping the same way) and
@@ -19,6 +21,7 @@ use salvo::{
 use crate::{
     assets,
     client::Book,
+    cover::Cover,
     i18n::{BRAND, Lang, LangChoice, Texts, autonym},
 };
 

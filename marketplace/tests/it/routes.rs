@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bookshop_proto::BookCategory;
+use marketplace::{client::Book, cover::Cover};
 use salvo::{
     Response, Service,
     http::StatusCode,
@@ -12,7 +13,7 @@ use serde_json::Value;
 use tonic::Code;
 
 use crate::support::{
-    BASE, FakeServer, Script, app, book, fetch, header, page, reserved_port, service_for,
+    BASE, FakeServer, Script, app, book, covers, fetch, header, page, reserved_port, service_for,
     settings_for, three_books, titles,
 };
 
@@ -77,6 +78,33 @@ async fn the_home_page_lists_the_books_with_their_authors() {
         "one <li> per book, as the seed's integration test counts"
     );
     drop(server);
+}
+
+#[tokio::test]
+async fn every_book_has_a_cover_made_from_its_title() {
+    let (_server, service) = app(Script::Books(three_books())).await;
+    let (_, html) = page(&service, "/").await;
+    let covers = covers(&html);
+    let initials: Vec<&str> = covers.iter().map(|(_, i)| i.as_str()).collect();
+    assert_eq!(initials, ["МС", "УВ", "TH"]);
+    for ((class, _), title) in covers.iter().zip(titles(&html)) {
+        let book = Book {
+            id: 0,
+            title,
+            author: None,
+        };
+        assert_eq!(*class, format!("cover-{}", Cover::of(&book).colour));
+    }
+    assert_eq!(
+        html.matches("<li class=\"book\"><span class=\"cover ")
+            .count(),
+        3,
+        "each book opens with its cover: {html}"
+    );
+    assert!(
+        html.contains("aria-hidden=\"true\">МС</span>"),
+        "decorative: screen readers read the title instead"
+    );
 }
 
 #[tokio::test]
@@ -219,6 +247,12 @@ async fn catalog_strings_are_html_escaped() {
     for markup in ["<script", "<img src=x"] {
         assert!(!html.contains(markup), "{markup} unescaped: {html}");
     }
+    let initials: Vec<String> = covers(&html).into_iter().map(|(_, i)| i).collect();
+    assert_eq!(
+        initials,
+        ["SA"],
+        "the cover shows letters of the title, never its markup"
+    );
 }
 
 #[tokio::test]

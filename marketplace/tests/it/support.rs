@@ -509,6 +509,19 @@ pub fn titles(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// The covers on a page, in order: each one's colour class (`cover-N`) and its initials.
+pub fn covers(html: &str) -> Vec<(String, String)> {
+    html.split("<span class=\"cover ")
+        .skip(1)
+        .filter_map(|rest| {
+            let (class, rest) = rest.split_once('"')?;
+            let (_, rest) = rest.split_once('>')?;
+            let (initials, _) = rest.split_once("</span>")?;
+            Some((class.to_owned(), initials.to_owned()))
+        })
+        .collect()
+}
+
 /// A temporary directory with a catalog of these mystery titles.
 pub fn catalog_dir(titles: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temporary directory");
