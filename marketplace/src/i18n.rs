@@ -140,6 +140,8 @@ pub struct Texts {
     pub unavailable_body: &'static str,
     /// The link that reloads the page.
     pub try_again: &'static str,
+    /// The link to the same category with more books.
+    pub more_books: &'static str,
     /// The heading of the 400 page.
     pub bad_request_title: &'static str,
     /// `?category=` unknown.
@@ -212,6 +214,7 @@ static EN: Texts = Texts {
     unavailable_title: "Recommendations are unavailable right now",
     unavailable_body: "We could not load recommendations. This is usually brief: please try again in a few seconds.",
     try_again: "Try again",
+    more_books: "More books",
     bad_request_title: "That page address is not quite right",
     bad_category: "There is no category called",
     bad_max_results: "The number of books must be a whole number, not",
@@ -244,6 +247,7 @@ static RU: Texts = Texts {
     unavailable_title: "Рекомендации сейчас недоступны",
     unavailable_body: "Не удалось загрузить рекомендации. Обычно это ненадолго: попробуйте ещё раз через несколько секунд.",
     try_again: "Попробовать ещё раз",
+    more_books: "Ещё книги",
     bad_request_title: "В адресе страницы ошибка",
     bad_category: "Нет такой категории:",
     bad_max_results: "Число книг должно быть целым числом, а не",

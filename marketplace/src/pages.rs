@@ -262,6 +262,8 @@ pub struct HomePage {
     pub chrome: Cow<'static, Chrome>,
     /// The books; empty means the category has none yet.
     pub books: Vec<Book>,
+    /// The same category with more books, unless it has no more or the page has the most.
+    pub more_href: Option<String>,
 }
 
 /// The call to action of an error page.
@@ -409,6 +411,7 @@ mod tests {
                 title: "<script>alert(1)</script>".into(),
                 author: Some("O'Hara & \"Sons\"".into()),
             }],
+            more_href: None,
         };
         let html = page.render_once().unwrap();
         assert!(

@@ -97,6 +97,15 @@ pub fn parse_max_results(raw: &str) -> Result<u32, ParamError> {
     }))
 }
 
+/// The count a "More books" link asks for, after a page that asked for `asked` books and got
+/// `got`: `step` more, within [`MAX_RESULTS_RANGE`]. `None` when the category has no more
+/// (fewer came back than were asked for) or the page already asked for the most it may.
+pub fn more_results(asked: u32, got: usize, step: u32) -> Option<u32> {
+    let max = *MAX_RESULTS_RANGE.end();
+    let all_came = usize::try_from(asked).is_ok_and(|asked| got >= asked);
+    (all_came && asked < max).then(|| asked.saturating_add(step).min(max))
+}
+
 /// Parses a user id: a whole number from 1 to `i32::MAX` (the proto's `int32 user_id`).
 pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
     raw.trim()
@@ -212,6 +221,24 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn more_books_asks_for_a_step_more_within_the_limit() {
+        assert_eq!(more_results(3, 3, 3), Some(6));
+        assert_eq!(more_results(48, 48, 3), Some(50));
+        assert_eq!(
+            more_results(3, 5, 3),
+            Some(6),
+            "more than asked still means more"
+        );
+    }
+
+    #[test]
+    fn no_more_books_when_fewer_came_or_the_limit_is_reached() {
+        assert_eq!(more_results(6, 5, 3), None);
+        assert_eq!(more_results(3, 0, 3), None);
+        assert_eq!(more_results(50, 50, 3), None);
     }
 
     #[test]

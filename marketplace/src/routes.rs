@@ -34,7 +34,7 @@ use crate::{
     metrics::{Metrics, MetricsHandler},
     middleware,
     pages::{self, Chrome, HomePage, LinkQuery},
-    params::{BookQuery, Explicit, ParamError},
+    params::{self, BookQuery, Explicit, ParamError},
     request_id,
     settings::Settings,
     user_cookie::{self, SecureCookies},
@@ -256,9 +256,19 @@ impl HomeHandler {
                 return;
             }
         };
+        let more = params::more_results(query.max_results, books.len(), state.default_max_results);
         let page = HomePage {
             chrome: Chrome::shared(lang, query.category, carry),
             books,
+            more_href: more.map(|max_results| {
+                LinkQuery {
+                    category: Some(query.category),
+                    max_results: Some(max_results),
+                    lang: lang.in_links(),
+                    ..carry
+                }
+                .href("/")
+            }),
         };
         pages::send(res, StatusCode::OK, lang.lang, page);
     }

@@ -13,8 +13,8 @@ use serde_json::Value;
 use tonic::Code;
 
 use crate::support::{
-    BASE, FakeServer, Script, app, book, covers, fetch, header, page, reserved_port, service_for,
-    settings_for, three_books, titles,
+    BASE, FakeServer, Script, app, book, covers, fetch, header, numbered_books, page,
+    reserved_port, service_for, settings_for, three_books, titles,
 };
 
 /// The category navigation is on the page.
@@ -29,6 +29,13 @@ fn title(html: &str) -> &str {
     html.split_once("<title>")
         .and_then(|(_, rest)| rest.split_once("</title>"))
         .map_or("", |(title, _)| title)
+}
+
+/// The "More books" link of a page, if it has one.
+fn more_books(html: &str) -> Option<&str> {
+    html.split_once("<p class=\"more\"><a class=\"button\" href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(href, _)| href)
 }
 
 /// The page at `path`, which must be a 400 (a parameter the page refuses).
@@ -723,6 +730,55 @@ async fn only_pages_with_books_link_to_their_json() {
     server.fake.set(Script::Fail(Code::Unavailable, "down"));
     let (_, html) = page(&service, "/?category=self_help").await;
     assert!(!html.contains("/api/"), "the 503 notice: {html}");
+}
+
+#[tokio::test]
+async fn more_books_asks_for_more_of_the_category_keeping_the_visitors_choices() {
+    let (server, service) = app(Script::Books(numbered_books(3))).await;
+    let (_, html) = page(&service, "/?category=self-help").await;
+    assert_eq!(
+        more_books(&html),
+        Some("/?category=self_help&amp;max_results=6")
+    );
+    assert!(html.contains(">More books</a>"), "{html}");
+
+    let (_, html) = page(&service, "/?category=self_help&user_id=7&lang=ru").await;
+    assert_eq!(
+        more_books(&html),
+        Some("/?category=self_help&amp;max_results=6&amp;user_id=7&amp;lang=ru")
+    );
+    assert!(html.contains(">Ещё книги</a>"), "{html}");
+
+    server.fake.set(Script::Books(numbered_books(6)));
+    let (_, html) = page(&service, "/?category=self_help&max_results=6").await;
+    assert_eq!(titles(&html).len(), 6);
+    assert_eq!(
+        more_books(&html),
+        Some("/?category=self_help&amp;max_results=9")
+    );
+}
+
+#[tokio::test]
+async fn more_books_is_hidden_when_the_category_has_no_more() {
+    let (_server, service) = app(Script::Books(three_books())).await;
+    let (_, html) = page(&service, "/?max_results=6").await;
+    assert_eq!(titles(&html).len(), 3);
+    assert_eq!(more_books(&html), None, "{html}");
+    assert!(!html.contains("More books"));
+}
+
+#[tokio::test]
+async fn more_books_stops_at_the_most_a_page_may_ask_for() {
+    let (server, service) = app(Script::Books(numbered_books(49))).await;
+    let (_, html) = page(&service, "/?max_results=49").await;
+    assert_eq!(
+        more_books(&html),
+        Some("/?category=mystery&amp;max_results=50")
+    );
+    server.fake.set(Script::Books(numbered_books(50)));
+    let (_, html) = page(&service, "/?max_results=50").await;
+    assert_eq!(titles(&html).len(), 50);
+    assert_eq!(more_books(&html), None, "{html}");
 }
 
 #[tokio::test]

@@ -153,6 +153,13 @@ pub fn three_books() -> Vec<BookRecommendation> {
     ]
 }
 
+/// `n` books titled "Book 1", "Book 2", … without authors.
+pub fn numbered_books(n: i32) -> Vec<BookRecommendation> {
+    (1..=n)
+        .map(|id| book(id, &format!("Book {id}"), ""))
+        .collect()
+}
+
 /// A fake Recommendations server on `127.0.0.1:0`, with a health service reporting SERVING.
 pub struct FakeServer {
     pub addr: SocketAddr,
