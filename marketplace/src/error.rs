@@ -13,9 +13,9 @@ use salvo::{
 use serde::Serialize;
 
 use crate::{
-    client::GatewayError,
+    client::{Book, GatewayError},
     i18n::LangChoice,
-    pages::{self, Action, Chrome, ErrorPage, LinkQuery},
+    pages::{self, Action, Chrome, ErrorPage, LinkQuery, StaleShelf},
     params::{MAX_RESULTS_RANGE, ParamError},
 };
 
@@ -86,8 +86,8 @@ impl AppError {
     }
 }
 
-/// Where an error page is shown, for its navigation and its "try again" link.
-#[derive(Debug, Clone, Copy)]
+/// Where an error page is shown, for its navigation, its "try again" link and its books.
+#[derive(Debug, Clone)]
 pub struct PageContext {
     /// The page language.
     pub lang: LangChoice,
@@ -95,12 +95,16 @@ pub struct PageContext {
     pub category: Option<BookCategory>,
     /// The parameters the visitor set explicitly (kept in links).
     pub carry: LinkQuery,
+    /// The books last served for the category, shown below a 503 notice as possibly out of
+    /// date (see [`LastServed`](crate::last_served::LastServed)); empty when there are none.
+    pub last_books: Vec<Book>,
 }
 
 /// The one mapping of an error to an HTML page: status, `Retry-After` for a 503, and a page in
 /// the visitor's language with the navigation intact.
-pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, res: &mut Response) {
+pub fn render_page(error: &AppError, ctx: PageContext, retry_after_secs: u32, res: &mut Response) {
     let t = ctx.lang.lang.texts();
+    let has_last_books = !ctx.last_books.is_empty();
     let (title, message) = match error {
         AppError::BadParameter(ParamError::UnknownCategory(_)) => {
             (t.bad_request_title, t.bad_category)
@@ -112,6 +116,7 @@ pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, r
             (t.bad_request_title, t.bad_user_id)
         }
         AppError::NoBooks(_) => (t.not_found_title, t.empty),
+        AppError::Unavailable(_) if has_last_books => (t.unavailable_title, t.stale_body),
         AppError::Unavailable(_) => (t.unavailable_title, t.unavailable_body),
         AppError::NotFound => (t.not_found_title, t.not_found_body),
         AppError::MethodNotAllowed => (t.method_not_allowed_title, t.method_not_allowed_body),
@@ -155,6 +160,13 @@ pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, r
             label: t.back_home,
         }
     };
+    let stale = ctx
+        .category
+        .filter(|_| has_last_books)
+        .map(|category| StaleShelf {
+            heading: t.heading(category),
+            books: ctx.last_books,
+        });
     let page = ErrorPage {
         chrome,
         warning: unavailable,
@@ -163,6 +175,7 @@ pub fn render_page(error: &AppError, ctx: &PageContext, retry_after_secs: u32, r
         categories,
         valid,
         action,
+        stale,
     };
     set_retry_after(error, retry_after_secs, res);
     pages::send(res, error.status(), ctx.lang.lang, page);

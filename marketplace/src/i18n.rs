@@ -138,6 +138,10 @@ pub struct Texts {
     pub unavailable_title: &'static str,
     /// The body of the unavailable notice.
     pub unavailable_body: &'static str,
+    /// The body of the unavailable notice when the books last served are shown below it.
+    pub stale_body: &'static str,
+    /// The mark on books that may be out of date.
+    pub stale_mark: &'static str,
     /// The link that reloads the page.
     pub try_again: &'static str,
     /// The link to the same category with more books.
@@ -213,6 +217,8 @@ static EN: Texts = Texts {
     empty: "No books in this category yet. Try another category.",
     unavailable_title: "Recommendations are unavailable right now",
     unavailable_body: "We could not load recommendations. This is usually brief: please try again in a few seconds.",
+    stale_body: "We could not load new recommendations, so here are the books we showed last: they may be out of date. This is usually brief: please try again in a few seconds.",
+    stale_mark: "Possibly out of date",
     try_again: "Try again",
     more_books: "More books",
     bad_request_title: "That page address is not quite right",
@@ -246,6 +252,8 @@ static RU: Texts = Texts {
     empty: "В этой категории пока нет книг. Загляните в другую.",
     unavailable_title: "Рекомендации сейчас недоступны",
     unavailable_body: "Не удалось загрузить рекомендации. Обычно это ненадолго: попробуйте ещё раз через несколько секунд.",
+    stale_body: "Не удалось загрузить новые рекомендации, поэтому здесь книги, которые мы показывали в прошлый раз: они могли устареть. Обычно это ненадолго: попробуйте ещё раз через несколько секунд.",
+    stale_mark: "Возможно, устарело",
     try_again: "Попробовать ещё раз",
     more_books: "Ещё книги",
     bad_request_title: "В адресе страницы ошибка",

@@ -16,6 +16,8 @@
 //!   picking, ejection of failing replicas.
 //! - [`client`]: [`RecommendationsGateway`](client::RecommendationsGateway): every call with a
 //!   deadline, one retry on another replica, and the one place connections are configured.
+//! - [`last_served`]: the books last served per category, shown while Recommendations is
+//!   unavailable.
 //! - [`error`]: [`AppError`](error::AppError) and its two mappings, to a page and to JSON.
 //! - [`pages`]: the sailfish templates (`templates/`) and the layout they share.
 //! - [`cover`]: a book's cover, made from its title (a colour and the initials).
@@ -34,6 +36,7 @@ pub mod cover;
 pub mod error;
 pub mod healthcheck;
 pub mod i18n;
+pub mod last_served;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;

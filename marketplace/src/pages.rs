@@ -1,14 +1,18 @@
-//! The HTML pages: one sailfish template struct per page, and the [`Chrome`] (title, header,
-//! language switch, category navigation, footer) they share through `templates/layout/`. The
-//! home page's books are on a shelf (`templates/shelf.stpl`), each with its
-//! [`Cover`](crate::cover::Cover).
+//! The HTML pages: one sailfish template struct per page, the [`Chrome`] (title, header,
+//! language switch, category navigation, footer) they share through `templates/layout/`, and the
+//! shelf of books (`templates/shelf.stpl`, each book with its [`Cover`](crate::cover::Cover))
+//! that the home page and the 503 notice include.
 //!
 //! Every value reaches the HTML through `<%= %>`, which escapes it; no HTML is built in Rust.
 //! The layout is rendered once per [`Chrome`] (by its own templates, escaping the same way) and
 //! put in each page with `<%- %>` as it stands: the one place raw HTML is inserted, and it is
 //! our own templates' output.
 
-use std::{borrow::Cow, collections::HashMap, sync::LazyLock};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, LazyLock},
+};
 
 use bookshop_proto::BookCategory;
 use sailfish::TemplateSimple;
@@ -261,7 +265,7 @@ pub struct HomePage {
     /// The shared layout (usually borrowed, see [`Chrome::shared`]); its title is the heading.
     pub chrome: Cow<'static, Chrome>,
     /// The books; empty means the category has none yet.
-    pub books: Vec<Book>,
+    pub books: Arc<Vec<Book>>,
     /// The same category with more books, unless it has no more or the page has the most.
     pub more_href: Option<String>,
 }
@@ -273,6 +277,15 @@ pub struct Action {
     pub href: String,
     /// Its text.
     pub label: &'static str,
+}
+
+/// Books on a 503 notice: the last served for its category, which may be out of date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleShelf {
+    /// "Mystery books you may like".
+    pub heading: &'static str,
+    /// The books.
+    pub books: Vec<Book>,
 }
 
 /// Every error page: 400, 404, 405 and the 503 notice, with the navigation intact.
@@ -293,6 +306,8 @@ pub struct ErrorPage {
     pub valid: Option<String>,
     /// Where to go from here.
     pub action: Action,
+    /// The books last served for the category (a 503 only, when there are any).
+    pub stale: Option<StaleShelf>,
 }
 
 /// Renders `page` into `res` with the headers every page has: `Content-Language`,
@@ -406,11 +421,11 @@ mod tests {
                 BookCategory::Mystery,
                 LinkQuery::default(),
             ),
-            books: vec![Book {
+            books: Arc::new(vec![Book {
                 id: 1,
                 title: "<script>alert(1)</script>".into(),
                 author: Some("O'Hara & \"Sons\"".into()),
-            }],
+            }]),
             more_href: None,
         };
         let html = page.render_once().unwrap();

@@ -31,6 +31,7 @@ use crate::{
     client::{Book, GatewayError, RecommendationsGateway},
     error::{AppError, PageContext, render_json, render_page},
     i18n::{LangChoice, negotiate},
+    last_served::LastServed,
     metrics::{Metrics, MetricsHandler},
     middleware,
     pages::{self, Chrome, HomePage, LinkQuery},
@@ -82,12 +83,14 @@ pub fn route_label(req: &Request) -> Option<Route> {
         .filter(|route| route.path != "/" || !matched.is_empty() || req.uri().path() == "/")
 }
 
-/// What the handlers share: the gateway to Recommendations, the metrics and the home page
-/// defaults.
+/// What the handlers share: the gateway to Recommendations, the books it last served, the
+/// metrics and the home page defaults.
 #[derive(Debug)]
 pub struct AppState {
     /// The pool of channels to the Recommendations replicas.
     pub gateway: RecommendationsGateway,
+    /// The books last served per category, shown while Recommendations is unavailable.
+    pub last_served: LastServed,
     /// The process's metrics (the gateway counts its calls there too).
     pub metrics: Arc<Metrics>,
     /// `homepage.category`
@@ -116,6 +119,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             gateway,
+            last_served: LastServed::default(),
             metrics,
             default_category: settings.homepage.category,
             default_max_results: settings.homepage.max_results,
@@ -235,27 +239,30 @@ impl HomeHandler {
                     lang,
                     category: None,
                     carry: LinkQuery::default(),
+                    last_books: Vec::new(),
                 };
-                render_page(&error.into(), &ctx, state.retry_after_secs, res);
+                render_page(&error.into(), ctx, state.retry_after_secs, res);
                 return;
             }
         };
         let query = state.resolve(explicit, cookie_user_id);
         let carry = carry(&explicit);
         let books = match state.gateway.recommend(&query).await {
-            Ok(books) => books,
-            Err(GatewayError::NotFound) => Vec::new(),
+            Ok(books) => Arc::new(books),
+            Err(GatewayError::NotFound) => Arc::default(),
             Err(error) => {
                 let ctx = PageContext {
                     lang,
                     category: Some(query.category),
                     carry,
+                    last_books: state.last_served.last(query.category, query.max_results),
                 };
                 let error = AppError::from_gateway(error, query.category);
-                render_page(&error, &ctx, state.retry_after_secs, res);
+                render_page(&error, ctx, state.retry_after_secs, res);
                 return;
             }
         };
+        state.last_served.keep(query.category, &books);
         let more = params::more_results(query.max_results, books.len(), state.default_max_results);
         let page = HomePage {
             chrome: Chrome::shared(lang, query.category, carry),
@@ -408,8 +415,9 @@ impl ErrorCatcher {
                 lang: language(req),
                 category: None,
                 carry: LinkQuery::default(),
+                last_books: Vec::new(),
             };
-            render_page(&error, &ctx, self.retry_after_secs, res);
+            render_page(&error, ctx, self.retry_after_secs, res);
         }
     }
 }

@@ -782,6 +782,66 @@ async fn more_books_stops_at_the_most_a_page_may_ask_for() {
 }
 
 #[tokio::test]
+async fn while_recommendations_is_unavailable_the_last_books_are_shown_marked_with_a_503() {
+    let (server, service) = app(Script::Books(three_books())).await;
+    let (res, html) = page(&service, "/?category=mystery").await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    let served = titles(&html);
+    assert_eq!(served.len(), 3);
+
+    server.fake.set(Script::Fail(Code::Unavailable, "down"));
+    let (res, html) = page(&service, "/?category=mystery").await;
+    assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(header(&res, "retry-after"), Some("5"));
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("<h1>Recommendations are unavailable right now</h1>"));
+    assert!(html.contains("the books we showed last: they may be out of date"));
+    assert!(html.contains("<section class=\"stale\">"), "{html}");
+    assert!(html.contains("<span class=\"stale-mark\">Possibly out of date</span>"));
+    assert_eq!(titles(&html), served);
+    assert_eq!(covers(&html).len(), 3);
+    assert!(html.contains("href=\"/?category=mystery\">Try again</a>"));
+    assert_eq!(more_books(&html), None);
+
+    // Whoever asks, in whichever language; no more books than asked for.
+    let (res, html) = page(&service, "/?lang=ru&max_results=2&user_id=9").await;
+    assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert!(html.contains("Возможно, устарело"), "{html}");
+    assert_eq!(titles(&html), served[..2]);
+}
+
+#[tokio::test]
+async fn a_category_not_served_since_the_start_shows_the_notice_without_books() {
+    let (server, service) = app(Script::Books(three_books())).await;
+    page(&service, "/?category=mystery").await;
+    server.fake.set(Script::Fail(Code::Unavailable, "down"));
+    let (res, html) = page(&service, "/?category=self_help").await;
+    assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(header(&res, "retry-after"), Some("5"));
+    assert!(
+        html.contains("We could not load recommendations."),
+        "{html}"
+    );
+    assert!(titles(&html).is_empty(), "{html}");
+    assert!(!html.contains("stale"), "{html}");
+}
+
+#[tokio::test]
+async fn a_category_found_empty_has_no_last_books_to_show() {
+    let (server, service) = app(Script::Books(three_books())).await;
+    page(&service, "/?category=mystery").await;
+    server
+        .fake
+        .set(Script::Fail(Code::NotFound, "Category not found"));
+    let (res, _) = page(&service, "/?category=mystery").await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    server.fake.set(Script::Fail(Code::Unavailable, "down"));
+    let (res, html) = page(&service, "/?category=mystery").await;
+    assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert!(titles(&html).is_empty(), "{html}");
+}
+
+#[tokio::test]
 async fn the_category_navigation_stays_on_one_row_that_scrolls_sideways() {
     let (_server, service) = app(Script::Books(three_books())).await;
     let (_, html) = page(&service, "/").await;
