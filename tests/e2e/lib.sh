@@ -114,16 +114,22 @@ dc() {
 }
 
 # write_override IMAGE_TAG: makes both services use bookshop-SERVICE:IMAGE_TAG, so a run never
-# touches the bookshop-*:latest images a developer may have built.
+# touches the bookshop-*:latest images a developer may have built, and log every request and call:
+# the checks read the access lines, which the default filter keeps at debug for answered ones.
 write_override() {
   OVERRIDE="$WORK/e2e.override.yaml"
+  local log="info,marketplace::access=debug,recommendations::access=debug"
   cat > "$OVERRIDE" <<EOF
-# Only how the images are obtained differs from what users run.
+# Only how the images are obtained, and how much is logged, differ from what users run.
 services:
   recommendations:
     image: bookshop-recommendations:$1
+    environment:
+      RUST_LOG: "$log"
   marketplace:
     image: bookshop-marketplace:$1
+    environment:
+      RUST_LOG: "$log"
 EOF
 }
 
