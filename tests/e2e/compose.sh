@@ -7,7 +7,8 @@
 # docker-compose.yaml users run (plus an override that only names these images), it checks what
 # a user would see: both health checks, the page, the request id in the response and in both
 # services' logs, hot reload of the mounted catalog by rename and in place, a broken edit,
-# Recommendations stopping and coming back, the page in headless Chromium, `--scale
+# Recommendations stopping and coming back (the last books, marked, with the 503), the page in
+# headless Chromium with nothing in its console (screenshots with E2E_SCREENSHOTS=1), `--scale
 # recommendations=3` with the calls spread over the replicas and one of them stopped, a graceful
 # stop, and then the stack with the mTLS override (deploy/compose/mtls.yaml, certificates from
 # deploy/tls/make-dev-certs.sh) as a second compose project. Everything it made (containers,
@@ -16,10 +17,10 @@
 # Usage: tests/e2e/compose.sh                       Compose v1.29 (`docker-compose`, Debian's)
 #        E2E_COMPOSE=5.6.1 tests/e2e/compose.sh     `docker compose` 5.6.1 (or 2.40.3), from PyPI
 #        E2E_COMPOSE=plugin tests/e2e/compose.sh    the `docker compose` this machine has
-# Artifacts in target/e2e/: marketplace.png and marketplace-phone.png (screenshots),
-# unavailable.png (the 503 notice), marketplace-dom.html, unavailable.html, page-mtls.html (the
-# page over mTLS), and compose-logs.txt (the logs of the compose project at work) when a step
-# failed.
+#        E2E_SCREENSHOTS=1 tests/e2e/compose.sh     also the screenshots (.ci/run: its first run)
+# Artifacts in target/e2e/: marketplace-dom.html, unavailable.html, page-mtls.html (the page
+# over mTLS), chromium.log, and compose-logs.txt (the logs of the compose project at work) when a
+# step failed. Screenshots in target/e2e-screenshots/ (see step 7).
 
 source "$(dirname "$0")/lib.sh"
 
@@ -121,13 +122,19 @@ wait_until 60 "marketplace is healthy" all_healthy marketplace 1
 
 page() { curl -fsS --max-time 5 "$PAGE"; }
 
-# Headless Chromium, Debian's package.
+# Headless Chromium, Debian's package. Its log goes to chromium.log, with what the page's console
+# said (lines with `:CONSOLE`): a CSP violation or a resource that failed to load.
 chromium_run() {
   timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
-    --no-first-run --hide-scrollbars --user-data-dir="$WORK/chromium" "$@" \
-    2>> "$ARTIFACTS/chromium.log"
+    --no-first-run --hide-scrollbars --user-data-dir="$WORK/chromium" \
+    --enable-logging=stderr --v=0 "$@" 2>> "$ARTIFACTS/chromium.log"
 }
-rm -f "$ARTIFACTS"/*.png "$ARTIFACTS"/{page.html,page-mtls.html,unavailable.html,unavailable.headers,marketplace-dom.html,chromium.log,compose-logs.txt}
+# console_is_empty: no page Chromium loaded so far wrote to its console.
+console_is_empty() {
+  ! grep -F ':CONSOLE' "$ARTIFACTS/chromium.log" >&2 \
+    || fail "the page wrote to Chromium's console (above; target/e2e/chromium.log)"
+}
+rm -f "$ARTIFACTS"/{page.html,page-mtls.html,unavailable.html,unavailable.headers,marketplace-dom.html,chromium.log,compose-logs.txt}
 page_has() { page | grep -qF -- "$1"; }
 
 # ---- 2. the page lists the mounted catalog
@@ -216,24 +223,67 @@ grep -qF 'href="/?category=science_fiction"' "$ARTIFACTS/unavailable.html" \
   || fail "the 503 page lost its category navigation"
 grep -qiE '^retry-after: 5' "$ARTIFACTS/unavailable.headers" || fail "the 503 has no Retry-After: 5"
 log "ok: the 503 notice in ${seconds}s, with navigation and Retry-After"
-chromium_run --window-size=1280,700 --screenshot="$ARTIFACTS/unavailable.png" "$URL/" >/dev/null \
-  || log "no screenshot of the 503 notice (not a failure)"
+# The mystery books last served are still shown, marked; a category not served yet has none.
+for text in "Possibly out of date" "<span class=\"book-title\">Fixed Title</span>"; do
+  grep -qF "$text" "$ARTIFACTS/unavailable.html" || fail "the 503 page does not show the last books ($text)"
+done
+! curl -s --max-time 10 "$URL/?category=science_fiction" | grep -qF 'class="book-title"' \
+  || fail "the 503 page of a category never served shows books"
+log "ok: the 503 page shows the books last served, marked, and none for a category never served"
 
 dc start recommendations >/dev/null 2>&1
 wait_until 30 "the page recovers when Recommendations is back" page_has "Fixed Title"
 wait_until 30 "both services are healthy again" all_healthy marketplace 1
 
-# ---- 7. a real browser: headless Chromium renders the page
-chromium_run --window-size=1280,900 --screenshot="$ARTIFACTS/marketplace.png" "$PAGE" >/dev/null
-[ -s "$ARTIFACTS/marketplace.png" ] || fail "Chromium made no screenshot (see target/e2e/chromium.log)"
-chromium_run --window-size=390,844 --screenshot="$ARTIFACTS/marketplace-phone.png" "$PAGE" >/dev/null \
-  || log "no phone-size screenshot (not a failure)"
+# ---- 7. a real browser: headless Chromium renders the page, and its console stays empty
 chromium_run --dump-dom "$PAGE" > "$ARTIFACTS/marketplace-dom.html"
 for title in "Fixed Title" "Вторая книга"; do
   grep -qF "<span class=\"book-title\">$title</span>" "$ARTIFACTS/marketplace-dom.html" \
     || fail "the DOM Chromium rendered does not list \"$title\""
 done
-log "ok: headless Chromium rendered the books (target/e2e/marketplace.png)"
+console_is_empty
+log "ok: headless Chromium rendered the books, with nothing in its console"
+
+# The screenshots (E2E_SCREENSHOTS=1): what a new user sees, with the repository's catalog, in
+# English and Russian, on a desktop (1280x800) and a phone (390x844), light and dark; then with
+# Recommendations stopped: the last books served (mystery) and a category never served
+# (self-help). In target/e2e-screenshots/; Chromium's console must stay empty throughout.
+SHOTS="$REPO/target/e2e-screenshots"
+# shoot NAME PATH [CHROMIUM_ARGS...]: NAME-desktop.png and NAME-phone.png of the page at PATH.
+shoot() {
+  local name=$1 path=$2 size; shift 2
+  for size in desktop:1280,800 phone:390,844; do
+    chromium_run --window-size="${size#*:}" --screenshot="$SHOTS/$name-${size%%:*}.png" "$@" \
+      "$URL$path" > /dev/null || fail "Chromium took no screenshot $name-${size%%:*}.png"
+  done
+}
+# serves TITLE: the mystery books the API gives include TITLE.
+serves() {
+  curl -fsS --max-time 5 "$URL/api/recommendations?category=mystery&max_results=50" \
+    | python3 -c 'import json, sys; sys.exit(sys.argv[1] not in [b["title"] for b in json.load(sys.stdin)["recommendations"]])' "$1"
+}
+if [ "${E2E_SCREENSHOTS:-}" = 1 ]; then
+  rm -rf "$SHOTS" && mkdir -p "$SHOTS"
+  cp "$REPO/catalog.toml" "$CATALOG"
+  first=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["mystery"][0]["title"])' "$CATALOG")
+  wait_until 5 "the repository's catalog is served" serves "$first"
+  shoot home-en "/?lang=en"
+  shoot home-ru "/?lang=ru"
+  shoot home-en-dark "/?lang=en" --force-dark-mode
+  shoot bad-request-en "/?category=poetry&lang=en"
+  dc stop --timeout 10 recommendations >/dev/null 2>&1
+  shoot stale-en "/?lang=en"
+  shoot stale-ru "/?lang=ru"
+  shoot stale-en-dark "/?lang=en" --force-dark-mode
+  shoot unavailable-en "/?category=self_help&lang=en"
+  shoot unavailable-ru "/?category=self_help&lang=ru"
+  dc start recommendations >/dev/null 2>&1
+  catalog "Fixed Title" "Вторая книга" > "$CATALOG"
+  wait_until 30 "the page is back, with the test's catalog" page_has "Fixed Title"
+  wait_until 30 "both services are healthy again" all_healthy marketplace 1
+  console_is_empty
+  log "ok: $(find "$SHOTS" -name '*.png' | wc -l) screenshots in target/e2e-screenshots/, nothing in Chromium's console"
+fi
 
 # ---- 8. three Recommendations replicas (the compose file has no fixed port or name for it)
 dc up -d --no-build --scale recommendations=3
