@@ -238,6 +238,16 @@ footprint "seed marketplace (Python)" --http "http://127.0.0.1:$P_X/" \
   -- env RECOMMENDATIONS_PORT="$port" SEED_PORT="$P_X" "${SEED_MKT[@]}"
 tool stop rec
 
+# Catalogs of catalog.max_bytes (16 MiB, the largest a reload can take; quick mode too, as the
+# targets are about that size) in and out of service by rename, RSS read around each reload.
+log "scenario 8: memory around reloads of a catalog.max_bytes catalog"
+tool gen-catalog --books 9 --out "$WORK/memory/catalog.toml"
+port=$(free_port)
+start rec_memory --health "127.0.0.1:$port" "${REC[@]}" --catalog "$WORK/memory/catalog.toml" --port "$port"
+tool reload-memory rec_memory --addr "127.0.0.1:$port" --catalog "$WORK/memory/catalog.toml"
+tool stop rec_memory
+rm -f "$WORK/memory"/*
+
 tool info "load average after" "$(cut -d' ' -f1-3 /proc/loadavg)"
 tool report "$BENCH_DIR/results.tsv" >"$BENCH_DIR/results.md"
 log "results ($BENCH_DIR/results.md)"

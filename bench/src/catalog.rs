@@ -83,6 +83,30 @@ pub fn text(shape: Shape, version: u64) -> String {
     out
 }
 
+/// A valid catalog in `version` of exactly `bytes` bytes: as many books as fit, then a comment
+/// line for the rest (a catalog of one book if `bytes` is smaller). Returns its shape too.
+pub fn text_of_size(bytes: usize, version: u64) -> (String, Shape) {
+    // The most books that fit, by bisection: `fewest` books fit (or are the least there can
+    // be), `most` do not, as every book takes at least 60 bytes.
+    let fits = |books| text(Shape::with_total(books), version).len() <= bytes;
+    let (mut fewest, mut most) = (1, u32::try_from(bytes / 60 + 1).unwrap_or(u32::MAX));
+    while most - fewest > 1 {
+        let middle = fewest + (most - fewest) / 2;
+        if fits(middle) {
+            fewest = middle;
+        } else {
+            most = middle;
+        }
+    }
+    let shape = Shape::with_total(fewest);
+    let mut out = text(shape, version);
+    if let Some(gap) = bytes.checked_sub(out.len()).filter(|gap| *gap > 0) {
+        out.push_str(&"#".repeat(gap - 1));
+        out.push('\n');
+    }
+    (out, shape)
+}
+
 fn book(out: &mut String, category: &str, id: u32, title: &str) {
     let _ = write!(
         out,
@@ -132,6 +156,18 @@ mod tests {
             catalog.summary(),
             "mystery: 500, science_fiction: 499, self_help: 1"
         );
+    }
+
+    #[test]
+    fn a_catalog_of_a_given_size_has_exactly_that_size_and_is_valid() {
+        for bytes in [200, 100_000, 1_000_003] {
+            let (text, shape) = text_of_size(bytes, 4);
+            assert_eq!(text.len(), bytes);
+            let catalog = Catalog::from_toml_str(&text, "gen").unwrap();
+            assert_eq!(catalog.len() as u32, shape.marker_id());
+            // Within two books of filling it.
+            assert!(bytes - text.rfind("\n[[").unwrap() < 3 * 90, "{bytes}");
+        }
     }
 
     #[test]

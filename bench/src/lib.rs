@@ -15,6 +15,7 @@
 //! - [`reload`]: scenario 4 (time from a write to the first answer that reflects it) and
 //!   scenario 5 (reloads during a load run, every answer checked).
 //! - [`scale`]: scenario 6, one catalog size: start-up, load, reload and peak RSS.
+//! - [`memory`]: scenario 8, RSS around reloads of a `catalog.max_bytes` catalog.
 //! - [`startup`]: starting a server until healthy; scenario 7's time from process start to
 //!   healthy, idle RSS and stop time.
 //! - [`stats`]: percentiles and `h2load` request logs.
@@ -23,6 +24,7 @@
 pub mod catalog;
 pub mod grpc;
 pub mod load;
+pub mod memory;
 pub mod reload;
 pub mod report;
 pub mod run;

@@ -12,7 +12,11 @@ use std::{
 };
 
 use anyhow::Context;
-use bookshop_proto::{BookCategory, RecommendationRequest, RecommendationResponse};
+use bookshop_proto::{
+    BookCategory, RecommendationRequest, RecommendationResponse,
+    recommendations_client::RecommendationsClient,
+};
+use tonic::transport::Channel;
 
 use crate::{
     catalog::{self, Shape},
@@ -64,6 +68,28 @@ fn marker_request() -> RecommendationRequest {
 
 fn served_marker(response: &RecommendationResponse) -> Option<&str> {
     response.recommendations.first().map(|b| b.title.as_str())
+}
+
+/// Asks which version is in service every `every` until it is `version`: true once it is,
+/// false if it is not within `give_up`.
+pub async fn until_served(
+    client: &mut RecommendationsClient<Channel>,
+    version: u64,
+    every: Duration,
+    give_up: Duration,
+) -> bool {
+    let expected = catalog::marker_title(version);
+    let started = Instant::now();
+    loop {
+        let answer = grpc::recommend(client, marker_request()).await;
+        if answer.as_ref().ok().and_then(served_marker) == Some(expected.as_str()) {
+            return true;
+        }
+        if started.elapsed() > give_up {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Scenario 4's settings.
@@ -123,20 +149,12 @@ pub async fn latency(options: &LatencyOptions) -> anyhow::Result<LatencyResult> 
     let mut result = LatencyResult::default();
     for version in 1..=options.edits {
         let text = catalog::text(options.shape, version);
-        let expected = catalog::marker_title(version);
         let started = Instant::now();
         write(&options.path, &text, WriteMethod::alternating(version))?;
-        loop {
-            let answer = grpc::recommend(&mut client, marker_request()).await;
-            if answer.as_ref().ok().and_then(served_marker) == Some(expected.as_str()) {
-                result.latencies.push(started.elapsed());
-                break;
-            }
-            if started.elapsed() > options.give_up {
-                result.timeouts += 1;
-                break;
-            }
-            tokio::time::sleep(options.probe_every).await;
+        if until_served(&mut client, version, options.probe_every, options.give_up).await {
+            result.latencies.push(started.elapsed());
+        } else {
+            result.timeouts += 1;
         }
         // A pause between edits, so that each is its own reload rather than one debounced
         // burst.
@@ -387,17 +405,8 @@ pub async fn under_load(options: &UnderLoadOptions) -> anyhow::Result<UnderLoadR
 /// Whether the service ends up serving `version` within two seconds.
 async fn converged(options: &UnderLoadOptions, version: u64) -> anyhow::Result<bool> {
     let mut client = grpc::connect(&options.addr).await?;
-    let expected = catalog::marker_title(version);
-    let give_up = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < give_up {
-        if let Ok(answer) = grpc::recommend(&mut client, marker_request()).await
-            && served_marker(&answer) == Some(expected.as_str())
-        {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(false)
+    let every = Duration::from_millis(10);
+    Ok(until_served(&mut client, version, every, Duration::from_secs(2)).await)
 }
 
 impl UnderLoadResult {

@@ -9,6 +9,7 @@
 //! | `reload` | mode, edits, p50 ms, p99 ms, max ms, timeouts, target ms |
 //! | `reload_load` | seconds, reloads, invalid, requests, failed, wrong, versions seen, req/s, p99 ms, converged |
 //! | `scale` | books, file MB, start ms, reload ms, peak RSS MB, req/s, p99 ms, CPU µs per request (the first row, 9 books, is the baseline) |
+//! | `reload_memory` | catalog bytes, RSS before MB, peak MB (small → large), RSS after MB (back to small, settle seconds later), peak MB (large → large), settle seconds |
 //! | `footprint` | service, binary MB, start p50 ms, start max ms, stop max ms, idle RSS MB, idle RSS after load MB |
 
 use std::fmt::Write as _;
@@ -80,6 +81,10 @@ const SCENARIOS: &[Scenario] = &[
     ),
 ];
 
+/// Most a reload's peak RSS may be, in times the catalog file's size.
+const RELOAD_PEAK_FACTOR: f64 = 8.0;
+/// How far above its level before a large catalog RSS may be once a small one is back, MB.
+const RELOAD_RETURN_MB: f64 = 20.0;
 /// Idle RSS target, MB.
 const IDLE_RSS_MB: f64 = 20.0;
 /// Start-to-healthy target, ms.
@@ -379,6 +384,35 @@ pub fn render(tsv: &str) -> String {
         }
     }
 
+    let memory: Vec<&Vec<&str>> = of_kind("reload_memory").filter(|r| r.len() >= 7).collect();
+    if !memory.is_empty() {
+        out.push_str(
+            "\n### 8. Reload memory (RSS around reloads of a large catalog)\n\n| catalog MB | RSS before MB | peak MB | peak ÷ file | RSS after MB | after − before MB | large → large peak MB | large → large ÷ file |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+    }
+    for r in memory {
+        let (Some(bytes), Some(pre), Some(peak), Some(after), Some(both)) =
+            (num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
+        else {
+            continue;
+        };
+        let file_mb = bytes / 1_048_576.0;
+        let (factor, both_factor, above) = (peak / file_mb, both / file_mb, after - pre);
+        let _ = writeln!(
+            out,
+            "| {file_mb:.1} | {pre:.1} | {peak:.1} | {factor:.1}× | {after:.1} | {above:+.1} | {both:.1} | {both_factor:.1}× |"
+        );
+        targets.push(format!(
+            "8. Peak RSS of a reload ≤ {RELOAD_PEAK_FACTOR}× the file ({file_mb:.1} MB): {factor:.1}× ({peak:.1} MB) {}",
+            verdict(factor <= RELOAD_PEAK_FACTOR)
+        ));
+        targets.push(format!(
+            "8. RSS {} s after a small catalog replaced the large one ≤ {RELOAD_RETURN_MB} MB above before: {above:+.1} MB ({pre:.1} → {after:.1} MB) {}",
+            r[6],
+            verdict(above <= RELOAD_RETURN_MB)
+        ));
+    }
+
     if !targets.is_empty() {
         out.push_str("\n### Targets\n\n");
         for t in targets {
@@ -438,6 +472,23 @@ mod tests {
         );
         assert!(
             md.contains("with 100000 books ≤ 1.5× the 9-book p99: 1.75× ❌ missed"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn reload_memory_is_judged_against_the_file_size_and_the_level_before() {
+        let md = render("reload_memory\t16777216\t8.0\t60.0\t30.5\t90.0\t5\n");
+        assert!(
+            md.contains("| 16.0 | 8.0 | 60.0 | 3.8× | 30.5 | +22.5 | 90.0 | 5.6× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("≤ 8× the file (16.0 MB): 3.8× (60.0 MB) ✅ met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("RSS 5 s after a small catalog replaced the large one ≤ 20 MB above before: +22.5 MB (8.0 → 30.5 MB) ❌ missed"),
             "{md}"
         );
     }

@@ -17,6 +17,7 @@ use bookshop_bench::{
     catalog::{self, Shape},
     grpc,
     load::{Load, Target},
+    memory,
     reload::{self, LatencyOptions},
     report,
     run::RunDir,
@@ -26,6 +27,7 @@ use bookshop_bench::{
     usage,
 };
 use clap::{Parser, Subcommand};
+use recommendations::catalog::DEFAULT_MAX_BYTES;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench-tool")]
@@ -149,6 +151,21 @@ enum Command {
         connections: usize,
         #[arg(long, default_value_t = 8)]
         streams: usize,
+    },
+    /// Scenario 8: the RSS of the server NAME (serving a 9-book gen-catalog at ADDR) around
+    /// reloads of catalogs of BYTES; a `reload_memory` row
+    ReloadMemory {
+        name: String,
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        catalog: PathBuf,
+        /// The large catalogs' size [default: catalog.max_bytes' default]
+        #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
+        bytes: u64,
+        /// Seconds from the small catalog's return to the RSS reading
+        #[arg(long, default_value_t = 5)]
+        settle_s: u64,
     },
     /// Scenario 6: write a catalog of N books, start COMMAND (serving it at ADDR), time it to
     /// healthy, load it (scenario 1's load, best of the rounds), time a reload; a `scale` row
@@ -435,6 +452,25 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             if result.wrong > 0 {
                 bail!("{} answers matched no valid catalog", result.wrong);
             }
+        }
+        Command::ReloadMemory {
+            name,
+            addr,
+            catalog,
+            bytes,
+            settle_s,
+        } => {
+            let dir = run_dir()?;
+            let settle = Duration::from_secs(settle_s);
+            let options = memory::Options {
+                addr,
+                path: catalog,
+                process: dir.process(&name)?,
+                bytes: usize::try_from(bytes).context("--bytes is too large")?,
+                settle,
+            };
+            let measured = memory::run(&options).await?;
+            dir.append(&measured.row(settle))?;
         }
         Command::Scale {
             books,
