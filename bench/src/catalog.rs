@@ -130,9 +130,9 @@ pub fn invalid_text(shape: Shape, version: u64, kind: usize) -> String {
             "{valid}\n[[mystery]]\nid = 999999\ntitle = \"{}",
             title(1, version)
         ),
-        // An unknown category.
+        // A category key that is not snake_case (any snake_case key is a category).
         2 => format!(
-            "{valid}\n[[romance]]\nid = 999999\ntitle = \"{}\"\n",
+            "{valid}\n[[Romance]]\nid = 999999\ntitle = \"{}\"\n",
             title(1, version)
         ),
         // An empty title.
