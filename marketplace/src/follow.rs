@@ -64,12 +64,13 @@ impl Following {
                     FIRST_BACKOFF
                 }
                 Err(GatewayError::Failed(status)) if status.code() == Code::Unimplemented => {
-                    self.put(Shelves::seed(Source::Seed));
-                    tracing::info!(
-                        recheck_s = SEED_RECHECK.as_secs(),
-                        "Recommendations speaks only the seed's API: showing the seed's three \
-                         categories"
-                    );
+                    if self.put(Shelves::seed(Source::Seed)) {
+                        tracing::info!(
+                            recheck_s = SEED_RECHECK.as_secs(),
+                            "Recommendations speaks only the seed's API: showing the seed's \
+                             three categories"
+                        );
+                    }
                     SEED_RECHECK
                 }
                 Err(error) => {
@@ -103,12 +104,12 @@ impl Following {
         followed
     }
 
-    /// Puts `shelves` in service, counting and logging a change.
-    fn put(&self, shelves: Shelves) {
+    /// Puts `shelves` in service, counting and logging a change; whether it was one.
+    fn put(&self, shelves: Shelves) -> bool {
         let missing_home = shelves.get(&self.home).is_none();
         let (version, count) = (shelves.version.clone(), shelves.list.len());
         if !self.shelves.replace(shelves) {
-            return;
+            return false;
         }
         self.metrics.catalog_changes.inc();
         tracing::info!(version, categories = count, "catalog changed");
@@ -119,5 +120,6 @@ impl Following {
                 "homepage.category is not in the catalog: the home page shows its first category"
             );
         }
+        true
     }
 }

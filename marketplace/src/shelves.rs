@@ -92,7 +92,7 @@ impl Shelves {
                 }
             })
             .collect();
-        Shelves::new(Source::Catalog, response.version, list)
+        Shelves::new(Source::Catalog, plain_version(response.version), list)
     }
 
     fn new(source: Source, version: String, list: Vec<Shelf>) -> Shelves {
@@ -157,6 +157,18 @@ impl Shelves {
                 (shelf.key.clone(), chromes)
             })
             .collect()
+    }
+}
+
+/// `version` if it is plain (ASCII letters and digits, at most 64), as Recommendations' content
+/// hashes are; else a hash of it. It goes into event streams and page attributes as it stands,
+/// so nothing another server sends can break out of them.
+fn plain_version(version: String) -> String {
+    let plain = version.len() <= 64 && version.bytes().all(|b| b.is_ascii_alphanumeric());
+    if plain {
+        version
+    } else {
+        format!("{:016x}", bookshop_common::fnv1a(version.as_bytes()))
     }
 }
 
@@ -238,6 +250,14 @@ mod tests {
         assert_eq!(&*listed("v1", &["poetry"]).home(&mystery), "poetry");
         let unknown: Arc<str> = "history".into();
         assert_eq!(&*Shelves::seed(Source::Pending).home(&unknown), "history");
+    }
+
+    #[test]
+    fn a_version_that_is_not_plain_is_replaced_by_its_hash() {
+        assert_eq!(listed("0123abcdef", &["poetry"]).version, "0123abcdef");
+        let odd = listed("v1\n\ndata: x", &["poetry"]).version;
+        assert_eq!(odd.len(), 16);
+        assert!(odd.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]
