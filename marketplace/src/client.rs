@@ -37,7 +37,7 @@ use crate::{
     params::BookQuery,
     request_id,
     settings::RecommendationsSettings,
-    shelves::Source,
+    shelves::{Source, plain_version},
 };
 
 /// The seed's `Recommend`, as the metrics label it.
@@ -329,7 +329,7 @@ impl RecommendationsGateway {
                 .into_iter()
                 .map(|b| Book::new(b.id, b.title, b.author))
                 .collect(),
-            version: Some(response.version),
+            version: Some(plain_version(response.version)),
         })
     }
 

@@ -161,9 +161,10 @@ impl Shelves {
 }
 
 /// `version` if it is plain (ASCII letters and digits, at most 64), as Recommendations' content
-/// hashes are; else a hash of it. It goes into event streams and page attributes as it stands,
-/// so nothing another server sends can break out of them.
-fn plain_version(version: String) -> String {
+/// hashes are; else a hash of it. It goes into event streams, page attributes and the JSON API
+/// as it stands, so nothing another server sends can break out of them, and every place that
+/// shows a version shows the same one.
+pub fn plain_version(version: String) -> String {
     let plain = version.len() <= 64 && version.bytes().all(|b| b.is_ascii_alphanumeric());
     if plain {
         version

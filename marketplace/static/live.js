@@ -73,7 +73,10 @@
       retry(version, attempt);
       return;
     }
-    if ((books.version && books.version !== version) || version !== wanted) {
+    // A replica of Recommendations, or a Marketplace behind the same address, that does not
+    // serve the new version yet: ask again shortly.
+    const behind = (answer) => answer.version && answer.version !== version;
+    if (behind(books) || behind(categories) || version !== wanted) {
       retry(version, attempt);
       return;
     }
