@@ -14,6 +14,8 @@
 //! - [`grpc`]: a tonic client for `Recommend`, and the request body `h2load` sends.
 //! - [`reload`]: scenario 4 (time from a write to the first answer that reflects it) and
 //!   scenario 5 (reloads during a load run, every answer checked).
+//! - [`browser`]: a minimal Chrome DevTools Protocol client for headless Chromium, which
+//!   collects the page's problems (console errors, exceptions, CSP violations).
 //! - [`scale`]: scenario 6, one catalog size: start-up, load, reload and peak RSS.
 //! - [`memory`]: scenario 8, RSS around reloads of a `catalog.max_bytes` catalog.
 //! - [`startup`]: starting a server until healthy; scenario 7's time from process start to
@@ -21,6 +23,7 @@
 //! - [`stats`]: percentiles and `h2load` request logs.
 //! - [`report`]: the results (one TSV row per measurement) as a markdown table.
 
+pub mod browser;
 pub mod catalog;
 pub mod grpc;
 pub mod load;
