@@ -12,7 +12,7 @@
 //! Dropping the [`Browser`] kills Chromium with all of its processes and removes the profile.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fs::File,
     os::unix::process::CommandExt as _,
     path::Path,
@@ -406,6 +406,7 @@ impl Browser {
             connection: connection.clone(),
             session,
             events,
+            backlog: VecDeque::new(),
         };
         for domain in ["Runtime", "Log", "Page"] {
             page.call(&format!("{domain}.enable"), json!({})).await?;
@@ -439,6 +440,8 @@ pub struct Page {
     connection: Connection,
     session: String,
     events: mpsc::UnboundedReceiver<Event>,
+    /// Events that came while [`Page::goto`] waited for its own, for [`Page::next_event`].
+    backlog: VecDeque<Event>,
 }
 
 impl Page {
@@ -451,6 +454,9 @@ impl Page {
 
     /// The next event of this page, or `None` if none comes by `deadline`.
     pub async fn next_event(&mut self, deadline: Instant) -> anyhow::Result<Option<Event>> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Ok(Some(event));
+        }
         match tokio::time::timeout_at(deadline.into(), self.events.recv()).await {
             Ok(Some(event)) => Ok(Some(event)),
             Ok(None) => {
@@ -461,7 +467,8 @@ impl Page {
         }
     }
 
-    /// Loads `url` and waits for its `load` event.
+    /// Loads `url` and waits for its `load` event; the events before it stay for
+    /// [`Page::next_event`].
     pub async fn goto(&mut self, url: &str, timeout: Duration) -> anyhow::Result<()> {
         let navigated = self.call("Page.navigate", json!({ "url": url })).await?;
         if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
@@ -469,10 +476,12 @@ impl Page {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            match self.next_event(deadline).await? {
-                Some(event) if event.method == "Page.loadEventFired" => return Ok(()),
-                Some(_) => {}
-                None => bail!("{url} did not finish loading within {timeout:?}"),
+            let event = tokio::time::timeout_at(deadline.into(), self.events.recv()).await;
+            match event {
+                Ok(Some(event)) if event.method == "Page.loadEventFired" => return Ok(()),
+                Ok(Some(event)) => self.backlog.push_back(event),
+                Ok(None) => bail!("the page's events stopped while {url} loaded"),
+                Err(_) => bail!("{url} did not finish loading within {timeout:?}"),
             }
         }
     }
@@ -666,6 +675,34 @@ mod tests {
             json!({ "entry": { "source": "other", "level": "verbose", "text": "x" } }),
         );
         assert_eq!(problem(&verbose), None);
+    }
+
+    /// Loads a page in a real Chromium, reads it, and keeps its problems. Needs Chromium:
+    /// without it, says so and passes.
+    #[tokio::test]
+    async fn a_page_is_loaded_read_and_its_problems_kept() {
+        let browser = match Browser::launch("chromium").await {
+            Ok(browser) => browser,
+            Err(error) => {
+                eprintln!("skipped, no Chromium: {error:#}");
+                return;
+            }
+        };
+        let mut page = browser.new_page().await.unwrap();
+        let html = "<h1>Poetry</h1><script>console.error('boom'); undefinedFunction();</script>";
+        page.goto(&format!("data:text/html,{html}"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let h1 = page.evaluate("document.querySelector('h1').textContent").await.unwrap();
+        assert_eq!(h1, "Poetry");
+        assert!(page.evaluate("nothing.here").await.is_err());
+        let problems = browser.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("console.error: boom"), "{problems:?}");
+        assert!(problems[1].contains("undefinedFunction is not defined"), "{problems:?}");
+        let profile = browser.profile.path().to_owned();
+        drop(browser);
+        assert!(!profile.exists(), "the profile is removed");
     }
 
     #[test]

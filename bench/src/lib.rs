@@ -16,6 +16,8 @@
 //!   scenario 5 (reloads during a load run, every answer checked).
 //! - [`browser`]: a minimal Chrome DevTools Protocol client for headless Chromium, which
 //!   collects the page's problems (console errors, exceptions, CSP violations).
+//! - [`live`]: scenario 9's save-to-screen latency: catalog edits timed to the new title in
+//!   the open page.
 //! - [`scale`]: scenario 6, one catalog size: start-up, load, reload and peak RSS.
 //! - [`memory`]: scenario 8, RSS around reloads of a `catalog.max_bytes` catalog.
 //! - [`startup`]: starting a server until healthy; scenario 7's time from process start to
@@ -26,6 +28,7 @@
 pub mod browser;
 pub mod catalog;
 pub mod grpc;
+pub mod live;
 pub mod load;
 pub mod memory;
 pub mod reload;

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use bookshop_bench::{
     catalog::{self, Shape},
     grpc,
+    live::{self, Shelf},
     load::{Load, Target},
     memory,
     reload::{self, LatencyOptions},
@@ -112,6 +113,9 @@ enum Command {
     GenCatalog {
         #[arg(long)]
         books: u32,
+        /// With a shelf KEY of three books as well, as scenario 9 edits it (then N is 9)
+        #[arg(long)]
+        shelf: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -132,6 +136,28 @@ enum Command {
         /// The target p99, for the row
         #[arg(long)]
         target_ms: u64,
+    },
+    /// Scenario 9: edits of the shelf's first title in the catalog, each timed from the write to
+    /// the new title in a headless Chromium that has the shelf's page open; a `live` row
+    LiveLatency {
+        /// The Marketplace (http://host:port)
+        #[arg(long)]
+        url: String,
+        /// The catalog Recommendations watches (written by gen-catalog --shelf KEY)
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long, default_value = "poetry")]
+        shelf: String,
+        #[arg(long, default_value_t = 50)]
+        edits: u64,
+        /// Give up on an edit (and fail) after this long
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u64,
+        /// The target p99, for the row
+        #[arg(long, default_value_t = 500)]
+        target_ms: u64,
+        #[arg(long, default_value = "chromium")]
+        chromium: String,
     },
     /// Scenario 5: catalog writes (some invalid) during a load run; every answer checked
     ReloadLoad {
@@ -380,7 +406,51 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         Command::Wait { probe, timeout_ms } => {
             wait(&probe.probe()?, Duration::from_millis(timeout_ms)).await?;
         }
-        Command::GenCatalog { books, out } => catalog::write_new(&out, books)?,
+        Command::GenCatalog {
+            books: _,
+            shelf: Some(key),
+            out,
+        } => {
+            let shelf = Shelf { key, run: 0 };
+            catalog::write_text(&out, &shelf.catalog(0))?;
+        }
+        Command::GenCatalog {
+            books,
+            shelf: None,
+            out,
+        } => catalog::write_new(&out, books)?,
+        Command::LiveLatency {
+            url,
+            catalog,
+            shelf,
+            edits,
+            timeout_ms,
+            target_ms,
+            chromium,
+        } => {
+            let options = live::Options {
+                url,
+                path: catalog,
+                shelf: Shelf {
+                    key: shelf.clone(),
+                    run: std::process::id(),
+                },
+                edits,
+                give_up: Duration::from_millis(timeout_ms),
+                chromium,
+            };
+            let measured = live::run(&options).await?;
+            let [p50, p99, max] = measured.percentiles_ms();
+            eprintln!(
+                "live catalog ({shelf}): {} edits on screen, {} not; save to screen p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+                measured.latencies.len(),
+                measured.not_seen,
+            );
+            run_dir()?.append(&measured.row(&shelf, edits, target_ms))?;
+            if measured.not_seen > 0 {
+                bail!("an edit of the catalog did not reach the page within {timeout_ms} ms");
+            }
+        }
         Command::ReloadLatency {
             addr,
             catalog,
