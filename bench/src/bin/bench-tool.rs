@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, bail};
 use bookshop_bench::{
     catalog::{self, Shape},
-    grpc,
+    grpc, idle_streams,
     live::{self, Shelf},
     load::{Load, Target},
     memory,
@@ -158,6 +158,24 @@ enum Command {
         target_ms: u64,
         #[arg(long, default_value = "chromium")]
         chromium: String,
+    },
+    /// Scenario 9: the home page's load (16 connections) without and with N idle `/events`
+    /// streams held open; `load` rows (scenario `page-streams`) and a `streams` row with the
+    /// req/s ratio and the Marketplace's RSS per stream
+    IdleStreams {
+        /// The Marketplace, by the name it was launched as (for its RSS)
+        marketplace: String,
+        /// The Recommendations it calls (for the load rows' usage)
+        recommendations: String,
+        /// The Marketplace (host:port)
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        #[command(flatten)]
+        timing: Timing,
     },
     /// Scenario 5: catalog writes (some invalid) during a load run; every answer checked
     ReloadLoad {
@@ -471,6 +489,37 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
                 "reload\t{label}\t{edits}\t{p50:.0}\t{p99:.0}\t{max:.0}\t{}\t{target_ms}",
                 result.timeouts
             ))?;
+        }
+        Command::IdleStreams {
+            marketplace,
+            recommendations,
+            addr,
+            streams,
+            rounds,
+            timing,
+        } => {
+            let dir = run_dir()?;
+            let options = idle_streams::Options {
+                addr,
+                streams,
+                rounds,
+                connections: 16,
+                seconds: timing.seconds,
+                warm_up: timing.warm_up,
+                marketplace: dir.process(&marketplace)?,
+                recommendations: dir.process(&recommendations)?,
+            };
+            let measured = idle_streams::run(&dir, &options).await?;
+            eprintln!(
+                "idle streams: home page {:.0} req/s without, {:.0} with {streams} open ({:.1}%); Marketplace RSS {:.1} → {:.1} MB, {:.1} kB per stream",
+                measured.rps_without,
+                measured.rps_with,
+                measured.ratio_percent(),
+                measured.rss_without_kb as f64 / 1024.0,
+                measured.rss_with_kb as f64 / 1024.0,
+                measured.kb_per_stream()
+            );
+            dir.append(&measured.row())?;
         }
         Command::ReloadLoad {
             addr,
