@@ -74,8 +74,15 @@ pub static ICON: Asset = Asset::new(
     include_bytes!("../static/favicon.svg"),
 );
 
+/// The home page's script: it follows the catalog's changes and re-renders the books in place.
+pub static LIVE: Asset = Asset::new(
+    "live.js",
+    "text/javascript; charset=utf-8",
+    include_bytes!("../static/live.js"),
+);
+
 /// Every asset.
-pub static ALL: [&Asset; 2] = [&STYLE, &ICON];
+pub static ALL: [&Asset; 3] = [&STYLE, &ICON, &LIVE];
 
 /// The asset named `name`, if any.
 pub fn find(name: &str) -> Option<&'static Asset> {

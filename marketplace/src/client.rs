@@ -15,11 +15,16 @@ use bookshop_common::{
     tls::{self, TlsFileError},
 };
 use bookshop_proto::{
-    RecommendationRequest, SERVICE_NAME, recommendations_client::RecommendationsClient,
+    BookCategory, RecommendationRequest, SERVICE_NAME,
+    catalog::{
+        CatalogVersion, ListCategoriesRequest, ListCategoriesResponse, RecommendRequest,
+        WatchRequest, catalog_client::CatalogClient, catalog_events_client::CatalogEventsClient,
+    },
+    recommendations_client::RecommendationsClient,
 };
 use serde::Serialize;
 use tonic::{
-    Code, Request, Status,
+    Code, Request, Status, Streaming,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::{
@@ -32,12 +37,28 @@ use crate::{
     params::BookQuery,
     request_id,
     settings::RecommendationsSettings,
+    shelves::Source,
 };
 
-/// `Recommend`, as the metrics label it.
+/// The seed's `Recommend`, as the metrics label it.
 pub const RECOMMEND: GrpcMethod = GrpcMethod {
     service: SERVICE_NAME,
     method: "Recommend",
+};
+
+/// The catalog API's service (`bookshop.catalog.v1.Catalog`).
+const CATALOG_SERVICE: &str = "bookshop.catalog.v1.Catalog";
+
+/// `Recommend` by category key, as the metrics label it.
+pub const CATALOG_RECOMMEND: GrpcMethod = GrpcMethod {
+    service: CATALOG_SERVICE,
+    method: "Recommend",
+};
+
+/// `ListCategories`, as the metrics label it.
+pub const LIST_CATEGORIES: GrpcMethod = GrpcMethod {
+    service: CATALOG_SERVICE,
+    method: "ListCategories",
 };
 
 /// The health check, as the metrics label it.
@@ -68,6 +89,26 @@ pub struct Book {
     /// The author, when the catalog has one (the seed's catalog has none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+}
+
+impl Book {
+    /// A book as the proto gives it: an empty author is none.
+    fn new(id: i32, title: String, author: String) -> Book {
+        Book {
+            id,
+            title,
+            author: Some(author).filter(|a| !a.trim().is_empty()),
+        }
+    }
+}
+
+/// Books, and the catalog version they were drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recommended {
+    /// The books.
+    pub books: Vec<Book>,
+    /// The catalog version; `None` from a server that only speaks the seed's API.
+    pub version: Option<String>,
 }
 
 /// Why a call to Recommendations gave no books.
@@ -225,42 +266,145 @@ impl RecommendationsGateway {
         &self.pool
     }
 
-    /// Asks for books. Failures other than `NOT_FOUND` are logged here, with their cause;
-    /// callers only decide what the visitor sees.
-    pub async fn recommend(&self, query: &BookQuery) -> Result<Vec<Book>, GatewayError> {
-        let message = RecommendationRequest {
-            user_id: query.user_id,
-            category: query.category as i32,
-            max_results: i32::try_from(query.max_results).unwrap_or(i32::MAX),
+    /// Asks for books: by category key (`Catalog/Recommend`) from a server that speaks the
+    /// catalog's API, with the seed's `Recommend` from one that only speaks the seed's. While
+    /// that is not known yet (`Source::Pending`, the first moments after start), the seed's
+    /// categories are asked for the seed's way, which every server answers, and any other by
+    /// key. Failures other than `NOT_FOUND` are logged here, with their cause; callers only
+    /// decide what the visitor sees.
+    pub async fn recommend(
+        &self,
+        query: &BookQuery,
+        source: Source,
+    ) -> Result<Recommended, GatewayError> {
+        let seed_category = BookCategory::from_key(&query.category);
+        let result = match (source, seed_category) {
+            (Source::Catalog, _) | (Source::Pending, None) => self.recommend_by_key(query).await,
+            (Source::Seed | Source::Pending, Some(category)) => {
+                self.recommend_seed(query, category).await
+            }
+            // The seed's API has no other category.
+            (Source::Seed, None) => Err(GatewayError::NotFound),
         };
-        let result = self
-            .call(RECOMMEND, |channel, request| async move {
-                let mut client = RecommendationsClient::new(channel);
-                client.recommend(request.map(|()| message)).await
-            })
-            .await;
         match result {
-            Ok(response) => Ok(response
-                .recommendations
-                .into_iter()
-                .map(|b| Book {
-                    id: b.id,
-                    title: b.title,
-                    author: Some(b.author).filter(|a| !a.trim().is_empty()),
-                })
-                .collect()),
-            Err(GatewayError::Failed(status)) if status.code() == Code::NotFound => {
+            // `UNIMPLEMENTED`: a seed's server, which has no category but the seed's.
+            Err(GatewayError::Failed(status))
+                if matches!(status.code(), Code::NotFound | Code::Unimplemented) =>
+            {
                 Err(GatewayError::NotFound)
             }
             Err(error) => {
                 tracing::warn!(
-                    category = query.category.key(),
+                    category = &*query.category,
                     user_id = query.user_id,
                     code = code_name(&error),
                     deadline_ms = millis(self.deadline),
                     error = %error_chain(&error),
                     "Recommendations call failed"
                 );
+                Err(error)
+            }
+            ok => ok,
+        }
+    }
+
+    async fn recommend_by_key(&self, query: &BookQuery) -> Result<Recommended, GatewayError> {
+        let message = RecommendRequest {
+            user_id: query.user_id,
+            category: query.category.to_string(),
+            max_results: i32::try_from(query.max_results).unwrap_or(i32::MAX),
+        };
+        let response = self
+            .call(CATALOG_RECOMMEND, |channel, request| {
+                let message = message.clone();
+                async move {
+                    let mut client = CatalogClient::new(channel);
+                    client.recommend(request.map(|()| message)).await
+                }
+            })
+            .await?;
+        Ok(Recommended {
+            books: response
+                .books
+                .into_iter()
+                .map(|b| Book::new(b.id, b.title, b.author))
+                .collect(),
+            version: Some(response.version),
+        })
+    }
+
+    /// The seed's `Recommend`, for one of the seed's categories.
+    async fn recommend_seed(
+        &self,
+        query: &BookQuery,
+        category: BookCategory,
+    ) -> Result<Recommended, GatewayError> {
+        let message = RecommendationRequest {
+            user_id: query.user_id,
+            category: category as i32,
+            max_results: i32::try_from(query.max_results).unwrap_or(i32::MAX),
+        };
+        let response = self
+            .call(RECOMMEND, |channel, request| async move {
+                let mut client = RecommendationsClient::new(channel);
+                client.recommend(request.map(|()| message)).await
+            })
+            .await?;
+        Ok(Recommended {
+            books: response
+                .recommendations
+                .into_iter()
+                .map(|b| Book::new(b.id, b.title, b.author))
+                .collect(),
+            version: None,
+        })
+    }
+
+    /// The categories of the catalog, asked of the replica behind `channel` (the one whose
+    /// version stream told of the change, so the list is of that version).
+    pub async fn list_categories(
+        &self,
+        channel: Channel,
+    ) -> Result<ListCategoriesResponse, GatewayError> {
+        let mut request = Request::new(ListCategoriesRequest {});
+        request.set_timeout(self.deadline);
+        let started = Instant::now();
+        let result = guarded(
+            self.deadline,
+            CatalogClient::new(channel).list_categories(request),
+        )
+        .await;
+        let code = result.as_ref().map_or_else(code_name, |_| "OK");
+        self.metrics
+            .observe_call(LIST_CATEGORIES, code, started.elapsed().as_secs_f64());
+        result.map(tonic::Response::into_inner)
+    }
+
+    /// Opens the catalog's version stream (`CatalogEvents/Watch`) on a replica: its channel (for
+    /// [`list_categories`](Self::list_categories)) and the stream, whose first message is the
+    /// version in service. Only the opening is under the deadline; the stream lasts as long as
+    /// the replica does.
+    pub async fn watch_catalog(
+        &self,
+    ) -> Result<(Channel, Streaming<CatalogVersion>), GatewayError> {
+        let attempt = self
+            .pool
+            .attempt(None, self.deadline)
+            .await
+            .ok_or(GatewayError::NoReplicas)?;
+        let channel = attempt.replica().channel();
+        let opened = guarded(
+            self.deadline,
+            CatalogEventsClient::new(channel.clone()).watch(WatchRequest {}),
+        )
+        .await;
+        match opened {
+            Ok(response) => {
+                attempt.succeeded();
+                Ok((channel, response.into_inner()))
+            }
+            Err(error) => {
+                report(&attempt, &error);
                 Err(error)
             }
         }

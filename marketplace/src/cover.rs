@@ -8,8 +8,8 @@ use crate::client::Book;
 /// How many cover colours `static/style.css` has (`.cover-0` to `.cover-11`).
 pub const COLOURS: u64 = 12;
 
-/// What the cover of a book shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the cover of a book shows (in the JSON API too, for the live script).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cover {
     /// The colour: `N` of the stylesheet's `cover-N` class.
     pub colour: u64,

@@ -4,7 +4,8 @@
 //! Neither shows internals: the cause of a Recommendations failure was logged by the gateway and
 //! the visitor only learns that it is a passing problem.
 
-use bookshop_proto::BookCategory;
+use std::sync::Arc;
+
 use salvo::{
     Response,
     http::{HeaderValue, StatusCode, header},
@@ -17,6 +18,7 @@ use crate::{
     i18n::LangChoice,
     pages::{self, Action, Chrome, ErrorPage, LinkQuery, StaleShelf},
     params::{MAX_RESULTS_RANGE, ParamError},
+    shelves::Shelves,
 };
 
 /// Why a request could not be answered as asked.
@@ -27,8 +29,8 @@ pub enum AppError {
     BadParameter(#[from] ParamError),
     /// Recommendations has no books in the category: 404 in the API. The home page shows an
     /// empty state with 200 instead and never renders this as an error page.
-    #[error("no books in category {:?} yet", .0.key())]
-    NoBooks(BookCategory),
+    #[error("no books in category {0:?} yet")]
+    NoBooks(Arc<str>),
     /// Recommendations is down, slow or failing: 503 with `Retry-After`.
     #[error("recommendations are temporarily unavailable")]
     Unavailable(#[source] GatewayError),
@@ -46,9 +48,9 @@ pub enum AppError {
 impl AppError {
     /// A gateway failure as the visitor sees it: `NOT_FOUND` is "no books", anything else is
     /// "unavailable".
-    pub fn from_gateway(error: GatewayError, category: BookCategory) -> AppError {
+    pub fn from_gateway(error: GatewayError, category: &Arc<str>) -> AppError {
         match error {
-            GatewayError::NotFound => AppError::NoBooks(category),
+            GatewayError::NotFound => AppError::NoBooks(category.clone()),
             other => AppError::Unavailable(other),
         }
     }
@@ -88,13 +90,15 @@ impl AppError {
 
 /// Where an error page is shown, for its navigation, its "try again" link and its books.
 #[derive(Debug, Clone)]
-pub struct PageContext {
+pub struct PageContext<'a> {
     /// The page language.
     pub lang: LangChoice,
+    /// The shop's categories, for the navigation.
+    pub shelves: &'a Shelves,
     /// The category the visitor was looking at, if known.
-    pub category: Option<BookCategory>,
+    pub category: Option<&'a str>,
     /// The parameters the visitor set explicitly (kept in links).
-    pub carry: LinkQuery,
+    pub carry: LinkQuery<'a>,
     /// The books last served for the category, shown below a 503 notice as possibly out of
     /// date (see [`LastServed`](crate::last_served::LastServed)); empty when there are none.
     pub last_books: Vec<Book>,
@@ -102,11 +106,16 @@ pub struct PageContext {
 
 /// The one mapping of an error to an HTML page: status, `Retry-After` for a 503, and a page in
 /// the visitor's language with the navigation intact.
-pub fn render_page(error: &AppError, ctx: PageContext, retry_after_secs: u32, res: &mut Response) {
+pub fn render_page(
+    error: &AppError,
+    ctx: PageContext<'_>,
+    retry_after_secs: u32,
+    res: &mut Response,
+) {
     let t = ctx.lang.lang.texts();
     let has_last_books = !ctx.last_books.is_empty();
     let (title, message) = match error {
-        AppError::BadParameter(ParamError::UnknownCategory(_)) => {
+        AppError::BadParameter(ParamError::UnknownCategory(..)) => {
             (t.bad_request_title, t.bad_category)
         }
         AppError::BadParameter(ParamError::MalformedMaxResults(_)) => {
@@ -122,15 +131,20 @@ pub fn render_page(error: &AppError, ctx: PageContext, retry_after_secs: u32, re
         AppError::MethodNotAllowed => (t.method_not_allowed_title, t.method_not_allowed_body),
         AppError::Http(_) => (t.other_error_title, t.other_error_body),
     };
-    let chrome = Chrome::error(ctx.lang, ctx.category, ctx.carry, title);
     let param = match error {
         AppError::BadParameter(param) => Some(param),
         _ => None,
     };
+    let unknown_category = matches!(param, Some(ParamError::UnknownCategory(..)));
+    let unavailable = matches!(error, AppError::Unavailable(_));
+    // A new catalog may mend these two: their pages follow it, and reload when it changes.
+    let live = unknown_category || unavailable;
+    let chrome = Chrome::error(ctx.lang, ctx.shelves, ctx.category, ctx.carry, title, live);
     // An unknown category: the categories there are, linked as the navigation links them.
-    let categories = match param {
-        Some(ParamError::UnknownCategory(_)) => chrome.categories.clone(),
-        _ => Vec::new(),
+    let categories = if unknown_category {
+        chrome.categories.clone()
+    } else {
+        Vec::new()
     };
     let valid = match param {
         Some(ParamError::MalformedMaxResults(_)) => Some(
@@ -143,7 +157,6 @@ pub fn render_page(error: &AppError, ctx: PageContext, retry_after_secs: u32, re
         }
         _ => None,
     };
-    let unavailable = matches!(error, AppError::Unavailable(_));
     let action = if unavailable {
         Action {
             href: LinkQuery {
@@ -164,7 +177,7 @@ pub fn render_page(error: &AppError, ctx: PageContext, retry_after_secs: u32, re
         .category
         .filter(|_| has_last_books)
         .map(|category| StaleShelf {
-            heading: t.heading(category),
+            heading: ctx.shelves.name(category, ctx.lang.lang).to_owned(),
             books: ctx.last_books,
         });
     let page = ErrorPage {
@@ -245,11 +258,12 @@ mod tests {
 
     #[test]
     fn not_found_from_recommendations_means_no_books_and_anything_else_unavailable() {
-        let no_books = AppError::from_gateway(GatewayError::NotFound, BookCategory::Mystery);
-        assert!(matches!(no_books, AppError::NoBooks(BookCategory::Mystery)));
+        let mystery: Arc<str> = "mystery".into();
+        let no_books = AppError::from_gateway(GatewayError::NotFound, &mystery);
+        assert!(matches!(no_books, AppError::NoBooks(category) if &*category == "mystery"));
         let failed = AppError::from_gateway(
             GatewayError::Failed(tonic::Status::internal("secret stack trace")),
-            BookCategory::Mystery,
+            &mystery,
         );
         assert!(matches!(failed, AppError::Unavailable(_)));
         assert!(!failed.to_string().contains("secret"));

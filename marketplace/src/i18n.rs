@@ -1,8 +1,6 @@
 //! The page's language: English or Russian, from `?lang=` or else `Accept-Language`, and every
 //! piece of text the pages show, in both.
 
-use bookshop_proto::BookCategory;
-
 /// A language the pages are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
@@ -178,28 +176,10 @@ pub struct Texts {
     pub back_home: &'static str,
     /// The footer's note on the JSON API.
     pub api_note: &'static str,
-    headings: [&'static str; 3],
-    category_names: [&'static str; 3],
-}
-
-impl Texts {
-    /// The home page heading for a category ("Mystery books you may like").
-    pub fn heading(&self, category: BookCategory) -> &'static str {
-        self.headings[index(category)]
-    }
-
-    /// The short name of a category for the navigation.
-    pub fn category_name(&self, category: BookCategory) -> &'static str {
-        self.category_names[index(category)]
-    }
-}
-
-fn index(category: BookCategory) -> usize {
-    match category {
-        BookCategory::Mystery => 0,
-        BookCategory::ScienceFiction => 1,
-        BookCategory::SelfHelp => 2,
-    }
+    /// The line under a category's name on its page.
+    pub lead: &'static str,
+    /// The notice read out when the books were updated in place (`aria-live`).
+    pub updated: &'static str,
 }
 
 /// The name of a language in itself, for the language switch.
@@ -237,12 +217,8 @@ static EN: Texts = Texts {
     other_error_body: "The request could not be completed.",
     back_home: "Back to the recommendations",
     api_note: "Also available as JSON",
-    headings: [
-        "Mystery books you may like",
-        "Science fiction books you may like",
-        "Self-help books you may like",
-    ],
-    category_names: ["Mystery", "Science fiction", "Self-help"],
+    lead: "Books you may like",
+    updated: "The catalog was updated.",
 };
 
 static RU: Texts = Texts {
@@ -272,12 +248,8 @@ static RU: Texts = Texts {
     other_error_body: "Запрос не удалось выполнить.",
     back_home: "К рекомендациям",
     api_note: "Эти данные есть и в JSON",
-    headings: [
-        "Детективы, которые могут вам понравиться",
-        "Фантастика, которая может вам понравиться",
-        "Книги о саморазвитии, которые могут вам понравиться",
-    ],
-    category_names: ["Детективы", "Фантастика", "Саморазвитие"],
+    lead: "Книги, которые могут вам понравиться",
+    updated: "Каталог обновлён.",
 };
 
 #[cfg(test)]

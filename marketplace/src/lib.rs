@@ -11,6 +11,9 @@
 //!   `MARKETPLACE__…`, flags), typed, and its checks.
 //! - [`params`]: the request's parameters parsed into typed values (category, count, user id).
 //! - [`user_cookie`]: the anonymous user id cookie, and when it is `Secure`.
+//! - [`shelves`]: the categories of the catalog in service, their names and order.
+//! - [`follow`]: one version stream from Recommendations keeps the shelves current.
+//! - [`events`]: `GET /events`, the catalog's changes as Server-Sent Events for open pages.
 //! - [`i18n`]: the page language (`?lang=`, `Accept-Language`) and the text in each language.
 //! - [`balance`]: the Recommendations replicas: periodic resolution, power-of-two-choices
 //!   picking, ejection of failing replicas.
@@ -34,6 +37,8 @@ pub mod balance;
 pub mod client;
 pub mod cover;
 pub mod error;
+pub mod events;
+pub mod follow;
 pub mod healthcheck;
 pub mod i18n;
 pub mod last_served;
@@ -44,6 +49,7 @@ pub mod params;
 pub mod request_id;
 pub mod routes;
 pub mod settings;
+pub mod shelves;
 pub mod startup;
 pub mod user_cookie;
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics`: HTTP requests by route and status with latency
 //! histograms, calls to Recommendations by method and code with latency histograms, retries,
-//! the replicas the balancer knows, and build info.
+//! the replicas the balancer knows, the live catalog (event streams, the version stream,
+//! changes), and build info.
 
 use std::sync::Arc;
 
@@ -69,6 +70,14 @@ pub struct Metrics {
     call_seconds: LatencyFamily<GrpcMethodLabels>,
     retries: Counter,
     replicas: Family<ReplicaLabels, Gauge>,
+    /// Live-catalog event streams (`GET /events`) open now.
+    pub event_streams: Gauge,
+    /// Event streams refused because `server.max_event_streams` were open.
+    pub event_streams_refused: Counter,
+    /// 1 while the catalog's version stream from Recommendations is open, else 0.
+    pub catalog_following: Gauge,
+    /// Catalog changes seen (new versions, or Recommendations' API changing).
+    pub catalog_changes: Counter,
 }
 
 impl Default for Metrics {
@@ -119,6 +128,30 @@ impl Metrics {
                 "bookshop_recommendations_replicas",
                 "Recommendations replicas known to the balancer, by state (serving or ejected)",
                 Family::default(),
+            ),
+            event_streams: register(
+                r,
+                "bookshop_event_streams",
+                "Live-catalog event streams (GET /events) open now",
+                Gauge::default(),
+            ),
+            event_streams_refused: register(
+                r,
+                "bookshop_event_streams_refused",
+                "Event streams refused because server.max_event_streams were open",
+                Counter::default(),
+            ),
+            catalog_following: register(
+                r,
+                "bookshop_catalog_following",
+                "1 while the catalog's version stream from Recommendations is open, else 0",
+                Gauge::default(),
+            ),
+            catalog_changes: register(
+                r,
+                "bookshop_catalog_changes",
+                "Catalog changes seen: a new version in service, or the API Recommendations speaks",
+                Counter::default(),
             ),
             registry,
         }

@@ -1,25 +1,21 @@
 //! The hoops every response goes through: the access log (with the request metrics) and the
 //! security headers.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use salvo::{
     Depot, FlowCtrl, Request, Response, handler,
     http::{HeaderValue, Method, StatusCode, header},
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{metrics::Metrics, routes::route_label};
 
-/// The Content-Security-Policy: our own stylesheet and images, nothing else; no scripts, no
-/// framing, forms only to ourselves.
+/// The Content-Security-Policy: our own stylesheet, images and script (no inline script), which
+/// may only talk to us (`/events`, `/api/`); no framing, forms only to ourselves.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+     script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 /// The `tracing` target of the access log, so it can be filtered on its own
 /// (`RUST_LOG=info,marketplace::access=debug` logs every request, `=warn` none).
@@ -61,11 +57,11 @@ pub async fn security_headers(
     ctrl.call_next(req, depot, res).await;
 }
 
-/// While the server drains before stopping, every answer closes its connection
-/// (`Connection: close`), so clients reconnect elsewhere instead of sending their next request
-/// on a connection that is about to close.
+/// Once the server is stopping (the token cancelled), while it drains, every answer closes its
+/// connection (`Connection: close`), so clients reconnect elsewhere instead of sending their
+/// next request on a connection that is about to close.
 #[derive(Debug, Clone)]
-pub struct CloseWhenDraining(pub Arc<AtomicBool>);
+pub struct CloseWhenDraining(pub CancellationToken);
 
 #[handler]
 impl CloseWhenDraining {
@@ -77,7 +73,7 @@ impl CloseWhenDraining {
         ctrl: &mut FlowCtrl,
     ) {
         ctrl.call_next(req, depot, res).await;
-        if self.0.load(Ordering::Relaxed) {
+        if self.0.is_cancelled() {
             res.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -8,13 +8,8 @@
 //! put in each page with `<%- %>` as it stands: the one place raw HTML is inserted, and it is
 //! our own templates' output.
 
-use std::{
-    borrow::Cow,
-    collections::HashMap,
-    sync::{Arc, LazyLock},
-};
+use std::{borrow::Cow, sync::Arc};
 
-use bookshop_proto::BookCategory;
 use sailfish::TemplateSimple;
 use salvo::{
     Response,
@@ -27,6 +22,7 @@ use crate::{
     client::Book,
     cover::Cover,
     i18n::{BRAND, Lang, LangChoice, Texts, autonym},
+    shelves::Shelves,
 };
 
 /// A link of the navigation or the language switch.
@@ -35,7 +31,7 @@ pub struct Link {
     /// Where it goes (a path with a query; escaped when rendered).
     pub href: String,
     /// Its text.
-    pub label: &'static str,
+    pub label: String,
     /// Whether it is the page being shown (`aria-current`).
     pub current: bool,
     /// The language of the link text and target (language switch only).
@@ -45,9 +41,9 @@ pub struct Link {
 /// The query of a link to the home page (or the API). Only values the Marketplace parsed or
 /// produced go in, so the links never echo raw request text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkQuery {
-    /// `category=`
-    pub category: Option<BookCategory>,
+pub struct LinkQuery<'a> {
+    /// `category=`: a category key.
+    pub category: Option<&'a str>,
     /// `max_results=`
     pub max_results: Option<u32>,
     /// `user_id=`
@@ -56,12 +52,12 @@ pub struct LinkQuery {
     pub lang: Option<Lang>,
 }
 
-impl LinkQuery {
+impl LinkQuery<'_> {
     /// `path` followed by the query, e.g. `/?category=self_help&lang=ru`.
     pub fn href(&self, path: &str) -> String {
         let mut pairs = Vec::new();
         if let Some(category) = self.category {
-            pairs.push(format!("category={}", category.key()));
+            pairs.push(format!("category={category}"));
         }
         if let Some(n) = self.max_results {
             pairs.push(format!("max_results={n}"));
@@ -88,7 +84,7 @@ pub struct Chrome {
     /// The text in that language.
     pub t: &'static Texts,
     /// The page's name: its `<h1>`, and its `<title>` before the site's name.
-    pub title: &'static str,
+    pub title: String,
     /// The site name's link.
     pub home_href: String,
     /// The language switch.
@@ -99,6 +95,11 @@ pub struct Chrome {
     pub style_href: String,
     /// The icon, with its version for caching.
     pub icon_href: String,
+    /// The catalog version the page shows (`<body data-version>`, for the live script); empty
+    /// while unknown.
+    pub version: String,
+    /// The live script (pages that follow the catalog), with its version for caching.
+    pub script_href: Option<String>,
     /// The same books as JSON (home pages only).
     pub api_href: Option<String>,
     /// The above, rendered: what every page puts before and after its content.
@@ -144,53 +145,70 @@ impl Layout {
 }
 
 impl Chrome {
-    /// The chrome of the home page of `category`: named after the category, with a link to the
-    /// same books as JSON.
+    /// The chrome of the home page of `category` (a key of `shelves`, or one they may not list
+    /// yet): named after the category, with the live script and a link to the same books as
+    /// JSON. [`Shelves::chrome`] shares the chromes of plain pages.
     ///
     /// `carry` holds the parameters the visitor set explicitly; navigation links keep them (and
     /// keep `lang` only if `?lang=` chose it, so `Accept-Language` goes on working otherwise).
-    pub fn home(choice: LangChoice, category: BookCategory, carry: LinkQuery) -> Chrome {
-        let title = choice.lang.texts().heading(category);
+    pub fn home(
+        choice: LangChoice,
+        shelves: &Shelves,
+        category: &str,
+        carry: LinkQuery<'_>,
+    ) -> Chrome {
+        let title = shelves.name(category, choice.lang).to_owned();
         let api_href = LinkQuery {
             category: Some(category),
             lang: None,
             ..carry
         }
         .href("/api/recommendations");
-        Chrome::new(choice, Some(category), carry, title, Some(api_href))
+        let mut chrome = Chrome::new(choice, shelves, Some(category), carry, title);
+        chrome.api_href = Some(api_href);
+        chrome.script_href = Some(assets::LIVE.url());
+        chrome.layout = Layout::of(&chrome);
+        chrome
     }
 
     /// The chrome of an error page named `title`, showing `current` (if known) as the selected
-    /// category. No JSON link: there are no books to give.
+    /// category. No JSON link: there are no books to give. With `live`, the page has the live
+    /// script, which reloads it when the catalog changes (an error that a new catalog may
+    /// mend: an unknown category, Recommendations unavailable).
     pub fn error(
         choice: LangChoice,
-        current: Option<BookCategory>,
-        carry: LinkQuery,
-        title: &'static str,
+        shelves: &Shelves,
+        current: Option<&str>,
+        carry: LinkQuery<'_>,
+        title: &str,
+        live: bool,
     ) -> Chrome {
-        Chrome::new(choice, current, carry, title, None)
+        let mut chrome = Chrome::new(choice, shelves, current, carry, title.to_owned());
+        chrome.script_href = live.then(|| assets::LIVE.url());
+        chrome.layout = Layout::of(&chrome);
+        chrome
     }
 
     fn new(
         choice: LangChoice,
-        current: Option<BookCategory>,
-        carry: LinkQuery,
-        title: &'static str,
-        api_href: Option<String>,
+        shelves: &Shelves,
+        current: Option<&str>,
+        carry: LinkQuery<'_>,
+        title: String,
     ) -> Chrome {
         let lang = choice.lang;
-        let t = lang.texts();
-        let categories = BookCategory::ALL
-            .into_iter()
-            .map(|category| Link {
+        let categories = shelves
+            .list
+            .iter()
+            .map(|shelf| Link {
                 href: LinkQuery {
-                    category: Some(category),
+                    category: Some(&shelf.key),
                     lang: choice.in_links(),
                     ..carry
                 }
                 .href("/"),
-                label: t.category_name(category),
-                current: current == Some(category),
+                label: shelf.name(lang).to_owned(),
+                current: current == Some(&*shelf.key),
                 lang: lang.tag(),
             })
             .collect();
@@ -203,14 +221,14 @@ impl Chrome {
                     ..carry
                 }
                 .href("/"),
-                label: autonym(other),
+                label: autonym(other).to_owned(),
                 current: other == lang,
                 lang: other.tag(),
             })
             .collect();
-        let mut chrome = Chrome {
+        Chrome {
             lang,
-            t,
+            t: lang.texts(),
             title,
             home_href: LinkQuery {
                 lang: choice.in_links(),
@@ -219,41 +237,12 @@ impl Chrome {
             .href("/"),
             langs,
             categories,
+            version: shelves.version.clone(),
             style_href: assets::STYLE.url(),
             icon_href: assets::ICON.url(),
-            api_href,
+            script_href: None,
+            api_href: None,
             layout: Layout::default(),
-        };
-        chrome.layout = Layout::of(&chrome);
-        chrome
-    }
-
-    /// The same as [`Chrome::home`], without the work when it can be avoided: a page whose links
-    /// carry no explicit parameter (the usual visit) gets one of the chromes built at the first
-    /// request, one per language, way of choosing it and category. Links that keep
-    /// `?max_results=` or `?user_id=` are built per request.
-    pub fn shared(
-        choice: LangChoice,
-        category: BookCategory,
-        carry: LinkQuery,
-    ) -> Cow<'static, Chrome> {
-        type Key = (Lang, bool, BookCategory);
-        static PLAIN: LazyLock<HashMap<Key, Chrome>> = LazyLock::new(|| {
-            let mut chromes = HashMap::new();
-            for lang in Lang::ALL {
-                for explicit in [false, true] {
-                    for category in BookCategory::ALL {
-                        let choice = LangChoice { lang, explicit };
-                        let chrome = Chrome::home(choice, category, LinkQuery::default());
-                        chromes.insert((lang, explicit, category), chrome);
-                    }
-                }
-            }
-            chromes
-        });
-        match PLAIN.get(&(choice.lang, choice.explicit, category)) {
-            Some(chrome) if carry == LinkQuery::default() => Cow::Borrowed(chrome),
-            _ => Cow::Owned(Chrome::home(choice, category, carry)),
         }
     }
 }
@@ -261,9 +250,13 @@ impl Chrome {
 /// `GET /`: the recommended books of a category, or its empty state.
 #[derive(Debug, TemplateSimple)]
 #[template(path = "home.stpl")]
-pub struct HomePage {
-    /// The shared layout (usually borrowed, see [`Chrome::shared`]); its title is the heading.
-    pub chrome: Cow<'static, Chrome>,
+pub struct HomePage<'a> {
+    /// The layout (usually shared, see [`Shelves::chrome`]); its title is the heading.
+    pub chrome: Cow<'a, Chrome>,
+    /// The category's key (for the live script).
+    pub category: &'a str,
+    /// How many books were asked for (for the live script).
+    pub max_results: u32,
     /// The books; empty means the category has none yet.
     pub books: Arc<Vec<Book>>,
     /// The same category with more books, unless it has no more or the page has the most.
@@ -282,8 +275,8 @@ pub struct Action {
 /// Books on a 503 notice: the last served for its category, which may be out of date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleShelf {
-    /// "Mystery books you may like".
-    pub heading: &'static str,
+    /// The category's name.
+    pub heading: String,
     /// The books.
     pub books: Vec<Book>,
 }
@@ -342,6 +335,7 @@ pub fn send(res: &mut Response, status: StatusCode, lang: Lang, page: impl Templ
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::shelves::Source;
 
     fn choice(lang: Lang, explicit: bool) -> LangChoice {
         LangChoice { lang, explicit }
@@ -354,12 +348,14 @@ mod tests {
             user_id: Some(7),
             ..LinkQuery::default()
         };
-        let chrome = Chrome::home(choice(Lang::Ru, true), BookCategory::Mystery, carry);
+        let shelves = Shelves::seed(Source::Seed);
+        let chrome = Chrome::home(choice(Lang::Ru, true), &shelves, "mystery", carry);
         assert_eq!(
             chrome.categories[1].href,
             "/?category=science_fiction&max_results=5&user_id=7&lang=ru"
         );
         assert!(chrome.categories[0].current && !chrome.categories[1].current);
+        assert_eq!(chrome.title, "Детективы");
         assert_eq!(chrome.home_href, "/?lang=ru");
         assert_eq!(
             chrome.langs[0].href,
@@ -373,20 +369,30 @@ mod tests {
 
     #[test]
     fn a_negotiated_language_is_not_written_into_links() {
-        let chrome = Chrome::error(choice(Lang::Ru, false), None, LinkQuery::default(), "x");
+        let shelves = Shelves::seed(Source::Seed);
+        let chrome = Chrome::error(
+            choice(Lang::Ru, false),
+            &shelves,
+            None,
+            LinkQuery::default(),
+            "x",
+            false,
+        );
         assert_eq!(chrome.categories[0].href, "/?category=mystery");
         assert_eq!(chrome.categories[0].label, "Детективы");
         assert_eq!(chrome.home_href, "/");
         assert_eq!(chrome.langs[1].href, "/?lang=ru");
         assert!(chrome.langs[1].current);
         assert_eq!(chrome.api_href, None);
+        assert_eq!(chrome.script_href, None);
     }
 
     #[test]
     fn a_shared_chrome_is_the_one_built_for_the_request() {
+        let shelves = Shelves::seed(Source::Seed);
         for lang in Lang::ALL {
             for explicit in [false, true] {
-                for category in BookCategory::ALL {
+                for shelf in &shelves.list {
                     let choice = choice(lang, explicit);
                     let carries = [
                         LinkQuery::default(),
@@ -397,15 +403,16 @@ mod tests {
                         },
                     ];
                     for carry in carries {
-                        let shared = Chrome::shared(choice, category, carry);
+                        let shared = shelves.chrome(choice, &shelf.key, carry);
                         assert_eq!(
                             matches!(shared, Cow::Borrowed(_)),
                             carry == LinkQuery::default()
                         );
                         assert_eq!(
                             format!("{shared:?}"),
-                            format!("{:?}", Chrome::home(choice, category, carry)),
-                            "{lang:?} {explicit} {category:?} {carry:?}"
+                            format!("{:?}", Chrome::home(choice, &shelves, &shelf.key, carry)),
+                            "{lang:?} {explicit} {} {carry:?}",
+                            shelf.key
                         );
                     }
                 }
@@ -415,12 +422,11 @@ mod tests {
 
     #[test]
     fn the_home_page_escapes_catalog_text() {
+        let shelves = Shelves::seed(Source::Seed);
         let page = HomePage {
-            chrome: Chrome::shared(
-                choice(Lang::En, false),
-                BookCategory::Mystery,
-                LinkQuery::default(),
-            ),
+            chrome: shelves.chrome(choice(Lang::En, false), "mystery", LinkQuery::default()),
+            category: "mystery",
+            max_results: 3,
             books: Arc::new(vec![Book {
                 id: 1,
                 title: "<script>alert(1)</script>".into(),

@@ -1,9 +1,9 @@
 //! The request's parameters, parsed once into typed values: the category, the number of books
 //! and the user id. The handlers never look at raw query strings.
 
-use std::ops::RangeInclusive;
+use std::{ops::RangeInclusive, sync::Arc};
 
-use bookshop_proto::BookCategory;
+use crate::shelves::Shelves;
 
 /// How many books one page may ask for; out-of-range counts are clamped into it.
 pub const MAX_RESULTS_RANGE: RangeInclusive<u32> = 1..=50;
@@ -12,9 +12,9 @@ pub const MAX_RESULTS_RANGE: RangeInclusive<u32> = 1..=50;
 /// it in the visitor's language from the same parts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    /// `?category=` names no category.
-    #[error("unknown category {0:?}; valid values: {list}", list = category_keys())]
-    UnknownCategory(String),
+    /// `?category=` names no category: the value, and the categories there are.
+    #[error("unknown category {0:?}; valid values: {list}", list = .1.join(", "))]
+    UnknownCategory(String, Vec<String>),
     /// `?max_results=` is not a whole number.
     #[error(
         "max_results must be a whole number, got {0:?}; valid values: {min} to {max} (others are clamped)",
@@ -31,7 +31,7 @@ impl ParamError {
     /// The query parameter at fault.
     pub fn parameter(&self) -> &'static str {
         match self {
-            ParamError::UnknownCategory(_) => "category",
+            ParamError::UnknownCategory(..) => "category",
             ParamError::MalformedMaxResults(_) => "max_results",
             ParamError::InvalidUserId(_) => "user_id",
         }
@@ -40,7 +40,7 @@ impl ParamError {
     /// The offending value, as sent.
     pub fn value(&self) -> &str {
         match self {
-            ParamError::UnknownCategory(v)
+            ParamError::UnknownCategory(v, _)
             | ParamError::MalformedMaxResults(v)
             | ParamError::InvalidUserId(v) => v,
         }
@@ -49,10 +49,7 @@ impl ParamError {
     /// What would have been accepted, for the JSON body and the page.
     pub fn valid_values(&self) -> Vec<String> {
         match self {
-            ParamError::UnknownCategory(_) => BookCategory::ALL
-                .iter()
-                .map(|c| c.key().to_owned())
-                .collect(),
+            ParamError::UnknownCategory(_, known) => known.clone(),
             ParamError::MalformedMaxResults(_) => vec![format!(
                 "{}..{}",
                 MAX_RESULTS_RANGE.start(),
@@ -63,16 +60,26 @@ impl ParamError {
     }
 }
 
-/// The category keys, comma-separated, for messages.
-pub fn category_keys() -> String {
-    BookCategory::ALL.map(BookCategory::key).join(", ")
+/// A category key as users type it: case-insensitive, with `-` or `_` between words
+/// (`Science-Fiction`, `SELF_HELP`), surrounding spaces ignored. `None` when it cannot be a
+/// key at all.
+pub fn category_key(raw: &str) -> Option<String> {
+    let key = raw.trim().to_ascii_lowercase().replace('-', "_");
+    bookshop_proto::is_category_key(&key).then_some(key)
 }
 
-/// Parses a category as users type it: case-insensitive, with `-` or `_` between words
-/// (`Science-Fiction`, `SELF_HELP`), surrounding spaces ignored.
-pub fn parse_category(raw: &str) -> Result<BookCategory, ParamError> {
-    let key = raw.trim().to_ascii_lowercase().replace('-', "_");
-    BookCategory::from_key(&key).ok_or_else(|| ParamError::UnknownCategory(raw.to_owned()))
+/// Parses `?category=`: a category of `shelves` (any well-formed key while they are not
+/// known yet).
+pub fn parse_category(raw: &str, shelves: &Shelves) -> Result<Arc<str>, ParamError> {
+    let key = category_key(raw);
+    match key.as_deref().map(|key| shelves.get(key)) {
+        Some(Some(shelf)) => Ok(shelf.key.clone()),
+        Some(None) if !shelves.known() => Ok(key.unwrap_or_default().into()),
+        _ => Err(ParamError::UnknownCategory(
+            raw.to_owned(),
+            shelves.list.iter().map(|s| s.key.to_string()).collect(),
+        )),
+    }
 }
 
 /// Parses `max_results`: any integer, however large or negative, is clamped into
@@ -116,10 +123,10 @@ pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
 }
 
 /// What a page or the API was asked for, after defaults were applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookQuery {
-    /// The category to recommend from.
-    pub category: BookCategory,
+    /// The category to recommend from: its key.
+    pub category: Arc<str>,
     /// How many books (within [`MAX_RESULTS_RANGE`]).
     pub max_results: u32,
     /// The user id sent to Recommendations.
@@ -128,10 +135,10 @@ pub struct BookQuery {
 
 /// The request's parameters as given, before defaults: `None` where a parameter is absent or
 /// empty.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Explicit {
-    /// `?category=`
-    pub category: Option<BookCategory>,
+    /// `?category=`: a category key.
+    pub category: Option<Arc<str>>,
     /// `?max_results=`, clamped.
     pub max_results: Option<u32>,
     /// `?user_id=`
@@ -139,18 +146,22 @@ pub struct Explicit {
 }
 
 impl Explicit {
-    /// Parses the three parameters from their raw query values (`None` when absent).
-    /// An empty value counts as absent, as HTML forms send empty fields.
+    /// Parses the three parameters from their raw query values (`None` when absent), the
+    /// category against `shelves`. An empty value counts as absent, as HTML forms send empty
+    /// fields.
     pub fn parse(
         category: Option<&str>,
         max_results: Option<&str>,
         user_id: Option<&str>,
+        shelves: &Shelves,
     ) -> Result<Explicit, ParamError> {
         fn present(value: Option<&str>) -> Option<&str> {
             value.filter(|s| !s.trim().is_empty())
         }
         Ok(Explicit {
-            category: present(category).map(parse_category).transpose()?,
+            category: present(category)
+                .map(|raw| parse_category(raw, shelves))
+                .transpose()?,
             max_results: present(max_results).map(parse_max_results).transpose()?,
             user_id: present(user_id).map(parse_user_id).transpose()?,
         })
@@ -161,26 +172,35 @@ impl Explicit {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::shelves::Source;
+
+    fn seed() -> Shelves {
+        Shelves::seed(Source::Seed)
+    }
 
     #[test]
     fn categories_are_case_insensitive_with_dashes_or_underscores() {
         for (raw, expected) in [
-            ("mystery", BookCategory::Mystery),
-            ("MYSTERY", BookCategory::Mystery),
-            ("science_fiction", BookCategory::ScienceFiction),
-            ("Science-Fiction", BookCategory::ScienceFiction),
-            ("self-help", BookCategory::SelfHelp),
-            (" SELF_help ", BookCategory::SelfHelp),
+            ("mystery", "mystery"),
+            ("MYSTERY", "mystery"),
+            ("science_fiction", "science_fiction"),
+            ("Science-Fiction", "science_fiction"),
+            ("self-help", "self_help"),
+            (" SELF_help ", "self_help"),
         ] {
-            assert_eq!(parse_category(raw), Ok(expected), "{raw}");
+            assert_eq!(
+                parse_category(raw, &seed()).as_deref(),
+                Ok(expected),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn an_unknown_category_is_an_error_listing_the_valid_ones() {
-        let err = parse_category("fantasy").unwrap_err();
-        assert_eq!(err, ParamError::UnknownCategory("fantasy".into()));
+        let err = parse_category("fantasy", &seed()).unwrap_err();
         assert_eq!(err.parameter(), "category");
+        assert_eq!(err.value(), "fantasy");
         assert_eq!(
             err.valid_values(),
             ["mystery", "science_fiction", "self_help"]
@@ -189,8 +209,16 @@ mod tests {
             err.to_string(),
             "unknown category \"fantasy\"; valid values: mystery, science_fiction, self_help"
         );
-        assert!(parse_category("science fiction").is_err());
-        assert!(parse_category("").is_err());
+        assert!(parse_category("science fiction", &seed()).is_err());
+        assert!(parse_category("", &seed()).is_err());
+    }
+
+    #[test]
+    fn while_the_shelves_are_not_known_any_well_formed_key_is_asked_for() {
+        let pending = Shelves::seed(Source::Pending);
+        assert_eq!(parse_category("Poetry", &pending).as_deref(), Ok("poetry"));
+        assert!(parse_category("po etry", &pending).is_err());
+        assert!(parse_category("<script>", &pending).is_err());
     }
 
     #[test]
@@ -257,13 +285,13 @@ mod tests {
     #[test]
     fn empty_parameters_count_as_absent() {
         assert_eq!(
-            Explicit::parse(Some(""), Some(" "), Some("")),
+            Explicit::parse(Some(""), Some(" "), Some(""), &seed()),
             Ok(Explicit::default())
         );
         assert_eq!(
-            Explicit::parse(Some("self-help"), Some("99"), Some("5")),
+            Explicit::parse(Some("self-help"), Some("99"), Some("5"), &seed()),
             Ok(Explicit {
-                category: Some(BookCategory::SelfHelp),
+                category: Some("self_help".into()),
                 max_results: Some(50),
                 user_id: Some(5)
             })

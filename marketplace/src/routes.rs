@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `GET /` | the home page: books of a category (`?category=`, `?max_results=`, `?user_id=`, `?lang=`) |
 //! | `GET /api/recommendations` | the same as JSON |
+//! | `GET /api/categories` | the categories, named in the visitor's language, as JSON |
+//! | `GET /events` | the catalog's changes, as Server-Sent Events (see [`events`](crate::events)) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when Recommendations answers its health check, 503 otherwise |
 //! | `GET /metrics` | Prometheus metrics |
@@ -13,9 +15,8 @@
 //! Every `GET` route answers `HEAD` too. [`ROUTES`] lists them once: the router is built from
 //! it, and the metrics and the access log label requests with its entries.
 
-use std::sync::{Arc, atomic::AtomicBool};
+use std::sync::Arc;
 
-use bookshop_proto::BookCategory;
 use ipnet::IpNet;
 use salvo::{
     Handler, Request, Response, Router, Service,
@@ -25,19 +26,23 @@ use salvo::{
     writing::{Json, Text},
 };
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     assets::{self, Asset},
     client::{Book, GatewayError, RecommendationsGateway},
+    cover::Cover,
     error::{AppError, PageContext, render_json, render_page},
+    events::{EventStreams, EventsHandler},
     i18n::{LangChoice, negotiate},
     last_served::LastServed,
     metrics::{Metrics, MetricsHandler},
     middleware,
-    pages::{self, Chrome, HomePage, LinkQuery},
+    pages::{self, HomePage, LinkQuery},
     params::{self, BookQuery, Explicit, ParamError},
     request_id,
     settings::Settings,
+    shelves::{LiveShelves, Shelves},
     user_cookie::{self, SecureCookies},
 };
 
@@ -59,6 +64,10 @@ const fn route(path: &'static str, probe: bool) -> Route {
 pub const HOME: Route = route("/", false);
 /// `GET /api/recommendations`
 pub const API: Route = route("/api/recommendations", false);
+/// `GET /api/categories`
+pub const CATEGORIES: Route = route("/api/categories", false);
+/// `GET /events`
+pub const EVENTS: Route = route("/events", false);
 /// `GET /healthz`
 pub const HEALTHZ: Route = route("/healthz", true);
 /// `GET /readyz`
@@ -71,7 +80,9 @@ pub const STATIC: Route = route("/static/{name}", false);
 pub const FAVICON: Route = route("/favicon.ico", false);
 
 /// Every route.
-pub const ROUTES: [Route; 7] = [HOME, API, HEALTHZ, READYZ, METRICS, STATIC, FAVICON];
+pub const ROUTES: [Route; 9] = [
+    HOME, API, CATEGORIES, EVENTS, HEALTHZ, READYZ, METRICS, STATIC, FAVICON,
+];
 
 /// What a request matched, for the metrics and the access log: one of [`ROUTES`], or `None`
 /// when nothing matched (never the raw path, so metrics labels stay few).
@@ -83,18 +94,20 @@ pub fn route_label(req: &Request) -> Option<Route> {
         .filter(|route| route.path != "/" || !matched.is_empty() || req.uri().path() == "/")
 }
 
-/// What the handlers share: the gateway to Recommendations, the books it last served, the
-/// metrics and the home page defaults.
+/// What the handlers share: the gateway to Recommendations, the categories, the books it last
+/// served, the metrics, the event streams and the home page defaults.
 #[derive(Debug)]
 pub struct AppState {
     /// The pool of channels to the Recommendations replicas.
     pub gateway: RecommendationsGateway,
+    /// The categories of the catalog in service (see [`follow`](crate::follow)).
+    pub shelves: LiveShelves,
     /// The books last served per category, shown while Recommendations is unavailable.
     pub last_served: LastServed,
     /// The process's metrics (the gateway counts its calls there too).
     pub metrics: Arc<Metrics>,
     /// `homepage.category`
-    pub default_category: BookCategory,
+    pub default_category: Arc<str>,
     /// `homepage.max_results`
     pub default_max_results: u32,
     /// `homepage.user_id`
@@ -105,9 +118,11 @@ pub struct AppState {
     pub secure_cookies: SecureCookies,
     /// `server.trusted_proxies`
     pub trusted_proxies: Vec<IpNet>,
-    /// Set when a stop signal came: answers close their connections (see
-    /// [`middleware::CloseWhenDraining`]).
-    pub draining: Arc<AtomicBool>,
+    /// The open event streams and their limit.
+    pub events: Arc<EventStreams>,
+    /// Cancelled when a stop signal came: answers close their connections (see
+    /// [`middleware::CloseWhenDraining`]), event streams end, the catalog is no longer followed.
+    pub stopping: CancellationToken,
 }
 
 impl AppState {
@@ -117,24 +132,40 @@ impl AppState {
         gateway: RecommendationsGateway,
         metrics: Arc<Metrics>,
     ) -> AppState {
+        let stopping = CancellationToken::new();
         AppState {
             gateway,
+            shelves: LiveShelves::default(),
             last_served: LastServed::default(),
+            events: Arc::new(EventStreams::new(
+                settings.server.max_event_streams,
+                metrics.clone(),
+                stopping.clone(),
+            )),
             metrics,
-            default_category: settings.homepage.category,
+            default_category: settings.homepage.category.as_str().into(),
             default_max_results: settings.homepage.max_results,
             default_user_id: settings.homepage.user_id,
             retry_after_secs: settings.recommendations.retry_after_secs,
             secure_cookies: settings.server.secure_cookies,
             trusted_proxies: settings.server.trusted_proxies.clone(),
-            draining: Arc::default(),
+            stopping,
         }
     }
 
-    /// What to ask for: the request's parameters, then the cookie's user id, then the defaults.
-    pub fn resolve(&self, explicit: Explicit, cookie_user_id: Option<i32>) -> BookQuery {
+    /// What to ask for: the request's parameters, then the cookie's user id, then the defaults
+    /// (the home category as `shelves` have it).
+    pub fn resolve(
+        &self,
+        explicit: &Explicit,
+        cookie_user_id: Option<i32>,
+        shelves: &Shelves,
+    ) -> BookQuery {
         BookQuery {
-            category: explicit.category.unwrap_or(self.default_category),
+            category: explicit
+                .category
+                .clone()
+                .unwrap_or_else(|| shelves.home(&self.default_category)),
             max_results: explicit.max_results.unwrap_or(self.default_max_results),
             user_id: explicit
                 .user_id
@@ -150,9 +181,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         metrics: state.metrics.clone(),
         pool: state.gateway.pool().clone(),
     };
+    let events = EventsHandler {
+        streams: state.events.clone(),
+        shelves: state.shelves.subscribe(),
+    };
     Router::new()
         .push(get_and_head(HOME, HomeHandler(state.clone())))
         .push(get_and_head(API, ApiHandler(state.clone())))
+        .push(get_and_head(CATEGORIES, CategoriesHandler(state.clone())))
+        .push(Router::with_path(pattern(EVENTS)).get(events))
         .push(get_and_head(HEALTHZ, healthz))
         .push(get_and_head(READYZ, ReadyHandler(state)))
         .push(Router::with_path(pattern(METRICS)).get(metrics))
@@ -179,9 +216,10 @@ fn get_and_head(route: Route, handler: impl Handler) -> Router {
 pub fn service(state: Arc<AppState>) -> Service {
     let catcher = Catcher::new(ErrorCatcher {
         retry_after_secs: state.retry_after_secs,
+        shelves: state.shelves.clone(),
     });
     let access_log = middleware::AccessLog(state.metrics.clone());
-    let close_when_draining = middleware::CloseWhenDraining(state.draining.clone());
+    let close_when_draining = middleware::CloseWhenDraining(state.stopping.clone());
     Service::new(router(state))
         .hoop(request_id::request_context)
         .hoop(access_log)
@@ -202,16 +240,17 @@ fn language(req: &Request) -> LangChoice {
     negotiate(query(req, "lang"), accept)
 }
 
-fn explicit(req: &Request) -> Result<Explicit, ParamError> {
+fn explicit(req: &Request, shelves: &Shelves) -> Result<Explicit, ParamError> {
     Explicit::parse(
         query(req, "category"),
         query(req, "max_results"),
         query(req, "user_id"),
+        shelves,
     )
 }
 
 /// The links of a page keep what the visitor chose explicitly.
-fn carry(explicit: &Explicit) -> LinkQuery {
+fn carry(explicit: &Explicit) -> LinkQuery<'static> {
     LinkQuery {
         max_results: explicit.max_results,
         user_id: explicit.user_id,
@@ -227,16 +266,18 @@ struct HomeHandler(Arc<AppState>);
 impl HomeHandler {
     async fn handle(&self, req: &mut Request, res: &mut Response) {
         let state = &self.0;
+        let shelves = state.shelves.current();
         let lang = language(req);
         let cookie_user_id = user_cookie::read(req);
         if cookie_user_id.is_none() {
             user_cookie::issue(req, res, state.secure_cookies, &state.trusted_proxies);
         }
-        let explicit = match explicit(req) {
+        let explicit = match explicit(req, &shelves) {
             Ok(explicit) => explicit,
             Err(error) => {
                 let ctx = PageContext {
                     lang,
+                    shelves: &shelves,
                     category: None,
                     carry: LinkQuery::default(),
                     last_books: Vec::new(),
@@ -245,31 +286,34 @@ impl HomeHandler {
                 return;
             }
         };
-        let query = state.resolve(explicit, cookie_user_id);
+        let query = state.resolve(&explicit, cookie_user_id, &shelves);
         let carry = carry(&explicit);
-        let books = match state.gateway.recommend(&query).await {
-            Ok(books) => Arc::new(books),
+        let books = match state.gateway.recommend(&query, shelves.source).await {
+            Ok(recommended) => Arc::new(recommended.books),
             Err(GatewayError::NotFound) => Arc::default(),
             Err(error) => {
                 let ctx = PageContext {
                     lang,
-                    category: Some(query.category),
+                    shelves: &shelves,
+                    category: Some(&query.category),
                     carry,
-                    last_books: state.last_served.last(query.category, query.max_results),
+                    last_books: state.last_served.last(&query.category, query.max_results),
                 };
-                let error = AppError::from_gateway(error, query.category);
+                let error = AppError::from_gateway(error, &query.category);
                 render_page(&error, ctx, state.retry_after_secs, res);
                 return;
             }
         };
-        state.last_served.keep(query.category, &books);
+        state.last_served.keep(&query.category, &books);
         let more = params::more_results(query.max_results, books.len(), state.default_max_results);
         let page = HomePage {
-            chrome: Chrome::shared(lang, query.category, carry),
+            chrome: shelves.chrome(lang, &query.category, carry),
+            category: &query.category,
+            max_results: query.max_results,
             books,
             more_href: more.map(|max_results| {
                 LinkQuery {
-                    category: Some(query.category),
+                    category: Some(&query.category),
                     max_results: Some(max_results),
                     lang: lang.in_links(),
                     ..carry
@@ -281,13 +325,27 @@ impl HomeHandler {
     }
 }
 
+/// A book in the JSON API: as the page shows it, with its cover.
+#[derive(Debug, Serialize)]
+pub struct BookBody {
+    /// The book.
+    #[serde(flatten)]
+    pub book: Book,
+    /// Its cover, as the page draws it (the live script re-renders books with it).
+    pub cover: Cover,
+}
+
 /// The JSON answer of `GET /api/recommendations`.
 #[derive(Debug, Serialize)]
 pub struct RecommendationsBody {
     /// The category key.
-    pub category: &'static str,
+    pub category: String,
+    /// The catalog version the books were drawn from (absent from a server that only speaks the
+    /// seed's API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The books.
-    pub recommendations: Vec<Book>,
+    pub recommendations: Vec<BookBody>,
 }
 
 /// `GET /api/recommendations`: reads the user id cookie but never sets it.
@@ -298,27 +356,83 @@ struct ApiHandler(Arc<AppState>);
 impl ApiHandler {
     async fn handle(&self, req: &mut Request, res: &mut Response) {
         let state = &self.0;
+        let shelves = state.shelves.current();
         res.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Cookie"));
-        let query = match explicit(req) {
-            Ok(explicit) => state.resolve(explicit, user_cookie::read(req)),
+        let query = match explicit(req, &shelves) {
+            Ok(explicit) => state.resolve(&explicit, user_cookie::read(req), &shelves),
             Err(error) => return render_json(&error.into(), state.retry_after_secs, res),
         };
-        match state.gateway.recommend(&query).await {
-            Ok(recommendations) => {
-                res.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match state.gateway.recommend(&query, shelves.source).await {
+            Ok(recommended) => {
+                no_store(res);
                 res.render(Json(RecommendationsBody {
-                    category: query.category.key(),
-                    recommendations,
+                    category: query.category.to_string(),
+                    version: recommended.version,
+                    recommendations: recommended
+                        .books
+                        .into_iter()
+                        .map(|book| BookBody {
+                            cover: Cover::of(&book),
+                            book,
+                        })
+                        .collect(),
                 }));
             }
             Err(error) => render_json(
-                &AppError::from_gateway(error, query.category),
+                &AppError::from_gateway(error, &query.category),
                 state.retry_after_secs,
                 res,
             ),
         }
+    }
+}
+
+/// A category in `GET /api/categories`.
+#[derive(Debug, Serialize)]
+pub struct CategoryBody<'a> {
+    /// Its key, as `?category=` takes it.
+    pub key: &'a str,
+    /// Its name in the visitor's language.
+    pub name: &'a str,
+}
+
+/// The JSON answer of `GET /api/categories`.
+#[derive(Debug, Serialize)]
+pub struct CategoriesBody<'a> {
+    /// The catalog version they belong to (empty while unknown).
+    pub version: &'a str,
+    /// The language of the names.
+    pub lang: &'static str,
+    /// The categories, in the shop's order.
+    pub categories: Vec<CategoryBody<'a>>,
+}
+
+/// `GET /api/categories`: the categories as the navigation shows them (`?lang=` or
+/// `Accept-Language` chooses the names' language).
+#[derive(Debug, Clone)]
+struct CategoriesHandler(Arc<AppState>);
+
+#[handler]
+impl CategoriesHandler {
+    async fn handle(&self, req: &mut Request, res: &mut Response) {
+        let shelves = self.0.shelves.current();
+        let lang = language(req).lang;
+        no_store(res);
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+        res.render(Json(CategoriesBody {
+            version: &shelves.version,
+            lang: lang.tag(),
+            categories: shelves
+                .list
+                .iter()
+                .map(|shelf| CategoryBody {
+                    key: &shelf.key,
+                    name: shelf.name(lang),
+                })
+                .collect(),
+        }));
     }
 }
 
@@ -401,6 +515,7 @@ fn send_asset(asset: &'static Asset, req: &Request, res: &mut Response) {
 #[derive(Debug)]
 struct ErrorCatcher {
     retry_after_secs: u32,
+    shelves: LiveShelves,
 }
 
 #[handler]
@@ -411,8 +526,10 @@ impl ErrorCatcher {
         if req.uri().path().starts_with("/api/") {
             render_json(&error, self.retry_after_secs, res);
         } else {
+            let shelves = self.shelves.current();
             let ctx = PageContext {
                 lang: language(req),
+                shelves: &shelves,
                 category: None,
                 carry: LinkQuery::default(),
                 last_books: Vec::new(),

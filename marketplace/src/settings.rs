@@ -9,7 +9,6 @@ use bookshop_common::{
     net::{HostPort, check_host},
     settings::{Invalid, Layered, at_least, comma_list, millis},
 };
-use bookshop_proto::BookCategory;
 use serde::{Deserialize, Serialize};
 
 use ipnet::IpNet;
@@ -58,6 +57,10 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// The most connections served at once; beyond it new connections wait in the OS backlog.
     pub max_connections: usize,
+    /// The most live-catalog event streams (`GET /events`) open at once, each holding a
+    /// connection; beyond it, 503. Below `max_connections`, so pages are served whatever the
+    /// number of open browsers.
+    pub max_event_streams: usize,
     /// After a stop signal, how long to go on serving (and accepting) while closing each
     /// connection after its next answer, before in-flight requests get `shutdown_timeout_ms`:
     /// a request that arrives on a kept-alive connection just then is answered, not dropped.
@@ -81,6 +84,7 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_event_streams: 5_000,
             drain: Duration::from_secs(1),
             secure_cookies: SecureCookies::Auto,
             trusted_proxies: Vec::new(),
@@ -178,10 +182,11 @@ pub struct ClientTlsSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomepageSettings {
-    /// The category of `GET /`, in the spellings `?category=` takes (`Science-Fiction` is
-    /// `science_fiction`).
+    /// The category key of `GET /`, in the spellings `?category=` takes (`Science-Fiction` is
+    /// `science_fiction`). Any well-formed key: categories are the catalog's, so whether it
+    /// has this one is only known at run time (the first category is shown while it has not).
     #[serde(with = "category")]
-    pub category: BookCategory,
+    pub category: String,
     /// How many books to ask for when the request has no `max_results` (1 to 50).
     pub max_results: u32,
     /// The user id sent when the request has neither `?user_id=` nor a valid cookie.
@@ -191,7 +196,7 @@ pub struct HomepageSettings {
 impl Default for HomepageSettings {
     fn default() -> Self {
         HomepageSettings {
-            category: BookCategory::Mystery,
+            category: "mystery".into(),
             max_results: 3,
             user_id: 1,
         }
@@ -229,6 +234,14 @@ impl Layered for Settings {
         }
         if self.server.max_connections == 0 {
             return Err(Invalid::new("server.max_connections", "must be at least 1"));
+        }
+        if self.server.max_event_streams >= self.server.max_connections {
+            let problem = format!(
+                "must be below server.max_connections ({}), so that pages are still served \
+                 when every event stream is open",
+                self.server.max_connections
+            );
+            return Err(Invalid::new("server.max_event_streams", problem));
         }
         let ms = Duration::from_millis;
         at_least(
@@ -308,21 +321,24 @@ impl Layered for Settings {
 
 /// `homepage.category` as its key, read in the spellings `?category=` takes.
 mod category {
-    use bookshop_proto::BookCategory;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
-        category: &BookCategory,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(category.key())
+    pub(super) fn serialize<S: Serializer>(key: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(key)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<BookCategory, D::Error> {
+    ) -> Result<String, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::params::parse_category(&text).map_err(serde::de::Error::custom)
+        crate::params::category_key(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} cannot be a category key: use a snake_case key of catalog.toml \
+                 (lower-case letters, digits and `_`, starting with a letter, at most {} \
+                 characters), such as mystery",
+                bookshop_proto::MAX_CATEGORY_KEY_CHARS
+            ))
+        })
     }
 }
 
@@ -353,7 +369,7 @@ mod tests {
         let rec = &s.recommendations;
         assert_eq!((rec.host.as_str(), rec.port), ("localhost", 50051));
         assert_eq!(rec.timeout, Duration::from_secs(1));
-        assert_eq!(s.homepage.category, BookCategory::Mystery);
+        assert_eq!(s.homepage.category, "mystery");
         assert_eq!((s.homepage.max_results, s.homepage.user_id), (3, 1));
     }
 
@@ -364,7 +380,7 @@ mod tests {
         assert_eq!(s.server.port, 6000);
         assert_eq!(s.recommendations.host, "from-file");
         assert_eq!(s.recommendations.timeout, Duration::from_millis(250));
-        assert_eq!(s.homepage.category, BookCategory::SelfHelp);
+        assert_eq!(s.homepage.category, "self_help");
         assert_eq!(
             s.recommendations.port, 50051,
             "keys left out keep their defaults"
@@ -383,7 +399,7 @@ mod tests {
         let s = loaded(Some(file), &vars);
         assert_eq!(s.recommendations.host, "from-env");
         assert_eq!(s.server.port, 7000);
-        assert_eq!(s.homepage.category, BookCategory::ScienceFiction);
+        assert_eq!(s.homepage.category, "science_fiction");
 
         let flags = [
             ("server.port", "8000"),
@@ -409,7 +425,7 @@ mod tests {
         for spelling in ["Self-Help", "SELF_HELP", "self-help"] {
             let vars = [("MARKETPLACE__HOMEPAGE__CATEGORY", spelling)];
             let s = loaded(None, &vars);
-            assert_eq!(s.homepage.category, BookCategory::SelfHelp, "{spelling}");
+            assert_eq!(s.homepage.category, "self_help", "{spelling}");
         }
     }
 
@@ -429,18 +445,36 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_category_names_the_key_the_value_the_variable_and_the_valid_values() {
-        let err = error(None, &[("MARKETPLACE__HOMEPAGE__CATEGORY", "fantasy")]);
-        let valid = "mystery, science_fiction, self_help";
+    fn a_malformed_category_names_the_key_the_value_the_variable_and_the_rule() {
+        let err = error(None, &[("MARKETPLACE__HOMEPAGE__CATEGORY", "fan tasy")]);
         let parts = [
             "homepage.category",
-            "fantasy",
+            "fan tasy",
             "MARKETPLACE__HOMEPAGE__CATEGORY",
-            valid,
+            "snake_case",
         ];
         assert_mentions(&err, &parts);
-        let err = error(Some("[homepage]\ncategory = \"poetry\"\n"), &[]);
-        assert_mentions(&err, &["poetry", "settings.toml"]);
+        let err = error(Some("[homepage]\ncategory = \"<poetry>\"\n"), &[]);
+        assert_mentions(&err, &["<poetry>", "settings.toml"]);
+    }
+
+    #[test]
+    fn any_well_formed_key_can_be_the_home_category() {
+        let s = loaded(None, &[("MARKETPLACE__HOMEPAGE__CATEGORY", "Poetry")]);
+        assert_eq!(s.homepage.category, "poetry");
+    }
+
+    #[test]
+    fn event_streams_stay_below_the_connections() {
+        let vars = [
+            ("MARKETPLACE__SERVER__MAX_CONNECTIONS", "100"),
+            ("MARKETPLACE__SERVER__MAX_EVENT_STREAMS", "100"),
+        ];
+        let err = error(None, &vars);
+        assert_mentions(
+            &err,
+            &["server.max_event_streams", "100", "max_connections"],
+        );
     }
 
     #[test]

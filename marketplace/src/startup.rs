@@ -1,11 +1,6 @@
 //! Building and running the web app: bind first, then serve until a stop signal.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use bookshop_common::{
     net::{BindError, bind},
@@ -16,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     client::{ChannelError, RecommendationsGateway},
+    follow::follow,
     metrics::Metrics,
     routes::{AppState, service},
     settings::{ENV_PREFIX, Settings},
@@ -104,8 +100,17 @@ impl App for Application {
         // short, so 16 KiB leaves room for big cookies and nothing more.
         server.http1_mut().max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let handle = server.handle();
-        let draining = self.state.draining.clone();
-        let serving = server.try_serve(service(self.state));
+        let state = self.state;
+        let stopping = state.stopping.clone();
+        // One version stream per process keeps the categories current for every page.
+        tokio::spawn(follow(
+            state.gateway.clone(),
+            state.shelves.clone(),
+            state.metrics.clone(),
+            state.default_category.clone(),
+            stopping.clone(),
+        ));
+        let serving = server.try_serve(service(state));
         tokio::pin!(serving);
         tracing::info!(address = %self.local_addr, "Marketplace listening (HTTP)");
 
@@ -125,7 +130,8 @@ impl App for Application {
             "stopping: closing connections after their next answer, then finishing in-flight \
              requests"
         );
-        draining.store(true, Ordering::Relaxed);
+        // Answers close their connections; event streams end, so browsers reconnect elsewhere.
+        stopping.cancel();
         tokio::select! {
             result = &mut serving => return result.map_err(StartError::Serve),
             () = tokio::time::sleep(self.drain) => {}

@@ -38,6 +38,21 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("book
 /// The fully qualified gRPC service name (`Recommendations`, as the proto has no package).
 pub const SERVICE_NAME: &str = "Recommendations";
 
+/// The longest category key, in characters.
+pub const MAX_CATEGORY_KEY_CHARS: usize = 40;
+
+/// Whether `key` can name a category: snake_case (ASCII lower-case letters, digits and `_`,
+/// starting with a letter), at most [`MAX_CATEGORY_KEY_CHARS`] long. The one rule for both
+/// services: Recommendations checks `catalog.toml`'s keys with it, the Marketplace the
+/// `?category=` it is asked for and `homepage.category`.
+pub fn is_category_key(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key.len() <= MAX_CATEGORY_KEY_CHARS
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 impl BookCategory {
     /// Every category, in enum order.
     pub const ALL: [BookCategory; 3] = [

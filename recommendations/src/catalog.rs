@@ -40,7 +40,7 @@ pub const MAX_TEXT_CHARS: usize = 500;
 pub const MAX_CATEGORIES: usize = 50;
 
 /// The longest category key, in characters.
-pub const MAX_KEY_CHARS: usize = 40;
+pub use bookshop_proto::MAX_CATEGORY_KEY_CHARS as MAX_KEY_CHARS;
 
 /// The longest category name, in characters.
 pub const MAX_NAME_CHARS: usize = 40;

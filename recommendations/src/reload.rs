@@ -6,8 +6,8 @@
 //! **Complete files only.** A save by rename (editors, `sed -i`, Kubernetes' `..data` swap) puts
 //! a whole file in place at once, and a writer that closes the file is done with it: the
 //! watcher says so with [`Trigger::Complete`], and the file is taken as it is. Anything else (a
-//! write seen while the file is still open, a poll that found new content) is
-//! [`Trigger::Changed`]: the file is taken only if its size, modification time, inode and bytes
+//! write seen while the file is still open, a poll that found new content, a look again after a
+//! failed read) is [`Trigger::Changed`]: the file is taken only if its size, modification time, inode and bytes
 //! are the same as when it was first seen at least `catalog.settle_ms` earlier, so a writer that
 //! pauses half-way (at a book boundary, where the prefix is a valid, smaller catalog) is not put
 //! in service. What remains: a writer that keeps the file open and stalls for longer than the

@@ -46,6 +46,17 @@ impl From<RecommendError> for Status {
     }
 }
 
+/// Books drawn for one call, and the catalog they were drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drawn {
+    /// The books, in the order drawn.
+    pub books: Vec<Book>,
+    /// The content hash of the catalog snapshot the books came from: the version to report
+    /// with them, read from the same snapshot so that a reload between the two cannot pair
+    /// these books with another catalog's version.
+    pub catalog_hash: u64,
+}
+
 /// The service: a catalog snapshot per call, and the `[recommend]` rules.
 #[derive(Debug, Clone)]
 pub struct RecommendationService {
@@ -73,13 +84,14 @@ impl RecommendationService {
     }
 
     /// The rule of both APIs: up to `max_results` books (0: the default; capped) of the
-    /// category `key`, drawn by the selection mode. `None` is a category that cannot exist.
+    /// category `key`, drawn by the selection mode, with the version of the catalog they came
+    /// from. `None` is a category that cannot exist.
     pub fn recommend(
         &self,
         user_id: i32,
         key: Option<&str>,
         max_results: i32,
-    ) -> Result<Vec<Book>, RecommendError> {
+    ) -> Result<Drawn, RecommendError> {
         let count = match max_results {
             n if n < 0 => return Err(RecommendError::NegativeMaxResults(n)),
             0 => self.rules.default_max_results,
@@ -92,15 +104,19 @@ impl RecommendationService {
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
+        let catalog_hash = catalog.content_hash();
         let picked = pick(
             books,
             count,
             self.rules.selection,
             user_id,
             key,
-            catalog.content_hash(),
+            catalog_hash,
         );
-        Ok(picked.into_iter().cloned().collect())
+        Ok(Drawn {
+            books: picked.into_iter().cloned().collect(),
+            catalog_hash,
+        })
     }
 
     /// The selection mode in use.
@@ -175,8 +191,10 @@ impl Recommendations for RecommendationService {
             max_results: message.max_results,
         };
         self.observe(&metadata, call, || {
-            let books = self.recommend(message.user_id, key, message.max_results)?;
-            let recommendations: Vec<BookRecommendation> = books
+            // The seed's answer has no field for the version.
+            let drawn = self.recommend(message.user_id, key, message.max_results)?;
+            let recommendations: Vec<BookRecommendation> = drawn
+                .books
                 .into_iter()
                 .map(|book| BookRecommendation {
                     id: book.id,
@@ -238,8 +256,9 @@ impl catalog_server::Catalog for RecommendationService {
         };
         self.observe(&metadata, call, || {
             let key = Some(message.category.as_str());
-            let books = self.recommend(message.user_id, key, message.max_results)?;
-            let books: Vec<api::Book> = books
+            let drawn = self.recommend(message.user_id, key, message.max_results)?;
+            let books: Vec<api::Book> = drawn
+                .books
                 .into_iter()
                 .map(|book| api::Book {
                     id: book.id,
@@ -248,7 +267,8 @@ impl catalog_server::Catalog for RecommendationService {
                 })
                 .collect();
             let count = books.len();
-            Ok((api::RecommendResponse { books }, count))
+            let version = version_text(drawn.catalog_hash);
+            Ok((api::RecommendResponse { books, version }, count))
         })
     }
 }
@@ -294,7 +314,7 @@ mod tests {
         let key = BookCategory::try_from(category).ok().map(BookCategory::key);
         service
             .recommend(1, key, max_results)
-            .map(|books| books.len())
+            .map(|drawn| drawn.books.len())
     }
 
     /// Everything a `tracing` subscriber writes, for tests that read the log.

@@ -5,9 +5,10 @@
 //! - `events` (default): inotify/FSEvents through `notify`, watching the file's **directory**
 //!   (editors save by renaming a temporary file over the original; Kubernetes swaps the `..data`
 //!   symlink of a ConfigMap volume) and the **file** itself (a bind-mounted single file only
-//!   reports in-place writes on the file). Events are debounced (trailing edge). A rename into
-//!   place, or the writer closing the file, says the file is complete; a write seen while the
-//!   file is open does not.
+//!   reports in-place writes on the file). Each event is read as a [`Change`]: the file was
+//!   replaced whole (renamed into place), closed by its writer, written in place, or only
+//!   touched. Events are debounced (trailing edge), and what the burst saw decides how the file
+//!   is taken: a replaced or closed file at once, a file written in place once it has settled.
 //! - `poll`: re-read every `catalog.poll_interval_ms`, for filesystems that deliver no events
 //!   (Docker Desktop bind mounts on macOS and Windows, NFS).
 //! - `off`: reload only on SIGHUP.
@@ -62,14 +63,14 @@ pub const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The running watcher. Dropping it stops watching.
 #[derive(Debug)]
 pub struct WatchHandle {
-    trigger: mpsc::UnboundedSender<Trigger>,
+    trigger: mpsc::UnboundedSender<Change>,
     task: JoinHandle<()>,
 }
 
 impl WatchHandle {
     /// Asks for a reload now, of the file as it is (SIGHUP uses it).
     pub fn trigger(&self) {
-        let _ = self.trigger.send(Trigger::Complete);
+        let _ = self.trigger.send(Change::Requested);
     }
 }
 
@@ -110,16 +111,9 @@ pub fn spawn_watcher(reloader: Arc<Reloader>, options: WatchOptions) -> WatchHan
     WatchHandle { trigger: tx, task }
 }
 
-/// A look at the file to take later: after the settle interval, or after a failed read.
-#[derive(Debug, Clone, Copy)]
-struct Later {
-    at: Instant,
-    trigger: Trigger,
-}
-
 async fn watch_loop(
     reloader: Arc<Reloader>,
-    mut rx: mpsc::UnboundedReceiver<Trigger>,
+    mut rx: mpsc::UnboundedReceiver<Change>,
     mut fs_watch: Option<FsWatch>,
     mode: WatchMode,
     options: WatchOptions,
@@ -127,24 +121,24 @@ async fn watch_loop(
     let mut poll = tokio::time::interval(options.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.reset();
-    let mut later: Option<Later> = None;
+    // When to look at the file again: after the settle interval, or after a failed read. Such a
+    // look is always `Changed`: a file that could not be read was not seen put in place whole,
+    // so whatever is found there later is taken once it has settled.
+    let mut later: Option<Instant> = None;
     let mut retry = RETRY_FIRST;
     loop {
-        let until = later.map_or_else(far_future, |l| l.at);
+        let until = later.unwrap_or_else(far_future);
         let (trigger, again) = tokio::select! {
             message = rx.recv() => {
-                let Some(trigger) = message else { return };
-                let trigger = match fs_watch {
-                    Some(_) => debounce(&mut rx, trigger, options.debounce).await,
-                    None => trigger,
+                let Some(change) = message else { return };
+                let change = match fs_watch {
+                    Some(_) => debounce(&mut rx, change, options.debounce).await,
+                    None => change,
                 };
-                (trigger, false)
+                (change.trigger(), false)
             }
             _ = poll.tick(), if mode == WatchMode::Poll => (Trigger::Changed, false),
-            () = tokio::time::sleep_until(until), if later.is_some() => {
-                let trigger = later.take().map_or(Trigger::Changed, |l| l.trigger);
-                (trigger, true)
-            }
+            () = tokio::time::sleep_until(until), if later.is_some() => (Trigger::Changed, true),
         };
         if !again {
             // A new change supersedes a pending retry and starts its backoff over.
@@ -153,14 +147,11 @@ async fn watch_loop(
         let worker = reloader.clone();
         let outcome = tokio::task::spawn_blocking(move || worker.reload(trigger)).await;
         later = match outcome {
-            Ok(Outcome::Unsettled) => Some(Later {
-                at: Instant::now() + reloader.settle(),
-                trigger: Trigger::Changed,
-            }),
+            Ok(Outcome::Unsettled) => Some(Instant::now() + reloader.settle()),
             Ok(Outcome::Unreadable(_)) => {
                 let at = Instant::now() + retry;
                 retry = (retry * 2).min(RETRY_MAX);
-                Some(Later { at, trigger })
+                Some(at)
             }
             Ok(_) => None,
             Err(error) => {
@@ -179,21 +170,61 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// Waits until no trigger arrived for `quiet`, but at most 4 × `quiet` in all, so a file that
-/// keeps changing is still reloaded. The last trigger decides: a rename or close after writes
-/// says the file is complete, a write after them says it may not be.
+/// Waits until no change arrived for `quiet`, but at most 4 × `quiet` in all, so a file that
+/// keeps changing is still reloaded; returns what the burst says of the file
+/// ([`Change::then`]).
 async fn debounce(
-    rx: &mut mpsc::UnboundedReceiver<Trigger>,
-    mut last: Trigger,
+    rx: &mut mpsc::UnboundedReceiver<Change>,
+    mut seen: Change,
     quiet: Duration,
-) -> Trigger {
+) -> Change {
     let give_up = Instant::now() + quiet * 4;
     loop {
         let deadline = (Instant::now() + quiet).min(give_up);
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(trigger)) if Instant::now() < give_up => last = trigger,
-            Ok(Some(trigger)) => return trigger,
-            _ => return last,
+            Ok(Some(change)) if Instant::now() < give_up => seen = seen.then(change),
+            Ok(Some(change)) => return seen.then(change),
+            _ => return seen,
+        }
+    }
+}
+
+/// What an event (or an operator) says about the catalog file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A whole file was renamed into place (editors, `mv`, Kubernetes' `..data` swap): it is
+    /// complete the moment it appears.
+    Replaced,
+    /// Its writer closed it after writing: done.
+    Closed,
+    /// An operator asked for a reload (SIGHUP): take the file as it is.
+    Requested,
+    /// Bytes were written in place (or created, or an event may have been lost): the writer
+    /// may not be done.
+    WrittenInPlace,
+    /// Something that says nothing of the bytes: attributes, a link count, the old file of a
+    /// rename going away, the file moved off its name.
+    Touched,
+}
+
+impl Change {
+    /// The burst so far followed by `next`. The latest change that concerns the bytes
+    /// decides (a write after a rename may be half done; a rename or close after writes is
+    /// whole), and a touch decides nothing. A rename over the file is followed by the old
+    /// file's own events (its attributes, its removal): were they counted as writes, every save
+    /// by rename would wait the settle interval.
+    fn then(self, next: Change) -> Change {
+        match next {
+            Change::Touched => self,
+            _ => next,
+        }
+    }
+
+    /// How the reloader is to take the file.
+    fn trigger(self) -> Trigger {
+        match self {
+            Change::Replaced | Change::Closed | Change::Requested => Trigger::Complete,
+            Change::WrittenInPlace | Change::Touched => Trigger::Changed,
         }
     }
 }
@@ -213,7 +244,7 @@ impl std::fmt::Debug for FsWatch {
 }
 
 impl FsWatch {
-    fn new(file: &Path, tx: mpsc::UnboundedSender<Trigger>) -> notify::Result<Self> {
+    fn new(file: &Path, tx: mpsc::UnboundedSender<Change>) -> notify::Result<Self> {
         let dir = match file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -221,18 +252,18 @@ impl FsWatch {
         let name = file.file_name().map(ToOwned::to_owned);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let trigger = match &event {
+                let change = match &event {
+                    Ok(event) if event.need_rescan() => Some(Change::WrittenInPlace),
                     Ok(event) => {
-                        let relevant = event.need_rescan()
-                            || event.paths.is_empty()
+                        let relevant = event.paths.is_empty()
                             || event.paths.iter().any(|p| is_relevant(p, name.as_deref()));
-                        trigger_of(&event.kind).filter(|_| relevant)
+                        change_of(&event.kind).filter(|_| relevant)
                     }
                     // Errors (such as a queue overflow) may hide a change: look again.
-                    Err(_) => Some(Trigger::Changed),
+                    Err(_) => Some(Change::WrittenInPlace),
                 };
-                if let Some(trigger) = trigger {
-                    let _ = tx.send(trigger);
+                if let Some(change) = change {
+                    let _ = tx.send(change);
                 }
             })?;
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
@@ -265,15 +296,17 @@ impl FsWatch {
     }
 }
 
-/// What an event says of the file: complete (renamed into place, closed by its writer),
-/// changed, or nothing (an open or read, ours included: reacting to them would loop forever).
-fn trigger_of(kind: &EventKind) -> Option<Trigger> {
+/// What an event says of the file, or nothing for an open or a read (ours included: reacting
+/// to them would loop forever). A created file is being written, not yet whole: it counts as
+/// written in place, and its writer's close says when it is done.
+fn change_of(kind: &EventKind) -> Option<Change> {
     match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Trigger::Complete),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Closed),
         EventKind::Access(_) => None,
-        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Some(Trigger::Changed),
-        EventKind::Modify(ModifyKind::Name(_)) => Some(Trigger::Complete),
-        _ => Some(Trigger::Changed),
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Some(Change::Touched),
+        EventKind::Modify(ModifyKind::Name(_)) => Some(Change::Replaced),
+        EventKind::Modify(ModifyKind::Metadata(_)) | EventKind::Remove(_) => Some(Change::Touched),
+        _ => Some(Change::WrittenInPlace),
     }
 }
 
@@ -351,22 +384,65 @@ mod tests {
         assert!(settled <= 3, "{settled} reloads for one edit");
     }
 
+    fn data() -> EventKind {
+        EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))
+    }
+
+    fn rename(mode: RenameMode) -> EventKind {
+        EventKind::Modify(ModifyKind::Name(mode))
+    }
+
     #[test]
-    fn a_rename_into_place_or_a_closed_write_is_complete_and_a_write_is_not() {
-        let complete = Some(Trigger::Complete);
-        let changed = Some(Trigger::Changed);
-        let rename = |mode| EventKind::Modify(ModifyKind::Name(mode));
-        assert_eq!(trigger_of(&rename(RenameMode::To)), complete);
-        assert_eq!(trigger_of(&rename(RenameMode::Both)), complete);
-        assert_eq!(trigger_of(&rename(RenameMode::From)), changed);
+    fn each_event_says_what_kind_of_change_it_was() {
+        assert_eq!(change_of(&rename(RenameMode::To)), Some(Change::Replaced));
+        assert_eq!(change_of(&rename(RenameMode::Both)), Some(Change::Replaced));
+        assert_eq!(change_of(&rename(RenameMode::Any)), Some(Change::Replaced));
+        assert_eq!(change_of(&rename(RenameMode::From)), Some(Change::Touched));
         let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(trigger_of(&closed), complete);
-        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
-        assert_eq!(trigger_of(&written), changed);
+        assert_eq!(change_of(&closed), Some(Change::Closed));
+        assert_eq!(change_of(&data()), Some(Change::WrittenInPlace));
+        let created = EventKind::Create(notify::event::CreateKind::File);
+        assert_eq!(change_of(&created), Some(Change::WrittenInPlace));
+        let attributes = EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any));
+        assert_eq!(change_of(&attributes), Some(Change::Touched));
+        let removed = EventKind::Remove(notify::event::RemoveKind::File);
+        assert_eq!(change_of(&removed), Some(Change::Touched));
         assert_eq!(
-            trigger_of(&EventKind::Access(AccessKind::Open(AccessMode::Any))),
+            change_of(&EventKind::Access(AccessKind::Open(AccessMode::Any))),
             None
         );
+    }
+
+    /// What a debounced burst of these events says.
+    fn burst(kinds: &[EventKind]) -> Change {
+        let mut changes = kinds.iter().filter_map(change_of);
+        let first = changes.next().unwrap();
+        changes.fold(first, Change::then)
+    }
+
+    #[test]
+    fn a_rename_over_the_file_is_complete_though_the_old_file_reports_its_end_after_it() {
+        // The events inotify gives for `catalog.toml` when a temporary file is renamed over it,
+        // in their order: the rename, then the replaced file's attributes (its link count) and
+        // its removal, through the watch on the file itself.
+        let saved = burst(&[
+            rename(RenameMode::To),
+            rename(RenameMode::Both),
+            EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any)),
+            EventKind::Remove(notify::event::RemoveKind::File),
+        ]);
+        assert_eq!(saved, Change::Replaced);
+        assert_eq!(saved.trigger(), Trigger::Complete);
+    }
+
+    #[test]
+    fn a_write_in_place_settles_even_after_a_rename_and_a_close_ends_it() {
+        let written = burst(&[rename(RenameMode::To), data()]);
+        assert_eq!(written.trigger(), Trigger::Changed);
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(burst(&[data(), closed]).trigger(), Trigger::Complete);
+        let removed = EventKind::Remove(notify::event::RemoveKind::File);
+        assert_eq!(burst(&[removed]).trigger(), Trigger::Changed);
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //!   resolver the test changes: spreading, a replica stopping, a replica added.
 //! - `hostile`: slow and oversized requests on a real socket; arbitrary query strings.
 //! - `observe`: request ids passed on to Recommendations; the metrics.
+//! - `catalog_live`: the live catalog: categories from the catalog, `/events` with several
+//!   replicas, reconnections, the stream limit, shutdown.
 //! - `tls`: TLS and mutual TLS to a real Recommendations, with certificates made in the test.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
+mod catalog_live;
 mod hostile;
 mod live;
 mod observe;

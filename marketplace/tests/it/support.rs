@@ -27,6 +27,7 @@ use marketplace::{
     metrics::Metrics,
     routes::{AppState, service},
     settings::Settings,
+    shelves::{Shelves, Source},
 };
 use salvo::{
     Service,
@@ -227,12 +228,16 @@ pub fn settings_for(port: u16, timeout_ms: u64) -> Settings {
     settings
 }
 
-/// The Marketplace's service (no socket) in front of `settings`.
+/// The Marketplace's service (no socket) in front of `settings`, knowing the seed's three
+/// categories, as its catalog follower finds them at a server that only speaks the seed's API
+/// (such as [`FakeServer`]).
 pub fn service_for(settings: &Settings) -> Service {
     let metrics = Arc::new(Metrics::new());
     let gateway =
         RecommendationsGateway::new(&settings.recommendations, metrics.clone()).expect("gateway");
-    service(Arc::new(AppState::new(settings, gateway, metrics)))
+    let state = AppState::new(settings, gateway, metrics);
+    state.shelves.replace(Shelves::seed(Source::Seed));
+    service(Arc::new(state))
 }
 
 /// The origin of the URLs that requests through a [`Service`] (no socket) are sent to.
@@ -260,6 +265,23 @@ pub async fn fetch(
 /// One GET of `path` through `service` (no socket): the response and its body.
 pub async fn page(service: &Service, path: &str) -> (salvo::Response, String) {
     fetch(service, path, &[]).await
+}
+
+/// `html` without the page's own script tag (`/static/live.js`), so that checks for markup that
+/// was let through unescaped see only what came from outside.
+pub fn without_own_script(html: &str) -> String {
+    let mut rest = html;
+    let mut kept = String::with_capacity(html.len());
+    const OWN: &str = "<script src=\"/static/live.js?v=";
+    while let Some(start) = rest.find(OWN) {
+        kept.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("</script>")
+            .map_or(rest.len(), |end| start + end + "</script>".len());
+        rest = &rest[end..];
+    }
+    kept.push_str(rest);
+    kept
 }
 
 /// A header of `res`, when it is there and is text.
@@ -535,4 +557,98 @@ pub fn catalog_dir(titles: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("catalog.toml");
     write_catalog(&path, titles);
     (dir, path)
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub name: String,
+    pub id: String,
+    pub data: String,
+}
+
+/// An open `GET /events` stream, read as a browser's EventSource reads it.
+pub struct EventStream {
+    body: hyper::body::Incoming,
+    buffer: String,
+    /// The status and headers of the answer.
+    pub status: u16,
+    pub content_type: String,
+}
+
+impl EventStream {
+    /// Opens `path_and_query` (`/events`, `/events?since=…`) with these headers.
+    pub async fn open(addr: SocketAddr, path_and_query: &str, headers: &[(&str, &str)]) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut request = hyper::Request::get(path_and_query).header("host", addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = sender
+            .send_request(request.body(Empty::<Bytes>::new()).expect("request"))
+            .await
+            .expect("GET /events");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        EventStream {
+            status: response.status().as_u16(),
+            content_type,
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments and `retry:` lines skipped), or `None` when the stream ended;
+    /// panics after `limit`.
+    pub async fn next(&mut self, limit: Duration) -> Option<Event> {
+        tokio::time::timeout(limit, self.read_event())
+            .await
+            .unwrap_or_else(|_| panic!("no event within {limit:?}"))
+    }
+
+    async fn read_event(&mut self) -> Option<Event> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event {
+                    name: String::new(),
+                    id: String::new(),
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+                        match field {
+                            "event" => event.name = value,
+                            "id" => event.id = value,
+                            "data" => event.data = value,
+                            _ => {}
+                        }
+                    }
+                }
+                if !event.name.is_empty() || !event.data.is_empty() {
+                    return Some(event);
+                }
+            }
+            let frame = self.body.frame().await?.ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    /// Reads until the server ends the stream; panics after `limit`.
+    pub async fn ended(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async { while self.read_event().await.is_some() {} })
+            .await
+            .is_ok()
+    }
 }

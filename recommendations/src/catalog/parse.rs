@@ -16,8 +16,8 @@ use toml::{
 };
 
 use super::{
-    Book, CatalogError, Category, LANGUAGES, Location, MAX_CATEGORIES, MAX_KEY_CHARS,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS, Problem, chunks,
+    Book, CatalogError, Category, LANGUAGES, Location, MAX_CATEGORIES, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS, Problem, chunks,
 };
 
 /// The top-level key of the names and order of the categories.
@@ -174,13 +174,9 @@ fn default_names(key: &str) -> [String; 2] {
     }
 }
 
-/// A category key: snake_case, within [`MAX_KEY_CHARS`].
+/// A category key: snake_case, within `MAX_KEY_CHARS` (the rule both services share).
 fn check_key(key: &str) -> Result<(), Problem> {
-    let snake = key.starts_with(|c: char| c.is_ascii_lowercase())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if snake && key.chars().count() <= MAX_KEY_CHARS {
+    if bookshop_proto::is_category_key(key) {
         Ok(())
     } else {
         Err(Problem::BadCategoryKey(key.to_owned()))

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use bookshop_proto::catalog::{
-    CatalogVersion, WatchRequest, catalog_events_client::CatalogEventsClient,
+    CatalogVersion, ListCategoriesRequest, RecommendRequest, RecommendResponse, WatchRequest,
+    catalog_client::CatalogClient, catalog_events_client::CatalogEventsClient,
 };
 use tonic::Streaming;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -80,4 +81,38 @@ async fn the_watch_is_covered_by_the_health_service_and_ends_when_the_server_sto
     assert!(matches!(ended, Ok(Ok(None)) | Ok(Err(_))), "{ended:?}");
     let stopped = tokio::time::timeout(Duration::from_secs(3), stopping).await;
     assert!(stopped.is_ok(), "the stop waited for the watch");
+}
+
+#[tokio::test]
+async fn catalog_recommend_tells_the_version_its_books_were_drawn_from() {
+    let app = spawn_app(&catalog_with(&["A"])).await;
+    let mut versions = watch(&app).await;
+    let mut catalog = CatalogClient::new(app.channel().await);
+    let mut ask = async || -> RecommendResponse {
+        let request = RecommendRequest {
+            user_id: 1,
+            category: "mystery".into(),
+            max_results: 5,
+        };
+        catalog.recommend(request).await.unwrap().into_inner()
+    };
+    let first = next(&mut versions).await;
+    let answer = ask().await;
+    assert_eq!(answer.version, first.version);
+    assert_eq!(answer.books[0].title, "A");
+    let listed = CatalogClient::new(app.channel().await)
+        .list_categories(ListCategoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.version, first.version);
+
+    save_by_rename(&app.catalog, &catalog_with(&["B"]));
+    let second = next(&mut versions).await;
+    assert_ne!(second.version, first.version);
+    // Told of the new version, a client can check that this answer comes from it: the books
+    // and the version are those of one catalog.
+    let answer = ask().await;
+    assert_eq!(answer.version, second.version);
+    assert_eq!(answer.books[0].title, "B");
 }

@@ -8,7 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use recommendations::watch::WatchMode;
@@ -29,6 +29,28 @@ async fn a_save_by_rename_is_served_and_later_edits_too() {
     app.edit_catalog(save_by_rename, &["Renamed 2"]).await;
     app.edit_catalog(write_in_place, &["In place after rename"])
         .await;
+}
+
+#[tokio::test]
+async fn a_save_by_rename_is_served_after_the_debounce_without_the_settle_wait() {
+    // A renamed-in file is whole the moment it appears. The old file's own watch reports its
+    // end (attributes, removal) right after the rename; if those counted as an in-place write,
+    // every rename save would wait the settle interval. A long interval makes that obvious.
+    let settle = Duration::from_secs(2);
+    let app = spawn_app_with(&catalog_with(&["Old"]), |s| s.catalog.settle = settle).await;
+    let debounce = recommendations::settings::CatalogSettings::default().debounce;
+    for round in 1..=3 {
+        let title = format!("Renamed {round}");
+        let saved = Instant::now();
+        save_by_rename(&app.catalog, &catalog_with(&[&title]));
+        app.wait_for_titles(&[&title]).await;
+        let took = saved.elapsed();
+        assert!(
+            took < settle,
+            "save {round} served after {took:?}: it waited the settle interval ({settle:?}) \
+             instead of the debounce ({debounce:?})"
+        );
+    }
 }
 
 #[tokio::test]
@@ -262,4 +284,43 @@ async fn a_read_that_fails_for_a_passing_reason_is_tried_again_until_it_succeeds
     .await;
     std::fs::write(&target, catalog_with(&["Found later"])).unwrap();
     app.wait_for_titles(&["Found later"]).await;
+}
+
+#[tokio::test]
+async fn a_file_found_by_a_retried_read_settles_before_it_is_served() {
+    use std::io::Write;
+    // A rename put in place a link to a file that does not exist yet: the rename said "whole",
+    // but nothing could be read. What the retries find later is being written by someone the
+    // watcher does not see (an unwatched directory), so it must settle like an in-place write.
+    let settle = Duration::from_secs(2);
+    let app = spawn_app_with(&catalog_with(&["Old"]), |s| s.catalog.settle = settle).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("real.toml");
+    let link = app.dir.path().join("catalog.toml.new");
+    symlink(&target, &link).unwrap();
+    std::fs::rename(&link, &app.catalog).unwrap();
+    let failed = eventually(SOON, async || {
+        app.metric("bookshop_catalog_read_errors_total").await >= 1.0
+    })
+    .await;
+    assert!(failed, "the dangling link was not read");
+
+    // The first book of two, written and held open: a valid, smaller catalog on its own.
+    let whole = catalog_with(&["Half 1", "Half 2"]);
+    let prefix = catalog_with(&["Half 1"]);
+    assert!(whole.starts_with(&prefix));
+    let mut file = std::fs::File::create(&target).unwrap();
+    file.write_all(prefix.as_bytes()).unwrap();
+    file.flush().unwrap();
+    // The retries (after 100, 200, 400 ms, ...) find the prefix within this period; it must
+    // not be served before the settle interval, which has not passed by its end.
+    app.assert_keeps_serving(
+        &["Old"],
+        settle * 3 / 5,
+        "a prefix found by a retried read was served without settling",
+    )
+    .await;
+    file.write_all(&whole.as_bytes()[prefix.len()..]).unwrap();
+    drop(file);
+    app.wait_for_titles(&["Half 1", "Half 2"]).await;
 }

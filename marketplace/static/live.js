@@ -1,0 +1,162 @@
+// Bookshop's live catalog: when catalog.toml changes, the open page shows the new books without
+// a reload. The server tells of each new catalog version on /events (Server-Sent Events); the
+// page then asks /api/recommendations and /api/categories and re-renders its books, heading and
+// navigation in place, with the markup the server renders. Without JavaScript the page works as
+// it is. Error pages that a new catalog may mend (an unknown category, Recommendations
+// unavailable) reload instead.
+"use strict";
+
+(() => {
+  const shelf = document.getElementById("shelf");
+  const reloads = document.querySelector("[data-live=reload]") !== null;
+  if ((!shelf && !reloads) || !("EventSource" in window)) {
+    return;
+  }
+
+  // After a change, a replica may not serve the new version yet (each reloads on its own; on
+  // Kubernetes a ConfigMap reaches the pods up to a minute or so apart): ask again, less and
+  // less often, for about 75 s.
+  const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000];
+  const NOTICE_MS = 5000;
+
+  // The catalog version the page shows, or is being updated to.
+  let wanted = document.body.dataset.version || "";
+  let noticeTimer = 0;
+
+  const since = wanted ? "?since=" + encodeURIComponent(wanted) : "";
+  const events = new EventSource("/events" + since);
+  events.addEventListener("catalog", (event) => {
+    let version;
+    try {
+      version = JSON.parse(event.data).version;
+    } catch {
+      return;
+    }
+    if (!version || version === wanted) {
+      return;
+    }
+    if (!shelf) {
+      location.reload();
+      return;
+    }
+    wanted = version;
+    update(version, 0);
+  });
+
+  async function update(version, attempt) {
+    if (version !== wanted) {
+      return; // a newer version came meanwhile
+    }
+    const query = new URLSearchParams(location.search);
+    query.set("category", shelf.dataset.category);
+    query.set("max_results", shelf.dataset.maxResults);
+    query.delete("lang");
+    const lang = encodeURIComponent(document.documentElement.lang);
+    let books;
+    let categories;
+    try {
+      const [booksAnswer, categoriesAnswer] = await Promise.all([
+        fetch("/api/recommendations?" + query),
+        fetch("/api/categories?lang=" + lang),
+      ]);
+      if (booksAnswer.status === 400) {
+        location.reload(); // the category is gone: the server's page says so
+        return;
+      }
+      const noBooks = booksAnswer.status === 404;
+      if (!(booksAnswer.ok || noBooks) || !categoriesAnswer.ok) {
+        throw new Error("status " + booksAnswer.status + ", " + categoriesAnswer.status);
+      }
+      books = noBooks ? { version, recommendations: [] } : await booksAnswer.json();
+      categories = await categoriesAnswer.json();
+    } catch {
+      retry(version, attempt);
+      return;
+    }
+    if ((books.version && books.version !== version) || version !== wanted) {
+      retry(version, attempt);
+      return;
+    }
+    const current = categories.categories.find((c) => c.key === shelf.dataset.category);
+    if (!current) {
+      location.reload();
+      return;
+    }
+    renderBooks(books.recommendations);
+    renderNames(categories.categories, current);
+    announce();
+  }
+
+  function retry(version, attempt) {
+    if (attempt < RETRY_MS.length) {
+      setTimeout(() => update(version, attempt + 1), RETRY_MS[attempt]);
+    }
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    node.className = className;
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  // The books, as templates/shelf.stpl renders them.
+  function renderBooks(list) {
+    const container = document.getElementById("books");
+    const more = container.querySelector(".more");
+    const rendered = [];
+    if (list.length === 0) {
+      rendered.push(element("p", "notice", container.dataset.empty));
+    } else {
+      const books = element("ul", "books");
+      for (const book of list) {
+        const item = element("li", "book");
+        const cover = element("span", "cover cover-" + book.cover.colour, book.cover.initials);
+        cover.setAttribute("aria-hidden", "true");
+        item.append(cover, element("span", "book-title", book.title));
+        if (book.author) {
+          item.append(element("span", "book-author", book.author));
+        }
+        books.append(item);
+      }
+      rendered.push(books);
+      if (more && list.length >= Number(shelf.dataset.maxResults)) {
+        rendered.push(more);
+      }
+    }
+    container.replaceChildren(...rendered);
+  }
+
+  // The heading, the title and the navigation, as templates/layout/header.stpl renders them.
+  function renderNames(list, current) {
+    const heading = shelf.querySelector("h1");
+    heading.textContent = current.name;
+    const brand = document.title.split(" — ").pop();
+    document.title = current.name + " — " + brand;
+    const nav = document.querySelector("nav.categories");
+    const template = nav.querySelector("a");
+    const links = list.map((category) => {
+      const target = new URL(template ? template.href : "/", location.href);
+      target.searchParams.set("category", category.key);
+      const link = document.createElement("a");
+      link.href = target.pathname + target.search;
+      link.textContent = category.name;
+      if (category.key === current.key) {
+        link.setAttribute("aria-current", "page");
+      }
+      return link;
+    });
+    nav.replaceChildren(...links);
+  }
+
+  function announce() {
+    const notice = document.getElementById("live-notice");
+    notice.textContent = notice.dataset.text;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => {
+      notice.textContent = "";
+    }, NOTICE_MS);
+  }
+})();

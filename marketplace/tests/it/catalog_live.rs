@@ -1,0 +1,244 @@
+//! The live catalog end to end: real Recommendations replicas on a temporary catalog, a real
+//! Marketplace over sockets. Categories come from the catalog; `/events` tells of each change
+//! once, however many replicas; reconnections, the stream limit and shutdown.
+
+use std::{path::Path, time::Duration};
+
+use bookshop_common::testing::eventually;
+use marketplace::settings::Settings;
+
+use crate::support::{
+    Event, EventStream, MarketplaceProcess, RecommendationsProcess, catalog_dir, get, settings_for,
+    titles,
+};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A catalog with a poetry shelf (named in both languages) besides a mystery one; `marker` is
+/// the first poetry title, so each call writes a new version.
+fn write_with_poetry(path: &Path, marker: &str) {
+    let text = format!(
+        "[categories.poetry]\nen = \"Poetry\"\nru = \"Поэзия\"\norder = 1\n\n\
+         [[poetry]]\nid = 1\ntitle = \"{marker}\"\n\n[[poetry]]\nid = 2\ntitle = \"Odes\"\n\n\
+         [[mystery]]\nid = 3\ntitle = \"Clue\"\n"
+    );
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Recommendations replicas on `catalog`, and a Marketplace in front of all of them
+/// (`settings` changed by `tune`).
+async fn stack(
+    catalog: &Path,
+    replicas: usize,
+    tune: impl FnOnce(&mut Settings),
+) -> (Vec<RecommendationsProcess>, MarketplaceProcess) {
+    let mut started = Vec::new();
+    for _ in 0..replicas {
+        started.push(RecommendationsProcess::start(catalog).await);
+    }
+    let mut settings = settings_for(started[0].addr.port(), 1000);
+    settings.recommendations.addresses = started
+        .iter()
+        .map(|r| r.addr.to_string().parse().unwrap())
+        .collect();
+    tune(&mut settings);
+    let marketplace = MarketplaceProcess::start(settings).await;
+    let following = eventually(PATIENCE, async || api_version(&marketplace).await != "").await;
+    assert!(
+        following,
+        "the Marketplace never learnt the catalog's version"
+    );
+    (started, marketplace)
+}
+
+/// The version of the next catalog event on `stream`.
+async fn next_version(stream: &mut EventStream) -> String {
+    let event: Event = stream.next(PATIENCE).await.expect("the stream ended");
+    assert_eq!(event.name, "catalog");
+    assert_eq!(event.data, format!(r#"{{"version":"{}"}}"#, event.id));
+    event.id
+}
+
+#[tokio::test]
+async fn a_shelf_added_to_the_catalog_is_in_the_navigation_and_serves_its_books() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
+    let before = marketplace.get("/?category=poetry").await;
+    assert_eq!(before.status, 400, "no poetry yet: {}", before.body);
+
+    write_with_poetry(&catalog, "Sonnets");
+    let shown = eventually(PATIENCE, async || {
+        marketplace.get("/?category=poetry").await.status == 200
+    })
+    .await;
+    assert!(shown, "the poetry shelf never appeared");
+    let page = marketplace.get("/?category=poetry&max_results=2").await;
+    assert!(page.body.contains("<h1>Poetry</h1>"), "{}", page.body);
+    assert!(page.body.contains("<title>Poetry — Bookshop</title>"));
+    let mut shelf = titles(&page.body);
+    shelf.sort();
+    assert_eq!(shelf, ["Odes", "Sonnets"]);
+    // The catalog orders poetry first, and names it in Russian too.
+    let home = marketplace.get("/?lang=ru").await;
+    let nav = home
+        .body
+        .split("class=\"container categories pills\"")
+        .nth(1)
+        .unwrap();
+    assert!(
+        nav.find("Поэзия").unwrap() < nav.find("Детективы").unwrap(),
+        "{nav}"
+    );
+    let api = marketplace.get("/api/categories?lang=ru").await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(json["categories"][0]["key"], "poetry");
+    assert_eq!(json["categories"][0]["name"], "Поэзия");
+    let books = marketplace
+        .get("/api/recommendations?category=poetry")
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&books.body).unwrap();
+    assert_eq!(json["version"], api_version(&marketplace).await);
+    assert!(json["recommendations"][0]["cover"]["initials"].is_string());
+}
+
+async fn api_version(marketplace: &MarketplaceProcess) -> serde_json::Value {
+    let api = marketplace.get("/api/categories").await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    json["version"].clone()
+}
+
+#[tokio::test]
+async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let (mut replicas, marketplace) = stack(&catalog, 3, |_| {}).await;
+    let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.content_type, "text/event-stream");
+    // The version in service, at once.
+    let mut seen = vec![next_version(&mut stream).await];
+    for marker in ["One", "Two"] {
+        write_with_poetry(&catalog, marker);
+        seen.push(next_version(&mut stream).await);
+    }
+    // A rejected edit (a duplicate id) changes nothing; the next valid edit is the next event.
+    let duplicate = "[[mystery]]\nid = 1\ntitle = \"A\"\n[[mystery]]\nid = 1\ntitle = \"B\"\n";
+    std::fs::write(&catalog, duplicate).unwrap();
+    write_with_poetry(&catalog, "Three");
+    seen.push(next_version(&mut stream).await);
+    // Two replicas go away, whichever the version stream was on: it is opened again on the
+    // one left, which serves the same version (no event), and the next change comes through.
+    for replica in replicas.drain(..2) {
+        replica.stop().await;
+    }
+    write_with_poetry(&catalog, "Four");
+    seen.push(next_version(&mut stream).await);
+
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct, seen, "an event repeated a version: {seen:?}");
+    assert_eq!(seen.len(), 5);
+    assert_eq!(api_version(&marketplace).await, seen[4].as_str());
+}
+
+#[tokio::test]
+async fn a_browser_coming_back_is_told_only_of_a_version_it_has_not_seen() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
+    let mut first = EventStream::open(marketplace.addr, "/events", &[]).await;
+    let old = next_version(&mut first).await;
+    write_with_poetry(&catalog, "New");
+    let new = next_version(&mut first).await;
+
+    // Back with the old version: told of the new one at once.
+    let headers = [("last-event-id", old.as_str())];
+    let mut back = EventStream::open(marketplace.addr, "/events", &headers).await;
+    assert_eq!(next_version(&mut back).await, new);
+    // `?since=` does the same on a first connection.
+    let mut since = EventStream::open(marketplace.addr, &format!("/events?since={old}"), &[]).await;
+    assert_eq!(next_version(&mut since).await, new);
+
+    // Back with the current version: nothing until the next change.
+    let headers = [("last-event-id", new.as_str())];
+    let mut current = EventStream::open(marketplace.addr, "/events", &headers).await;
+    write_with_poetry(&catalog, "Newer");
+    let newer = next_version(&mut current).await;
+    assert_ne!(newer, new);
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_are_refused_and_counted_and_all_end_on_stop() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let (_replicas, marketplace) = stack(&catalog, 1, |s| s.server.max_event_streams = 2).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
+        assert_eq!(stream.status, 200);
+        next_version(&mut stream).await;
+        open.push(stream);
+    }
+    let refused = get(marketplace.addr, "/events", &[]).await;
+    assert_eq!(refused.status, 503);
+    assert!(refused.header("retry-after").is_some());
+    let metrics = marketplace.get("/metrics").await.body;
+    assert!(metrics.contains("bookshop_event_streams 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("bookshop_event_streams_refused_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bookshop_catalog_following 1\n"),
+        "{metrics}"
+    );
+
+    // A closed stream gives its place back.
+    drop(open.pop());
+    let admitted = eventually(PATIENCE, async || {
+        EventStream::open(marketplace.addr, "/events", &[])
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(admitted, "the closed stream's place was not given back");
+
+    let MarketplaceProcess { running, .. } = marketplace;
+    let mut stopping = tokio::spawn(running.stop(PATIENCE));
+    assert!(
+        open[0].ended(PATIENCE).await,
+        "the stream outlived the stop"
+    );
+    let stopped = tokio::time::timeout(PATIENCE, &mut stopping).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+}
+
+#[tokio::test]
+async fn a_home_category_the_catalog_lacks_falls_back_to_its_first_shelf() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    write_with_poetry(&catalog, "Sonnets");
+    let (_replicas, marketplace) =
+        stack(&catalog, 1, |s| s.homepage.category = "history".into()).await;
+    let fell_back = eventually(PATIENCE, async || {
+        marketplace.get("/").await.body.contains("<h1>Poetry</h1>")
+    })
+    .await;
+    assert!(fell_back, "{}", marketplace.get("/").await.body);
+}
+
+#[tokio::test]
+async fn the_page_carries_its_catalog_version_for_the_live_script() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
+    let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
+    let version = next_version(&mut stream).await;
+    let page = marketplace.get("/").await.body;
+    assert!(
+        page.contains(&format!("<body data-version=\"{version}\">")),
+        "{page}"
+    );
+    assert!(page.contains("data-category=\"mystery\""), "{page}");
+    let script = marketplace.get("/static/live.js").await;
+    assert_eq!(script.status, 200);
+    assert!(script.body.contains("new EventSource"));
+}
