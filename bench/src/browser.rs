@@ -80,7 +80,9 @@ impl Incoming {
         let method = message
             .get("method")
             .and_then(Value::as_str)
-            .with_context(|| format!("a DevTools message with neither id nor method: {text:.200}"))?;
+            .with_context(|| {
+                format!("a DevTools message with neither id nor method: {text:.200}")
+            })?;
         Ok(Incoming::Event(Event {
             method: method.to_owned(),
             session: message
@@ -622,9 +624,11 @@ mod tests {
 
         shared.route(Incoming::parse(r#"{"id":7,"result":{"ok":true}}"#).unwrap());
         assert_eq!(answered.await.unwrap(), Ok(json!({ "ok": true })));
-        shared.route(Incoming::parse(r#"{"method":"Page.loadEventFired","sessionId":"S"}"#).unwrap());
+        shared
+            .route(Incoming::parse(r#"{"method":"Page.loadEventFired","sessionId":"S"}"#).unwrap());
         // Another page's event and the browser's own go elsewhere.
-        shared.route(Incoming::parse(r#"{"method":"Page.loadEventFired","sessionId":"X"}"#).unwrap());
+        shared
+            .route(Incoming::parse(r#"{"method":"Page.loadEventFired","sessionId":"X"}"#).unwrap());
         shared.route(Incoming::parse(r#"{"method":"Target.targetCreated"}"#).unwrap());
         assert_eq!(events.recv().await.unwrap().method, "Page.loadEventFired");
         assert!(events.try_recv().is_err());
@@ -693,13 +697,22 @@ mod tests {
         page.goto(&format!("data:text/html,{html}"), Duration::from_secs(10))
             .await
             .unwrap();
-        let h1 = page.evaluate("document.querySelector('h1').textContent").await.unwrap();
+        let h1 = page
+            .evaluate("document.querySelector('h1').textContent")
+            .await
+            .unwrap();
         assert_eq!(h1, "Poetry");
         assert!(page.evaluate("nothing.here").await.is_err());
         let problems = browser.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("console.error: boom"), "{problems:?}");
-        assert!(problems[1].contains("undefinedFunction is not defined"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("console.error: boom"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("undefinedFunction is not defined"),
+            "{problems:?}"
+        );
         let profile = browser.profile.path().to_owned();
         drop(browser);
         assert!(!profile.exists(), "the profile is removed");

@@ -123,7 +123,8 @@ impl EventStream {
                 .map(str::to_owned)
         };
         if response.status() != 200 {
-            let retry = header(RETRY_AFTER).map_or_else(String::new, |s| format!(" (Retry-After: {s})"));
+            let retry =
+                header(RETRY_AFTER).map_or_else(String::new, |s| format!(" (Retry-After: {s})"));
             bail!("GET {path} on {addr} answered {}{retry}", response.status());
         }
         let content_type = header(CONTENT_TYPE).unwrap_or_default();

@@ -185,13 +185,15 @@ async fn until_counted(addr: &str, streams: usize) -> anyhow::Result<()> {
         if status != 200 {
             bail!("GET /metrics on {addr} answered {status}");
         }
-        let counted =
-            event_stream::gauge(&metrics, GAUGE).with_context(|| format!("no {GAUGE} on /metrics"))?;
+        let counted = event_stream::gauge(&metrics, GAUGE)
+            .with_context(|| format!("no {GAUGE} on /metrics"))?;
         if counted == streams as f64 {
             return Ok(());
         }
         if started.elapsed() > TIMEOUT {
-            bail!("{GAUGE} on {addr} says {counted} after {TIMEOUT:?}, with {streams} streams open");
+            bail!(
+                "{GAUGE} on {addr} says {counted} after {TIMEOUT:?}, with {streams} streams open"
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
