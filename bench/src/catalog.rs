@@ -53,11 +53,15 @@ pub fn parse_title(title: &str) -> Option<(u32, u64)> {
 
 /// Writes a valid catalog of `books` books (version 0) to `path`, creating its directory.
 pub fn write_new(path: &Path, books: u32) -> anyhow::Result<()> {
+    write_text(path, &text(Shape::with_total(books), 0))
+}
+
+/// Writes the catalog `text` to `path`, creating its directory.
+pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(path, text(Shape::with_total(books), 0))
-        .with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A valid catalog of `shape` in `version`.

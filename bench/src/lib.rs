@@ -14,6 +14,14 @@
 //! - [`grpc`]: a tonic client for `Recommend`, and the request body `h2load` sends.
 //! - [`reload`]: scenario 4 (time from a write to the first answer that reflects it) and
 //!   scenario 5 (reloads during a load run, every answer checked).
+//! - [`browser`]: a minimal Chrome DevTools Protocol client for headless Chromium, which
+//!   collects the page's problems (console errors, exceptions, CSP violations).
+//! - [`live`]: scenario 9's save-to-screen latency: catalog edits timed to the new title in
+//!   the open page.
+//! - [`event_stream`]: the Marketplace's `GET /events` (Server-Sent Events) over plain
+//!   HTTP/1.1, and the parser of the stream.
+//! - [`idle_streams`]: scenario 9's cost of open tabs: the home page's req/s without and with
+//!   idle event streams, and the Marketplace's RSS per stream.
 //! - [`scale`]: scenario 6, one catalog size: start-up, load, reload and peak RSS.
 //! - [`memory`]: scenario 8, RSS around reloads of a `catalog.max_bytes` catalog.
 //! - [`startup`]: starting a server until healthy; scenario 7's time from process start to
@@ -21,8 +29,12 @@
 //! - [`stats`]: percentiles and `h2load` request logs.
 //! - [`report`]: the results (one TSV row per measurement) as a markdown table.
 
+pub mod browser;
 pub mod catalog;
+pub mod event_stream;
 pub mod grpc;
+pub mod idle_streams;
+pub mod live;
 pub mod load;
 pub mod memory;
 pub mod reload;

@@ -11,6 +11,8 @@
 //! | `scale` | books, file MB, start ms, reload ms, peak RSS MB, req/s, p99 ms, CPU µs per request (the first row, 9 books, is the baseline) |
 //! | `reload_memory` | catalog bytes, RSS before MB, peak MB (small → large), RSS after MB (back to small, settle seconds later), peak MB (large → large), settle seconds |
 //! | `footprint` | service, binary MB, start p50 ms, start max ms, stop max ms, idle RSS MB, idle RSS after load MB |
+//! | `live` | shelf, edits, p50 ms, p99 ms, max ms (catalog write → new title in the open page), not seen, target ms |
+//! | `streams` | idle `/events` streams, home page req/s without, req/s with, with ÷ without %, Marketplace RSS without MB, with MB, kB per stream |
 
 use std::fmt::Write as _;
 
@@ -66,6 +68,13 @@ const SCENARIOS: &[Scenario] = &[
         Some(10.0),
     ),
     scenario(
+        "page-streams",
+        "9. Home page, 16 connections, beside idle `/events` streams",
+        None,
+        None,
+        Some(10.0),
+    ),
+    scenario(
         "recommend-1",
         "Unloaded `Recommend`, 1 connection × 1 stream",
         None,
@@ -91,6 +100,8 @@ const IDLE_RSS_MB: f64 = 20.0;
 const START_MS: f64 = 300.0;
 /// How much slower `Recommend`'s p99 may get on a big catalog.
 const SCALE_P99_FACTOR: f64 = 1.5;
+/// Least home page req/s beside idle event streams, in % of the req/s without them.
+const STREAMS_MIN_PERCENT: f64 = 95.0;
 
 fn num(text: &str) -> Option<f64> {
     text.trim().parse().ok()
@@ -413,6 +424,49 @@ pub fn render(tsv: &str) -> String {
         ));
     }
 
+    let live: Vec<&Vec<&str>> = of_kind("live").filter(|r| r.len() >= 8).collect();
+    let streams: Vec<&Vec<&str>> = of_kind("streams").filter(|r| r.len() >= 8).collect();
+    if !live.is_empty() || !streams.is_empty() {
+        out.push_str("\n### 9. Live catalog\n");
+    }
+    if !live.is_empty() {
+        out.push_str(
+            "\n| shelf | edits | save → screen p50 ms | p99 ms | max ms | not seen | target |\n|---|---:|---:|---:|---:|---:|---|\n",
+        );
+    }
+    for r in live {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | p99 < {} ms |",
+            r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+        );
+        if let (Some(p99), Some(target), Some(missing)) = (num(r[4]), num(r[7]), num(r[6])) {
+            targets.push(format!(
+                "9. Saved catalog on screen: p99 < {target} ms, every edit seen: {p99} ms, {missing} not seen {}",
+                verdict(p99 < target && missing == 0.0)
+            ));
+        }
+    }
+    if !streams.is_empty() {
+        out.push_str(
+            "\n| idle streams | home page req/s without | with | with ÷ without | Marketplace RSS without MB | with MB | kB per stream |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+    }
+    for r in streams {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {}% | {} | {} | {} |",
+            r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+        );
+        if let Some(percent) = num(r[4]) {
+            targets.push(format!(
+                "9. Home page req/s with {} idle streams ≥ {STREAMS_MIN_PERCENT}% of without: {percent}% {}",
+                r[1],
+                verdict(percent >= STREAMS_MIN_PERCENT)
+            ));
+        }
+    }
+
     if !targets.is_empty() {
         out.push_str("\n### Targets\n\n");
         for t in targets {
@@ -491,6 +545,33 @@ mod tests {
             md.contains("RSS 5 s after a small catalog replaced the large one ≤ 20 MB above before: +22.5 MB (8.0 → 30.5 MB) ❌ missed"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_live_catalog_is_judged_by_its_p99_and_the_streams_by_their_ratio() {
+        let tsv = "live\tpoetry\t50\t130\t180\t190\t0\t500\n\
+            streams\t1000\t20000\t18600\t93.0\t10.0\t39.3\t30.0\n\
+            load\tpage-streams\tours\t20000\t1\t2\t0\t50\tmkt 10 MB\tno /events streams\t2.1\n";
+        let md = render(tsv);
+        assert!(
+            md.contains("| poetry | 50 | 130 | 180 | 190 | 0 | p99 < 500 ms |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1000 | 20000 | 18600 | 93.0% | 10.0 | 39.3 | 30.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "Saved catalog on screen: p99 < 500 ms, every edit seen: 180 ms, 0 not seen ✅ met"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("with 1000 idle streams ≥ 95% of without: 93% ❌ missed"),
+            "{md}"
+        );
+        assert!(md.contains("| 9. Home page, 16 connections, beside idle `/events` streams | ours (no /events streams) |"), "{md}");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::{
 use anyhow::{Context, bail};
 use bookshop_bench::{
     catalog::{self, Shape},
-    grpc,
+    grpc, idle_streams,
+    live::{self, Shelf},
     load::{Load, Target},
     memory,
     reload::{self, LatencyOptions},
@@ -112,6 +113,9 @@ enum Command {
     GenCatalog {
         #[arg(long)]
         books: u32,
+        /// With a shelf KEY of three books as well, as scenario 9 edits it (then N is 9)
+        #[arg(long)]
+        shelf: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -132,6 +136,46 @@ enum Command {
         /// The target p99, for the row
         #[arg(long)]
         target_ms: u64,
+    },
+    /// Scenario 9: edits of the shelf's first title in the catalog, each timed from the write to
+    /// the new title in a headless Chromium that has the shelf's page open; a `live` row
+    LiveLatency {
+        /// The Marketplace (http://host:port)
+        #[arg(long)]
+        url: String,
+        /// The catalog Recommendations watches (written by gen-catalog --shelf KEY)
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long, default_value = "poetry")]
+        shelf: String,
+        #[arg(long, default_value_t = 50)]
+        edits: u64,
+        /// Give up on an edit (and fail) after this long
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u64,
+        /// The target p99, for the row
+        #[arg(long, default_value_t = 500)]
+        target_ms: u64,
+        #[arg(long, default_value = "chromium")]
+        chromium: String,
+    },
+    /// Scenario 9: the home page's load (16 connections) without and with N idle `/events`
+    /// streams held open; `load` rows (scenario `page-streams`) and a `streams` row with the
+    /// req/s ratio and the Marketplace's RSS per stream
+    IdleStreams {
+        /// The Marketplace, by the name it was launched as (for its RSS)
+        marketplace: String,
+        /// The Recommendations it calls (for the load rows' usage)
+        recommendations: String,
+        /// The Marketplace (host:port)
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        #[command(flatten)]
+        timing: Timing,
     },
     /// Scenario 5: catalog writes (some invalid) during a load run; every answer checked
     ReloadLoad {
@@ -380,7 +424,51 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         Command::Wait { probe, timeout_ms } => {
             wait(&probe.probe()?, Duration::from_millis(timeout_ms)).await?;
         }
-        Command::GenCatalog { books, out } => catalog::write_new(&out, books)?,
+        Command::GenCatalog {
+            books: _,
+            shelf: Some(key),
+            out,
+        } => {
+            let shelf = Shelf { key, run: 0 };
+            catalog::write_text(&out, &shelf.catalog(0))?;
+        }
+        Command::GenCatalog {
+            books,
+            shelf: None,
+            out,
+        } => catalog::write_new(&out, books)?,
+        Command::LiveLatency {
+            url,
+            catalog,
+            shelf,
+            edits,
+            timeout_ms,
+            target_ms,
+            chromium,
+        } => {
+            let options = live::Options {
+                url,
+                path: catalog,
+                shelf: Shelf {
+                    key: shelf.clone(),
+                    run: std::process::id(),
+                },
+                edits,
+                give_up: Duration::from_millis(timeout_ms),
+                chromium,
+            };
+            let measured = live::run(&options).await?;
+            let [p50, p99, max] = measured.percentiles_ms();
+            eprintln!(
+                "live catalog ({shelf}): {} edits on screen, {} not; save to screen p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+                measured.latencies.len(),
+                measured.not_seen,
+            );
+            run_dir()?.append(&measured.row(&shelf, edits, target_ms))?;
+            if measured.not_seen > 0 {
+                bail!("an edit of the catalog did not reach the page within {timeout_ms} ms");
+            }
+        }
         Command::ReloadLatency {
             addr,
             catalog,
@@ -401,6 +489,37 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
                 "reload\t{label}\t{edits}\t{p50:.0}\t{p99:.0}\t{max:.0}\t{}\t{target_ms}",
                 result.timeouts
             ))?;
+        }
+        Command::IdleStreams {
+            marketplace,
+            recommendations,
+            addr,
+            streams,
+            rounds,
+            timing,
+        } => {
+            let dir = run_dir()?;
+            let options = idle_streams::Options {
+                addr,
+                streams,
+                rounds,
+                connections: 16,
+                seconds: timing.seconds,
+                warm_up: timing.warm_up,
+                marketplace: dir.process(&marketplace)?,
+                recommendations: dir.process(&recommendations)?,
+            };
+            let measured = idle_streams::run(&dir, &options).await?;
+            eprintln!(
+                "idle streams: home page {:.0} req/s without, {:.0} with {streams} open ({:.1}%); Marketplace RSS {:.1} → {:.1} MB, {:.1} kB per stream",
+                measured.rps_without,
+                measured.rps_with,
+                measured.ratio_percent(),
+                measured.rss_without_kb as f64 / 1024.0,
+                measured.rss_with_kb as f64 / 1024.0,
+                measured.kb_per_stream()
+            );
+            dir.append(&measured.row())?;
         }
         Command::ReloadLoad {
             addr,
