@@ -10,6 +10,8 @@
 //! - [`logging`]: `tracing` set-up; `RUST_LOG` filters, `LOG_FORMAT=json` gives one JSON object
 //!   per line.
 //! - [`metrics`]: latency buckets, build info and the `/metrics` text format (prometheus-client).
+//! - [`telemetry`]: distributed traces over OTLP, off unless the standard `OTEL_*` variables
+//!   turn them on; W3C trace context in and out.
 //! - [`shutdown`]: the stop signal (SIGTERM or Ctrl-C) that containers and terminals send.
 //! - `testing` (feature `testing`, tests only): polling with a deadline, and a certificate
 //!   authority made on the fly.
@@ -23,6 +25,7 @@ pub mod net;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

@@ -12,7 +12,9 @@
 use std::io::{BufWriter, IsTerminal};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::telemetry::TraceLayer;
 
 /// The log line format, chosen with `LOG_FORMAT` (`text`, the default, or `json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +51,13 @@ pub const QUEUED_LINES: usize = 8_192;
 /// Installs the global subscriber. Call once, first thing in `main`, and keep the returned
 /// guard until the process ends: dropping it writes out the lines still queued.
 ///
+/// `traces` is the layer that records spans for export ([`crate::telemetry::install`]), when
+/// traces are on; without it no such layer is installed. A span the filter leaves out is not
+/// traced either, so the spans are at `info`.
+///
 /// A malformed `RUST_LOG` falls back to [`DEFAULT_FILTER`] rather than failing: a typo in a log
 /// filter should not keep a service from starting.
-pub fn init() -> LogGuard {
+pub fn init(traces: Option<TraceLayer>) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only on a terminal: `docker logs` and log collectors get plain text.
@@ -63,19 +69,23 @@ pub fn init() -> LogGuard {
         .lossy(false)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    // `try_init` so that a second call (tests, embedding) is harmless.
-    let _ = match LogFormat::from_env() {
-        LogFormat::Json => builder
+    let lines = match LogFormat::from_env() {
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .boxed(),
+        LogFormat::Text => lines.boxed(),
     };
+    // `try_init` so that a second call (tests, embedding) is harmless.
+    let _ = tracing_subscriber::registry()
+        .with(traces)
+        .with(filter)
+        .with(lines)
+        .try_init();
     LogGuard { _writer: guard }
 }
 

@@ -1,10 +1,15 @@
-//! The serve path that both binaries share: logging, the settings, the runtime, the service
+//! The serve path that both binaries share: the runtime, traces, logging, the settings, the service
 //! itself until a stop signal, and the exit code. Each `main.rs` only parses its command line
 //! and hands its application over.
 
 use std::{fmt::Debug, fmt::Display, future::Future, process::ExitCode, time::Duration};
 
-use crate::{logging, settings::SettingsError, shutdown};
+use crate::{
+    logging,
+    settings::SettingsError,
+    shutdown,
+    telemetry::{self, TelemetryError, TraceSettings},
+};
 
 /// A service as its binary runs it: bound first, then served until a stop signal.
 pub trait App: Sized {
@@ -24,11 +29,46 @@ pub trait App: Sized {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// Runs the service `name` until SIGTERM or Ctrl-C: sets up logging, reports bad settings, builds
-/// Tokio's multi-threaded runtime and serves on it. Start-up and run-time errors are logged,
-/// and turn into a failing exit code.
-pub fn run<S: App>(name: &str, settings: Result<S::Settings, SettingsError>) -> ExitCode {
-    let _logs = logging::init();
+/// Runs the service `name` until SIGTERM or Ctrl-C: builds Tokio's multi-threaded runtime, sets
+/// up traces (when `traces` turns them on) and logging, reports bad settings, and serves.
+/// Start-up and run-time errors are logged, and turn into a failing exit code. Once the service
+/// has stopped, the spans still queued are exported within [`TRACE_FLUSH_TIMEOUT`].
+pub fn run<S: App>(
+    name: &str,
+    settings: Result<S::Settings, SettingsError>,
+    traces: Result<Option<TraceSettings>, TelemetryError>,
+) -> ExitCode {
+    let runtime = match multi_thread_runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _logs = logging::init(None);
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The exporter's connections live on the runtime, so it is made inside it; logging comes
+    // after, as the trace layer is one of its layers.
+    let traces = traces.and_then(|traces| {
+        let Some(traces) = traces else {
+            return Ok(None);
+        };
+        let _inside = runtime.enter();
+        let (layer, guard) = telemetry::install(&traces)?;
+        Ok(Some((traces, layer, guard)))
+    });
+    let (traces, layer) = match traces {
+        Ok(Some((traces, layer, guard))) => (Ok(Some((traces, guard))), Some(layer)),
+        Ok(None) => (Ok(None), None),
+        Err(error) => (Err(error), None),
+    };
+    let _logs = logging::init(layer);
+    let traces = match traces {
+        Ok(traces) => traces,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = match settings {
         Ok(settings) => settings,
         Err(error) => {
@@ -39,20 +79,28 @@ pub fn run<S: App>(name: &str, settings: Result<S::Settings, SettingsError>) -> 
     // Both binaries are versioned with the workspace.
     let version = env!("CARGO_PKG_VERSION");
     tracing::info!(version, ?settings, "starting {name}");
-    let runtime = match multi_thread_runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
+    let traces = traces.map(|(settings, guard)| {
+        tracing::info!(
+            endpoint = %settings.endpoint,
+            protocol = ?settings.protocol,
+            service_name = %settings.service_name,
+            sampler = ?settings.sampler,
+            "exporting traces"
+        );
+        guard
+    });
     let serve = async {
         S::build(settings)
             .await?
             .run_until_stopped(shutdown::signal())
             .await
     };
-    match runtime.block_on(serve) {
+    let outcome = runtime.block_on(serve);
+    // Outside the runtime, which still runs the last exports.
+    if let Some(traces) = traces {
+        traces.shutdown(TRACE_FLUSH_TIMEOUT);
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "{name} stopped with an error");
@@ -60,6 +108,11 @@ pub fn run<S: App>(name: &str, settings: Result<S::Settings, SettingsError>) -> 
         }
     }
 }
+
+/// How long a stopped service waits for its last spans to be exported: a collector that is
+/// down costs the stop at most this, well within the grace period (Docker's 10 s, the
+/// Kubernetes manifests' 15 s) after the services' own stop (docs/operations.md).
+pub const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a thread of Tokio's blocking pool (`tokio::fs`, `spawn_blocking`: catalog reads and
 /// parses) waits for more work before it exits.

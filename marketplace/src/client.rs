@@ -11,7 +11,7 @@ use std::{
 };
 
 use bookshop_common::{
-    millis,
+    millis, telemetry,
     tls::{self, TlsFileError},
 };
 use bookshop_proto::{
@@ -25,11 +25,13 @@ use bookshop_proto::{
 use serde::Serialize;
 use tonic::{
     Code, Request, Status, Streaming,
+    metadata::MetadataKey,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+use tracing::Instrument;
 
 use crate::{
     balance::{Attempt, DnsResolver, MakeChannel, ReplicaPool, Resolve},
@@ -457,12 +459,19 @@ impl RecommendationsGateway {
                 outcome = Err(GatewayError::TimedOut(self.deadline));
                 break;
             }
+            let span = attempt_span(method, try_number, attempt.replica().addr());
             let mut request = Request::new(());
             request.set_timeout(left);
-            pass_context(&mut request);
+            pass_context(&mut request, &span);
             let attempt_started = Instant::now();
-            let result = guarded(left, send(attempt.replica().channel(), request)).await;
+            let result = guarded(left, send(attempt.replica().channel(), request))
+                .instrument(span.clone())
+                .await;
             let code = result.as_ref().map_or_else(code_name, |_| "OK");
+            span.record("rpc.grpc.status_code", code);
+            if code != "OK" {
+                span.record("otel.status_code", "error");
+            }
             let elapsed = attempt_started.elapsed();
             self.metrics
                 .observe_call(method, code, elapsed.as_secs_f64());
@@ -495,17 +504,52 @@ impl RecommendationsGateway {
     }
 }
 
-/// Adds the current request's id (and `traceparent`) to a call's metadata, so Recommendations
-/// logs it.
-fn pass_context<T>(request: &mut Request<T>) {
+/// The client span of one attempt of a call, while traces are on (else no span at all): its
+/// method, its try (a retry is a second span beside the first, under the same parent), the
+/// replica it went to and the code it got.
+fn attempt_span(method: GrpcMethod, try_number: u32, replica: SocketAddr) -> tracing::Span {
+    if !telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "call",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        otel.kind = "client",
+        otel.name = format_args!("{}/{}", method.service, method.method),
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = method.service,
+        rpc.method = method.method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        server.address = %replica,
+        try_number,
+    );
+    telemetry::record_ids(&span);
+    span
+}
+
+/// Adds the current request's id and trace context to a call's metadata, so Recommendations
+/// logs them: with traces on, the context of the attempt's `span` (so Recommendations' span is
+/// its child), else the client's own `traceparent`, passed through.
+fn pass_context<T>(request: &mut Request<T>, span: &tracing::Span) {
     request_id::with_current(|context| {
         let metadata = request.metadata_mut();
         // Both were checked to be visible ASCII: always valid metadata.
         if let Ok(id) = context.request_id.parse() {
             metadata.insert("x-request-id", id);
         }
+        if telemetry::enabled() {
+            return;
+        }
         if let Some(Ok(traceparent)) = context.traceparent.as_deref().map(str::parse) {
             metadata.insert("traceparent", traceparent);
+        }
+    });
+    telemetry::inject(span, |key, value| {
+        let key = MetadataKey::from_bytes(key.as_bytes());
+        if let (Ok(key), Ok(value)) = (key, value.parse()) {
+            request.metadata_mut().insert(key, value);
         }
     });
 }

@@ -5,6 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use bookshop_common::{
     cli::{Cli, Flag},
     serve,
+    telemetry::TraceSettings,
 };
 use clap::Subcommand;
 use marketplace::{Application, healthcheck, settings::Settings};
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
     let cli = Cli::<Command>::parse_for("marketplace", ABOUT, FLAGS);
     let settings = cli.settings::<Settings>();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run::<Application>("Marketplace", settings),
+        Command::Serve => {
+            let traces = TraceSettings::from_env("marketplace");
+            serve::run::<Application>("Marketplace", settings, traces)
+        }
         Command::Healthcheck { url, timeout_ms } => {
             let port = settings.map_or(5001, |s| s.server.port);
             let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));

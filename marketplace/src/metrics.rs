@@ -91,6 +91,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         register_build_info(&mut registry, "marketplace", env!("CARGO_PKG_VERSION"));
+        bookshop_common::telemetry::register_metrics(&mut registry);
         let r = &mut registry;
         Metrics {
             requests: register(

@@ -6,12 +6,19 @@
 //! request (the access log, a failed call) carries it. The gateway sends it, and the W3C
 //! `traceparent` when the client sent one, to Recommendations as gRPC metadata
 //! ([`with_current`]).
+//!
+//! With traces on ([`telemetry`]), the span is the request's server span (route and status),
+//! continuing the caller's `traceparent`, and each call's attempt sends its own span's context
+//! instead (`client.rs`), so that Recommendations' span is the child of that attempt.
 
+use bookshop_common::telemetry;
 use salvo::{
     Depot, FlowCtrl, Request, Response, handler,
-    http::{HeaderName, HeaderValue},
+    http::{HeaderName, HeaderValue, StatusCode},
 };
 use tracing::Instrument;
+
+use crate::routes::route_label;
 
 /// The request id header, read from clients and returned to them.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,15 +66,62 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    let span = tracing::info_span!("request", request_id = %request_id);
+    if !telemetry::enabled() {
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let context = RequestContext {
+            request_id,
+            traceparent,
+        };
+        CURRENT
+            .scope(context, ctrl.call_next(req, depot, res).instrument(span))
+            .await;
+        return;
+    }
+    // With traces on, the request's span is the server span of its trace: the child of the
+    // caller's `traceparent` (a browser's, a proxy's) when there is one.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %req.method(),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    telemetry::continue_from(
+        &span,
+        traceparent.as_deref(),
+        header(TRACESTATE).filter(|ts| ts.len() <= MAX_TRACESTATE_LEN),
+    );
     let context = RequestContext {
         request_id,
         traceparent,
     };
     CURRENT
-        .scope(context, ctrl.call_next(req, depot, res).instrument(span))
+        .scope(
+            context,
+            ctrl.call_next(req, depot, res).instrument(span.clone()),
+        )
         .await;
+    let route = route_label(req).map_or("-", |route| route.path);
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    span.record("otel.name", format!("{} {route}", req.method()));
+    span.record("http.route", route);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
 }
+
+/// The W3C `tracestate` header, passed on with the `traceparent` when traces are on.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// The longest `tracestate` taken from a caller: the W3C limit is 32 members, a few hundred
+/// bytes in practice; a longer one is left out rather than carried into every call.
+const MAX_TRACESTATE_LEN: usize = 512;
 
 /// `version-traceid-parentid-flags`, lower-case hex: `00-<32>-<16>-<2>`, with a version other
 /// than `ff` and ids that are not all zeros (W3C Trace Context).

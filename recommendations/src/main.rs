@@ -6,6 +6,7 @@ use bookshop_common::{
     cli::{Cli, Flag},
     net::HostPort,
     serve,
+    telemetry::TraceSettings,
 };
 use clap::Subcommand;
 use recommendations::{
@@ -44,7 +45,10 @@ fn main() -> ExitCode {
     let cli = Cli::<Command>::parse_for("recommendations", ABOUT, FLAGS);
     let settings = cli.settings::<Settings>();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run::<Application>("Recommendations", settings),
+        Command::Serve => {
+            let traces = TraceSettings::from_env("recommendations");
+            serve::run::<Application>("Recommendations", settings, traces)
+        }
         Command::Check { file } => {
             let max_bytes = settings.map_or(DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
             serve::report(catalog::check(&file, max_bytes))

@@ -85,6 +85,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         register_build_info(&mut registry, "recommendations", env!("CARGO_PKG_VERSION"));
+        bookshop_common::telemetry::register_metrics(&mut registry);
         let r = &mut registry;
         Metrics {
             calls: register(

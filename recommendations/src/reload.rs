@@ -27,6 +27,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use bookshop_common::{millis, telemetry};
+
 use crate::{
     catalog::{self, Catalog, CatalogError},
     metrics::Metrics,
@@ -197,13 +199,30 @@ impl Reloader {
             );
             return Outcome::Unchanged;
         }
+        // New, complete content: parsed and put in service (or rejected) in a span of its own,
+        // so that a trace shows each reload. Looks that find nothing new make none.
+        let span = reload_span(&self.path);
+        let _inside = span.enter();
+        let started = Instant::now();
         let origin = self.path.display().to_string();
-        match catalog::decode(bytes, &origin)
+        let outcome = match catalog::decode(bytes, &origin)
             .and_then(|text| Catalog::from_toml_str(&text, &origin))
         {
             Ok(catalog) => self.put_in_service(catalog),
             Err(error) => self.rejected(Seen::Content(hash), error),
+        };
+        match &outcome {
+            Outcome::Loaded(catalog) => {
+                span.record("result", "loaded");
+                span.record("books", catalog.len());
+            }
+            _ => {
+                span.record("result", "rejected");
+                span.record("otel.status_code", "error");
+            }
         }
+        span.record("duration_ms", millis(started.elapsed()));
+        outcome
     }
 
     /// How many times [`Reloader::reload`] ran (each reads the file once).
@@ -285,6 +304,27 @@ impl Reloader {
             tracing::info!(failed_reads = failed, path = %self.path.display(), "the catalog can be read again");
         }
     }
+}
+
+/// The span of one reload, while traces are on (else none): its result (`loaded` or
+/// `rejected`), the books now in service and how long parsing and swapping took. A reload has
+/// no caller, so it is the root of a trace of its own.
+fn reload_span(path: &Path) -> tracing::Span {
+    if !telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "catalog reload",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        path = %path.display(),
+        result = tracing::field::Empty,
+        books = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    telemetry::record_ids(&span);
+    span
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

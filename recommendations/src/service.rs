@@ -5,6 +5,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use bookshop_common::telemetry;
 use bookshop_proto::{
     BookCategory, BookRecommendation, RecommendationRequest, RecommendationResponse,
     catalog::{self as api, catalog_server},
@@ -134,6 +135,8 @@ impl RecommendationService {
         call: Call<'_>,
         answer: impl FnOnce() -> Result<(T, usize), RecommendError>,
     ) -> Result<Response<T>, Status> {
+        let span = server_span(metadata, &call);
+        let _inside = span.enter();
         let started = Instant::now();
         let result = answer();
         let elapsed = started.elapsed();
@@ -141,6 +144,11 @@ impl RecommendationService {
             Ok((_, books)) => (tonic::Code::Ok, *books),
             Err(error) => (Status::from(error.clone()).code(), 0),
         };
+        span.record("rpc.grpc.status_code", bookshop_proto::code_name(code));
+        span.record("books", books);
+        if code != tonic::Code::Ok {
+            span.record("otel.status_code", "error");
+        }
         self.metrics.observe_call(call.method, code, elapsed);
         // (The fields are only evaluated when the line is logged.)
         macro_rules! access {
@@ -281,6 +289,35 @@ pub const ACCESS_LOG_TARGET: &str = "recommendations::access";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The W3C trace context header, passed through by the Marketplace when its caller sent one.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// The server span of a call, while traces are on (else none): the child of the caller's
+/// `traceparent` (the Marketplace sends its attempt's), with the method, the category, the code
+/// and the number of books.
+fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
+    if !telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "call",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        otel.kind = "server",
+        otel.name = call.method,
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.method = call.method,
+        category = call.category,
+        rpc.grpc.status_code = tracing::field::Empty,
+        books = tracing::field::Empty,
+    );
+    let header = |key| metadata.get(key).and_then(|value| value.to_str().ok());
+    telemetry::continue_from(
+        &span,
+        header(telemetry::TRACEPARENT),
+        header(telemetry::TRACESTATE),
+    );
+    span
+}
 
 /// A metadata value as text, if present and [loggable](bookshop_common::loggable_id) (anything
 /// else is left out of the log rather than logged).
