@@ -12,7 +12,9 @@
 use std::io::{BufWriter, IsTerminal};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::telemetry::TraceLayer;
 
@@ -69,10 +71,28 @@ pub fn init(traces: Option<TraceLayer>) -> LogGuard {
         .lossy(false)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // `try_init` so that a second call (tests, embedding) is harmless.
+    let _ = subscriber(traces, filter, LogFormat::from_env(), writer, ansi).try_init();
+    LogGuard { _writer: guard }
+}
+
+/// What [`init`] installs: the trace layer (if any), the filter, and the lines in `format`
+/// written to `writer`. Both formats carry the fields of the spans a line is logged in: with
+/// traces on, the `trace_id` and `span_id` of the request's, the call's or the reload's span.
+pub fn subscriber<W>(
+    traces: Option<TraceLayer>,
+    filter: EnvFilter,
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    let lines = match LogFormat::from_env() {
+    let lines = match format {
         LogFormat::Json => lines
             .json()
             .flatten_event(true)
@@ -80,13 +100,10 @@ pub fn init(traces: Option<TraceLayer>) -> LogGuard {
             .boxed(),
         LogFormat::Text => lines.boxed(),
     };
-    // `try_init` so that a second call (tests, embedding) is harmless.
-    let _ = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(traces)
         .with(filter)
         .with(lines)
-        .try_init();
-    LogGuard { _writer: guard }
 }
 
 /// Keeps the log writer thread; dropping it writes out what is still queued (see [`init`]).

@@ -463,6 +463,18 @@ pub fn record_ids(span: &tracing::Span) {
     }
 }
 
+/// Names `span` once it has started (`otel.name` is only read until then): a server span is
+/// named after its route, known only once the request has been routed. Does nothing while
+/// traces are off.
+pub fn rename(span: &tracing::Span, name: String) {
+    if !enabled() {
+        return;
+    }
+    tracing_opentelemetry::OpenTelemetrySpanExt::context(span)
+        .span()
+        .update_name(name);
+}
+
 /// Sends the context of `span` on: calls `set` with `traceparent` (and `tracestate` when there
 /// is one). Does nothing while traces are off.
 pub fn inject(span: &tracing::Span, set: impl FnMut(&str, String)) {

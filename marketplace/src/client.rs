@@ -523,7 +523,8 @@ fn attempt_span(method: GrpcMethod, try_number: u32, replica: SocketAddr) -> tra
         rpc.method = method.method,
         rpc.grpc.status_code = tracing::field::Empty,
         server.address = %replica,
-        try_number,
+        // As i64: OpenTelemetry's integer attributes (a u32 would be recorded as text).
+        try_number = i64::from(try_number),
     );
     telemetry::record_ids(&span);
     span

@@ -85,7 +85,6 @@ pub async fn request_context(
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
         otel.kind = "server",
-        otel.name = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         http.request.method = %req.method(),
         http.route = tracing::field::Empty,
@@ -108,9 +107,9 @@ pub async fn request_context(
         .await;
     let route = route_label(req).map_or("-", |route| route.path);
     let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-    span.record("otel.name", format!("{} {route}", req.method()));
+    telemetry::rename(&span, format!("{} {route}", req.method()));
     span.record("http.route", route);
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "error");
     }

@@ -214,7 +214,7 @@ impl Reloader {
         match &outcome {
             Outcome::Loaded(catalog) => {
                 span.record("result", "loaded");
-                span.record("books", catalog.len());
+                span.record("books", i64::try_from(catalog.len()).unwrap_or(i64::MAX));
             }
             _ => {
                 span.record("result", "rejected");

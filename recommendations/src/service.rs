@@ -145,7 +145,7 @@ impl RecommendationService {
             Err(error) => (Status::from(error.clone()).code(), 0),
         };
         span.record("rpc.grpc.status_code", bookshop_proto::code_name(code));
-        span.record("books", books);
+        span.record("books", i64::try_from(books).unwrap_or(i64::MAX));
         if code != tonic::Code::Ok {
             span.record("otel.status_code", "error");
         }

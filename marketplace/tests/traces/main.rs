@@ -1,0 +1,295 @@
+//! Distributed traces end to end: a real Marketplace and a real Recommendations export their
+//! spans over OTLP/gRPC to a receiver in this test (the collector's `TraceService` on
+//! 127.0.0.1:0).
+//!
+//! A test binary of its own, so a process of its own: the trace layer is part of the global
+//! subscriber, installed once here, and the other tests' processes never have it. One test
+//! function runs the scenarios in turn, as they share that one exporter.
+
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[allow(dead_code)]
+#[path = "../it/support.rs"]
+mod support;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bookshop_common::{
+    logging::{self, LogFormat},
+    telemetry::{self, Protocol, TraceSettings},
+};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
+    trace::v1::{Span, span::SpanKind},
+};
+use opentelemetry_sdk::trace::Sampler;
+use support::{
+    MarketplaceProcess, RecommendationsProcess, catalog_dir, eventually, get, settings_for,
+    write_catalog,
+};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::transport::server::TcpIncoming;
+use tracing_subscriber::{EnvFilter, util::SubscriberInitExt};
+
+/// An OTLP receiver: keeps every span it is sent.
+#[derive(Debug, Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Receiver {
+    fn spans(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// Serves on `listener` until `stop` fires.
+    fn serve(&self, listener: TcpListener, stop: oneshot::Receiver<()>) {
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = stop.await;
+                    },
+                ),
+        );
+    }
+}
+
+/// A string attribute of `span`.
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn text(span: &Span, key: &str) -> Option<String> {
+    match attribute(span, key)? {
+        Value::StringValue(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn number(span: &Span, key: &str) -> Option<i64> {
+    match attribute(span, key)? {
+        Value::IntValue(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Log lines, kept for the test to read.
+#[derive(Debug, Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The browser's trace: the page must continue it.
+const BROWSER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const BROWSER_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_nothing() {
+    let receiver = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector: SocketAddr = listener.local_addr().unwrap();
+    let (stop_receiver, stopped) = oneshot::channel();
+    receiver.serve(listener, stopped);
+
+    let settings = TraceSettings {
+        endpoint: format!("http://{collector}"),
+        protocol: Protocol::Grpc,
+        service_name: "bookshop-test".into(),
+        sampler: Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        export_timeout: Duration::from_millis(500),
+        schedule_delay: Duration::from_millis(50),
+        max_queue_size: 2048,
+    };
+    let (layer, _traces) = telemetry::install(&settings).unwrap();
+    let lines = Lines::default();
+    let writer = lines.clone();
+    logging::subscriber(
+        Some(layer),
+        EnvFilter::new("info,recommendations::access=debug,marketplace::access=debug"),
+        LogFormat::Json,
+        move || writer.clone(),
+        false,
+    )
+    .init();
+
+    let (dir, catalog) = catalog_dir(&["Dune", "Emma"]);
+    let recommendations = RecommendationsProcess::start(&catalog).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), 2000)).await;
+
+    // One page, from a browser that sent its own traceparent.
+    let traceparent = format!("00-{BROWSER_TRACE}-{BROWSER_SPAN}-01");
+    let page = get(
+        marketplace.addr,
+        "/?category=mystery",
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+
+    let in_trace = |spans: &[Span]| -> Vec<Span> {
+        spans
+            .iter()
+            .filter(|s| hex(&s.trace_id) == BROWSER_TRACE)
+            .cloned()
+            .collect()
+    };
+    let exported = eventually(Duration::from_secs(10), async || {
+        let spans = in_trace(&receiver.spans());
+        spans
+            .iter()
+            .any(|s| s.kind == SpanKind::Server as i32 && text(s, "rpc.method").is_some())
+            && spans
+                .iter()
+                .any(|s| s.kind == SpanKind::Server as i32 && text(s, "http.route").is_some())
+    })
+    .await;
+    let spans = in_trace(&receiver.spans());
+    assert!(exported, "the page's spans did not arrive: {spans:#?}");
+
+    // The Marketplace's server span continues the browser's span, with route and status.
+    let page_span = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32 && text(s, "http.route").is_some())
+        .unwrap();
+    assert_eq!(hex(&page_span.parent_span_id), BROWSER_SPAN);
+    assert_eq!(page_span.name, "GET /");
+    assert_eq!(text(page_span, "http.route").as_deref(), Some("/"));
+    assert_eq!(
+        number(page_span, "http.response.status_code"),
+        Some(200),
+        "{page_span:#?}"
+    );
+
+    // Its call to Recommendations is a client span under it, and Recommendations' server span
+    // is the child of that attempt.
+    let call_span = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client as i32 && s.parent_span_id == page_span.span_id)
+        .unwrap_or_else(|| panic!("no client span under the page's: {spans:#?}"));
+    assert_eq!(
+        text(call_span, "rpc.grpc.status_code").as_deref(),
+        Some("OK")
+    );
+    assert_eq!(number(call_span, "try_number"), Some(1));
+    let served = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32 && s.parent_span_id == call_span.span_id)
+        .unwrap_or_else(|| panic!("no Recommendations span under the call: {spans:#?}"));
+    assert_eq!(text(served, "rpc.method"), text(call_span, "rpc.method"));
+    assert_eq!(text(served, "category").as_deref(), Some("mystery"));
+    assert_eq!(text(served, "rpc.grpc.status_code").as_deref(), Some("OK"));
+    assert_eq!(number(served, "books"), Some(2));
+
+    // The log lines of both services carry the trace and span ids of their spans.
+    let logged = eventually(Duration::from_secs(5), async || {
+        let text = lines.text();
+        text.lines().any(|line| {
+            line.contains("recommendations::access")
+                && line.contains(BROWSER_TRACE)
+                && line.contains(&hex(&served.span_id))
+        }) && text.lines().any(|line| {
+            line.contains("marketplace::access")
+                && line.contains(BROWSER_TRACE)
+                && line.contains(&hex(&page_span.span_id))
+        })
+    })
+    .await;
+    assert!(
+        logged,
+        "no access lines with the trace ids:\n{}",
+        lines.text()
+    );
+
+    // A catalog reload has its own span: its result and the books now in service.
+    write_catalog(&catalog, &["Dune", "Emma", "Ulysses"]);
+    let reloaded = eventually(Duration::from_secs(10), async || {
+        receiver.spans().iter().any(|s| {
+            s.name == "catalog reload"
+                && text(s, "result").as_deref() == Some("loaded")
+                && number(s, "books") == Some(4)
+        })
+    })
+    .await;
+    assert!(reloaded, "no reload span: {:#?}", receiver.spans());
+
+    // With the collector gone, pages are served as before, and the spans that cannot be
+    // exported are counted.
+    let not_exported = async || {
+        let metrics = get(marketplace.addr, "/metrics", &[]).await.body;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("bookshop_trace_spans_not_exported_total "))
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .unwrap()
+    };
+    assert_eq!(not_exported().await, 0);
+    stop_receiver.send(()).unwrap();
+    let counted = eventually(Duration::from_secs(10), async || {
+        let page = get(marketplace.addr, "/?category=mystery", &[]).await;
+        assert_eq!(page.status, 200);
+        not_exported().await > 0
+    })
+    .await;
+    assert!(counted, "spans not exported were not counted");
+
+    marketplace
+        .running
+        .stop(Duration::from_secs(10))
+        .await
+        .unwrap();
+    recommendations.stop().await;
+    drop(dir);
+}
