@@ -49,3 +49,4 @@ variant() { # variant NAME [COMPONENT]: renders the root kustomization, optional
 variant default
 variant loadbalancer loadbalancer
 variant ingress ingress
+variant tracing tracing
