@@ -112,3 +112,103 @@ where
 pub struct LogGuard {
     _writer: WorkerGuard,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use opentelemetry_sdk::trace::Sampler;
+    use tracing::field::Empty;
+
+    use super::*;
+    use crate::telemetry::{self, Protocol, TraceSettings};
+
+    /// Log lines, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+    /// What a line logged in a traced span that continues a caller's trace looks like.
+    fn logged_in_a_traced_span(format: LogFormat) -> String {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Nothing listens there: the one export, at shutdown, fails at once.
+        let settings = TraceSettings {
+            endpoint: "http://127.0.0.1:9".into(),
+            protocol: Protocol::Grpc,
+            service_name: "test".into(),
+            sampler: Sampler::AlwaysOn,
+            export_timeout: Duration::from_millis(200),
+            schedule_delay: Duration::from_secs(60),
+            max_queue_size: 16,
+        };
+        let (layer, traces) = {
+            let _inside = runtime.enter();
+            telemetry::install(&settings).unwrap()
+        };
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = subscriber(
+            Some(layer),
+            EnvFilter::new("info"),
+            format,
+            move || writer.clone(),
+            false,
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", trace_id = Empty, span_id = Empty);
+            let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
+            telemetry::continue_from(&span, Some(&traceparent), None);
+            span.in_scope(|| tracing::info!("inside"));
+        });
+        traces.shutdown(Duration::from_secs(1));
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The 16 hex digits after `key` in `line`.
+    fn span_id_after<'a>(line: &'a str, key: &str) -> &'a str {
+        let start = line.find(key).unwrap() + key.len();
+        &line[start..start + 16]
+    }
+
+    #[test]
+    fn text_and_json_lines_carry_the_trace_and_span_ids_of_their_span() {
+        let text = logged_in_a_traced_span(LogFormat::Text);
+        assert!(text.contains(&format!("trace_id={TRACE}")), "{text}");
+        let span_id = span_id_after(&text, "span_id=");
+        assert!(span_id.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
+        assert_ne!(
+            span_id, CALLER_SPAN,
+            "the line's span is ours, not the caller's"
+        );
+
+        let json = logged_in_a_traced_span(LogFormat::Json);
+        assert!(
+            json.contains(&format!("\"trace_id\":\"{TRACE}\"")),
+            "{json}"
+        );
+        let span_id = span_id_after(&json, "\"span_id\":\"");
+        assert!(span_id.chars().all(|c| c.is_ascii_hexdigit()), "{json}");
+        assert_ne!(span_id, CALLER_SPAN);
+    }
+}
