@@ -22,6 +22,11 @@ use bookshop_common::{
     logging::{self, LogFormat},
     telemetry::{self, Protocol, TraceSettings},
 };
+use marketplace::{
+    client::RecommendationsGateway,
+    metrics::Metrics,
+    routes::{AppState, service},
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -31,9 +36,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::{Span, span::SpanKind},
 };
 use opentelemetry_sdk::trace::Sampler;
+use salvo::Service;
 use support::{
-    MarketplaceProcess, RecommendationsProcess, catalog_dir, eventually, get, settings_for,
-    write_catalog,
+    ManualResolver, MarketplaceProcess, RecommendationsProcess, catalog_dir, eventually, get,
+    reserved_port, settings_for, write_catalog,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::server::TcpIncoming;
@@ -129,6 +135,20 @@ impl Lines {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// A Marketplace (its service, no socket) in front of the replicas `resolver` names.
+fn service_with(resolver: &ManualResolver) -> Service {
+    let mut settings = settings_for(0, 2000);
+    settings.recommendations.resolve_interval = Duration::from_millis(100);
+    let metrics = Arc::new(Metrics::new());
+    let gateway = RecommendationsGateway::with_resolver(
+        &settings.recommendations,
+        Box::new(resolver.clone()),
+        metrics.clone(),
+    )
+    .unwrap();
+    service(Arc::new(AppState::new(&settings, gateway, metrics)))
 }
 
 /// The browser's trace: the page must continue it.
@@ -264,6 +284,33 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     })
     .await;
     assert!(reloaded, "no reload span: {:#?}", receiver.spans());
+
+    // A retry is visible: with one replica refusing connections, an attempt that failed with
+    // UNAVAILABLE and the retry on the other replica are two client spans under one parent.
+    let (_refusing, refused_port) = reserved_port();
+    let resolver = ManualResolver::new(vec![
+        recommendations.addr,
+        SocketAddr::from(([127, 0, 0, 1], refused_port)),
+    ]);
+    let shop = service_with(&resolver);
+    let retried = eventually(Duration::from_secs(10), async || {
+        let (res, _) = support::page(&shop, "/?category=mystery").await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(200));
+        let spans = receiver.spans();
+        spans.iter().any(|retry| {
+            number(retry, "try_number") == Some(2)
+                && spans.iter().any(|first| {
+                    number(first, "try_number") == Some(1)
+                        && first.trace_id == retry.trace_id
+                        && first.parent_span_id == retry.parent_span_id
+                        && text(first, "rpc.grpc.status_code").as_deref() == Some("UNAVAILABLE")
+                        && text(first, "server.address")
+                            == Some(format!("127.0.0.1:{refused_port}"))
+                })
+        })
+    })
+    .await;
+    assert!(retried, "no retry in the spans: {:#?}", receiver.spans());
 
     // With the collector gone, pages are served as before, and the spans that cannot be
     // exported are counted.
