@@ -670,4 +670,37 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn stopping_with_a_silent_collector_waits_no_longer_than_asked() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Takes connections (into the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let settings = TraceSettings {
+            endpoint: format!("http://{}", silent.local_addr().unwrap()),
+            protocol: Protocol::Grpc,
+            service_name: "test".into(),
+            sampler: Sampler::AlwaysOn,
+            export_timeout: Duration::from_secs(30),
+            schedule_delay: Duration::from_secs(60),
+            max_queue_size: 16,
+        };
+        let (layer, traces) = {
+            let _inside = runtime.enter();
+            install(&settings).unwrap()
+        };
+        let subscriber =
+            tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("waiting").in_scope(|| {});
+        });
+        let started = std::time::Instant::now();
+        traces.shutdown(Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "stopping took {took:?}");
+    }
 }

@@ -1,10 +1,11 @@
 //! Distributed traces end to end: a real Marketplace and a real Recommendations export their
 //! spans over OTLP/gRPC to a receiver in this test (the collector's `TraceService` on
-//! 127.0.0.1:0).
+//! 127.0.0.1:0); and the HTTP exporter, to an OTLP/HTTP receiver.
 //!
 //! A test binary of its own, so a process of its own: the trace layer is part of the global
-//! subscriber, installed once here, and the other tests' processes never have it. One test
-//! function runs the scenarios in turn, as they share that one exporter.
+//! subscriber, installed once here (by the first test, which runs its scenarios in turn as they
+//! share that one exporter), and the other tests' processes never have it. The second test
+//! keeps its span on a subscriber of its own thread.
 
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
@@ -22,6 +23,10 @@ use bookshop_common::{
     logging::{self, LogFormat},
     telemetry::{self, Protocol, TraceSettings},
 };
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use marketplace::{
     client::RecommendationsGateway,
     metrics::Metrics,
@@ -36,6 +41,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::{Span, span::SpanKind},
 };
 use opentelemetry_sdk::trace::Sampler;
+use prost::Message;
 use salvo::Service;
 use support::{
     ManualResolver, MarketplaceProcess, RecommendationsProcess, catalog_dir, eventually, get,
@@ -43,7 +49,7 @@ use support::{
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::server::TcpIncoming;
-use tracing_subscriber::{EnvFilter, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// An OTLP receiver: keeps every span it is sent.
 #[derive(Debug, Clone, Default)]
@@ -339,4 +345,81 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
         .unwrap();
     recommendations.stop().await;
     drop(dir);
+}
+
+/// An OTLP/HTTP receiver (`POST /v1/traces`, protobuf): the requests it was sent.
+async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<ExportTraceServiceRequest>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let kept = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let kept = kept.clone();
+            let answer = service_fn(move |request: hyper::Request<Incoming>| {
+                let kept = kept.clone();
+                async move {
+                    assert_eq!(request.uri().path(), "/v1/traces");
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let export = ExportTraceServiceRequest::decode(body).unwrap();
+                    kept.lock().unwrap().push(export);
+                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), answer),
+            );
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_is_the_default_protocol_and_stopping_flushes_the_queue() {
+    let (collector, received) = http_receiver().await;
+    // As the variables set it, and with exports every minute: only the flush sends the span.
+    let settings = TraceSettings::from_vars("recommendations", |name| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(format!("http://{collector}")),
+        "OTEL_BSP_SCHEDULE_DELAY" => Some("60000".into()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(settings.protocol, Protocol::HttpProtobuf);
+    let (layer, traces) = telemetry::install(&settings).unwrap();
+    // This thread's own subscriber: the other test's global one never sees this span.
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!(target: "recommendations::test", "flushed").in_scope(|| {});
+    });
+    assert!(received.lock().unwrap().is_empty());
+
+    tokio::task::spawn_blocking(move || traces.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let received = received.lock().unwrap();
+    let resource_spans: Vec<_> = received.iter().flat_map(|r| &r.resource_spans).collect();
+    let names: Vec<&str> = resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["flushed"]);
+    // The service name defaults to the service's.
+    let service_name = resource_spans[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.as_ref()?.value.clone());
+    assert_eq!(
+        service_name,
+        Some(Value::StringValue("recommendations".into()))
+    );
 }
