@@ -70,6 +70,10 @@ trap 'exit 143' TERM
 # The file users run, as it is, against this Compose's schema.
 "${COMPOSE[@]}" -f "$REPO/docker-compose.yaml" config -q || fail "docker-compose.yaml is not valid"
 log "ok: docker-compose.yaml is valid for ${COMPOSE[*]}"
+# The traces override (Jaeger) over it: checked, not run (its image comes from a registry).
+"${COMPOSE[@]}" -f "$REPO/docker-compose.yaml" -f "$REPO/docker-compose.tracing.yaml" config -q \
+  || fail "docker-compose.tracing.yaml is not valid over docker-compose.yaml"
+log "ok: docker-compose.tracing.yaml is valid over docker-compose.yaml"
 
 # ---- images from local material
 log "building release binaries"
