@@ -160,6 +160,7 @@ fn service_with(resolver: &ManualResolver) -> Service {
 /// The browser's trace: the page must continue it.
 const BROWSER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const BROWSER_SPAN: &str = "00f067aa0ba902b7";
+const BROWSER_STATE: &str = "shop=b1,edge=7f";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_nothing() {
@@ -200,7 +201,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     let page = get(
         marketplace.addr,
         "/?category=mystery",
-        &[("traceparent", &traceparent)],
+        &[("traceparent", &traceparent), ("tracestate", BROWSER_STATE)],
     )
     .await;
     assert_eq!(page.status, 200);
@@ -258,6 +259,10 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     assert_eq!(text(served, "category").as_deref(), Some("mystery"));
     assert_eq!(text(served, "rpc.grpc.status_code").as_deref(), Some("OK"));
     assert_eq!(number(served, "books"), Some(2));
+    // The browser's tracestate went along, into Recommendations too.
+    for span in [page_span, call_span, served] {
+        assert_eq!(span.trace_state, BROWSER_STATE, "{span:#?}");
+    }
 
     // The log lines of both services carry the trace and span ids of their spans.
     let logged = eventually(Duration::from_secs(5), async || {

@@ -106,3 +106,34 @@ fn help_lists_the_subcommands_and_flags() {
         assert!(stdout.contains(word), "{word} missing from --help");
     }
 }
+
+#[test]
+fn serve_refuses_to_start_with_an_otel_variable_it_cannot_use_and_names_it() {
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recommendations"))
+        .args(["--catalog", catalog, "--port", "0"])
+        .env("RECOMMENDATIONS__METRICS__PORT", "0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+        .env("OTEL_TRACES_SAMPLER", "sometimes")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A service that started anyway would serve until stopped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("started despite OTEL_TRACES_SAMPLER=sometimes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(
+        stderr.contains("cannot start") && stderr.contains("OTEL_TRACES_SAMPLER=\"sometimes\""),
+        "{stderr}"
+    );
+}
