@@ -82,7 +82,7 @@ pub fn run<S: App>(
     let traces = traces.map(|(settings, guard)| {
         tracing::info!(
             endpoint = %settings.endpoint,
-            protocol = ?settings.protocol,
+            protocol = %settings.protocol,
             service_name = %settings.service_name,
             sampler = ?settings.sampler,
             "exporting traces"

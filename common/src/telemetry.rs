@@ -39,7 +39,7 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{Layer, Registry as Spans, filter::Targets};
 
-use export::{Bounded, Counting};
+use export::{Bounded, Counting, start_counting};
 
 pub use export::register_metrics;
 pub use propagation::{TRACEPARENT, TRACESTATE, continue_from, inject, record_ids, rename};
@@ -144,6 +144,7 @@ pub fn install(settings: &TraceSettings) -> Result<(TraceLayer, Traces), Telemet
         .with_threads(false)
         .with_filter(own_spans())
         .boxed();
+    start_counting();
     ENABLED.store(true, Ordering::Relaxed);
     Ok((layer, Traces { provider }))
 }

@@ -48,13 +48,20 @@ const QUEUE_FULL: Lost = Lost {
 /// process's, shown by every registry it is registered in.
 static LOST: LazyLock<Family<Lost, Counter>> = LazyLock::new(Family::default);
 
+/// Makes both series, at 0, once traces are on: a rate over them then has data from the start,
+/// and their absence says traces are off.
+pub(super) fn start_counting() {
+    LOST.get_or_create(&EXPORT_FAILED).inc_by(0);
+    LOST.get_or_create(&QUEUE_FULL).inc_by(0);
+}
+
 /// Registers `bookshop_trace_spans_not_exported_total{reason}` in a service's registry.
 pub fn register_metrics(registry: &mut Registry) {
     registry.register(
         "bookshop_trace_spans_not_exported",
         "Spans that never reached the collector: reason export_failed (collector down, refusing \
          or slower than OTEL_EXPORTER_OTLP_TIMEOUT) or queue_full (more than \
-         OTEL_BSP_MAX_QUEUE_SIZE waiting); none while traces are off",
+         OTEL_BSP_MAX_QUEUE_SIZE waiting); absent while traces are off",
         LOST.clone(),
     );
 }

@@ -15,6 +15,16 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+impl std::fmt::Display for Protocol {
+    /// As `OTEL_EXPORTER_OTLP_PROTOCOL` spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+        })
+    }
+}
+
 /// Where and how to export spans, when traces are on.
 #[derive(Debug, Clone)]
 pub struct TraceSettings {

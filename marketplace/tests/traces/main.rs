@@ -21,7 +21,9 @@ use std::{
 
 use bookshop_common::{
     logging::{self, LogFormat},
+    serve::App,
     telemetry::{self, Protocol, TraceSettings},
+    testing::Spawned,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -44,8 +46,8 @@ use opentelemetry_sdk::trace::Sampler;
 use prost::Message;
 use salvo::Service;
 use support::{
-    ManualResolver, MarketplaceProcess, RecommendationsProcess, catalog_dir, eventually, get,
-    reserved_port, settings_for, write_catalog,
+    ManualResolver, MarketplaceProcess, catalog_dir, eventually, get, reserved_port, settings_for,
+    wait_until_serving, write_catalog,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::server::TcpIncoming;
@@ -157,6 +159,35 @@ fn service_with(resolver: &ManualResolver) -> Service {
     service(Arc::new(AppState::new(&settings, gateway, metrics)))
 }
 
+/// A real Recommendations with its metrics listener (the support's has none).
+struct Recommendations {
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    running: Spawned<recommendations::StartError>,
+}
+
+impl Recommendations {
+    async fn start(catalog: &std::path::Path) -> Recommendations {
+        let mut settings = recommendations::settings::Settings::default();
+        settings.server.host = "127.0.0.1".into();
+        settings.metrics.port = 0;
+        settings.catalog.path = catalog.to_path_buf();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = recommendations::Application::with_listener(settings, listener)
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        let metrics = app.metrics_addr().unwrap();
+        let running = Spawned::new(|stop| app.run_until_stopped(stop));
+        wait_until_serving(addr).await;
+        Recommendations {
+            addr,
+            metrics,
+            running,
+        }
+    }
+}
+
 /// The browser's trace: the page must continue it.
 const BROWSER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const BROWSER_SPAN: &str = "00f067aa0ba902b7";
@@ -192,7 +223,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     .init();
 
     let (dir, catalog) = catalog_dir(&["Dune", "Emma"]);
-    let recommendations = RecommendationsProcess::start(&catalog).await;
+    let recommendations = Recommendations::start(&catalog).await;
     let marketplace =
         MarketplaceProcess::start(settings_for(recommendations.addr.port(), 2000)).await;
 
@@ -325,9 +356,10 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
 
     // With the collector gone, pages are served as before, and the spans that cannot be
     // exported are counted.
-    let not_exported = async || {
-        let metrics = get(marketplace.addr, "/metrics", &[]).await.body;
-        // A series appears with its first span lost.
+    // Each service's /metrics has the counter (one process here, so one count), from 0.
+    let metrics_urls = [marketplace.addr, recommendations.metrics];
+    let not_exported = async |addr| {
+        let metrics = get(addr, "/metrics", &[]).await.body;
         metrics
             .lines()
             .find_map(|line| {
@@ -335,24 +367,32 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
                     "bookshop_trace_spans_not_exported_total{reason=\"export_failed\"} ",
                 )
             })
-            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .unwrap_or_else(|| panic!("no lost-span counter at {addr}:\n{metrics}"))
     };
-    assert_eq!(not_exported().await, 0);
+    for addr in metrics_urls {
+        assert_eq!(not_exported(addr).await, 0);
+    }
     stop_receiver.send(()).unwrap();
     let counted = eventually(Duration::from_secs(10), async || {
         let page = get(marketplace.addr, "/?category=mystery", &[]).await;
         assert_eq!(page.status, 200);
-        not_exported().await > 0
+        not_exported(marketplace.addr).await > 0
     })
     .await;
     assert!(counted, "spans not exported were not counted");
+    assert!(not_exported(recommendations.metrics).await > 0);
 
     marketplace
         .running
         .stop(Duration::from_secs(10))
         .await
         .unwrap();
-    recommendations.stop().await;
+    recommendations
+        .running
+        .stop(Duration::from_secs(10))
+        .await
+        .unwrap();
     drop(dir);
 }
 
