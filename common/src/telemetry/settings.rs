@@ -123,6 +123,20 @@ impl TraceSettings {
                 _ => return Err(invalid_protocol(name, &value)),
             },
         };
+        // The exporter would read these itself; without gzip built in, say so rather than
+        // send uncompressed spans to a collector that was told otherwise.
+        for variable in [
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ] {
+            if let Some(value) = var(variable).filter(|value| value.trim() != "none") {
+                return Err(invalid(
+                    variable,
+                    &value,
+                    "none (compression is not supported)",
+                ));
+            }
+        }
         // The signal's own endpoint is used as it is; the general one is a base URL, to which
         // HTTP adds the signal's path.
         let endpoint = if let Some(url) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
@@ -370,6 +384,11 @@ mod tests {
                 vec![("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c:4318")],
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                 "https://c:4318",
+            ),
+            (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")],
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "gzip",
             ),
             (
                 vec![endpoint, ("OTEL_SDK_DISABLED", "yes")],
