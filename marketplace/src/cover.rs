@@ -30,19 +30,28 @@ impl Cover {
 /// The first letters of the title's first two words of three or more letters or digits ("The
 /// Hound of the Baskervilles": "TH"; "Убийство в Восточном экспрессе": "УВ"), upper-cased; of
 /// its first words when it has no such words ("It": "I").
+///
+/// Lazy, so that a title is scanned only as far as its second long word: every book on every
+/// page gets a cover, and telling letters from the rest is a table lookup per non-ASCII
+/// character (collecting every word first cost a page 11% more instructions; see
+/// docs/benchmarks.md, "Instructions per page").
 fn initials(title: &str) -> String {
-    let words: Vec<&str> = title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .collect();
-    let long: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|word| word.chars().count() >= 3)
-        .collect();
-    let chosen = if long.is_empty() { &words } else { &long };
-    chosen
-        .iter()
+    let words = || {
+        title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+    };
+    let long = first_letters(words().filter(|word| word.chars().nth(2).is_some()));
+    if long.is_empty() {
+        first_letters(words())
+    } else {
+        long
+    }
+}
+
+/// The upper-cased first letters of the first two of `words`.
+fn first_letters<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    words
         .take(2)
         .filter_map(|word| word.chars().next())
         .flat_map(char::to_uppercase)
