@@ -27,25 +27,33 @@ impl Cover {
     }
 }
 
-/// The first letters of the title's first two words of three or more letters or digits ("The
-/// Hound of the Baskervilles": "TH"; "Убийство в Восточном экспрессе": "УВ"), upper-cased; of
-/// its first words when it has no such words ("It": "I").
+/// The first letters of the title's first two words of three or more characters ("The Hound of
+/// the Baskervilles": "TH"; "Убийство в Восточном экспрессе": "УВ"), upper-cased; of its first
+/// words when it has no such words ("It": "I").
+///
+/// Words are split at white space and ASCII punctuation, and only the characters that could be
+/// initials are asked whether they are letters or digits: for a non-ASCII character that is a
+/// Unicode table lookup, and asking it of every character of every title cost a page 7% more
+/// instructions (docs/benchmarks.md, "Instructions per page").
 fn initials(title: &str) -> String {
-    let words: Vec<&str> = title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .collect();
-    let long: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|word| word.chars().count() >= 3)
-        .collect();
-    let chosen = if long.is_empty() { &words } else { &long };
-    chosen
-        .iter()
+    let words = || {
+        title
+            .split(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
+            .filter_map(|word| Some((word, word.chars().find(|c| c.is_alphanumeric())?)))
+    };
+    let long = first_letters(words().filter(|(word, _)| word.chars().nth(2).is_some()));
+    if long.is_empty() {
+        first_letters(words())
+    } else {
+        long
+    }
+}
+
+/// The upper-cased first letters of the first two of `words` (each with its first letter).
+fn first_letters<'a>(words: impl Iterator<Item = (&'a str, char)>) -> String {
+    words
         .take(2)
-        .filter_map(|word| word.chars().next())
-        .flat_map(char::to_uppercase)
+        .flat_map(|(_, first)| first.to_uppercase())
         .collect()
 }
 

@@ -22,8 +22,8 @@ use recommendations::{
 /// `bench-tool reload-memory` (docs/benchmarks.md, "Reload memory"), 5 s after a 16 MiB
 /// catalog went out of service RSS is still 54 MB above its level before it came, and it stays
 /// 25 MB above it for good. mimalloc gives all of it back (to within 2 MB) once that thread
-/// exits, which Tokio lets an idle blocking thread do after 10 s; until then 25 to 60 MB stay.
-/// Peaks are within 20% of glibc's; idle RSS is 1 MB more. tikv-jemallocator was not taken: it
+/// exits, which an idle blocking thread does after 1 s (`thread_keep_alive` in common's serve
+/// path; Tokio's default is 10 s). Peaks are within 20% of glibc's; idle RSS is 1 MB more. tikv-jemallocator was not taken: it
 /// needs `make` to build, which the images' rust image lacks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -14,11 +14,12 @@ use crate::support::{
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A catalog with a poetry shelf (named in both languages) besides a mystery one; `marker` is
-/// the first poetry title, so each call writes a new version.
+/// A catalog with a poetry shelf (named in both languages, the Russian name with markup that
+/// must be escaped) besides a mystery one; `marker` is the first poetry title, so each call
+/// writes a new version.
 fn write_with_poetry(path: &Path, marker: &str) {
     let text = format!(
-        "[categories.poetry]\nen = \"Poetry\"\nru = \"Поэзия\"\norder = 1\n\n\
+        "[categories.poetry]\nen = \"Poetry\"\nru = \"Поэзия <i>\"\norder = 1\n\n\
          [[poetry]]\nid = 1\ntitle = \"{marker}\"\n\n[[poetry]]\nid = 2\ntitle = \"Odes\"\n\n\
          [[mystery]]\nid = 3\ntitle = \"Clue\"\n"
     );
@@ -94,7 +95,7 @@ async fn a_shelf_added_to_the_catalog_is_in_the_navigation_and_serves_its_books(
     let api = marketplace.get("/api/categories?lang=ru").await;
     let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
     assert_eq!(json["categories"][0]["key"], "poetry");
-    assert_eq!(json["categories"][0]["name"], "Поэзия");
+    assert_eq!(json["categories"][0]["name"], "Поэзия <i>");
     let books = marketplace
         .get("/api/recommendations?category=poetry")
         .await;
