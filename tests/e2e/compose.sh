@@ -166,10 +166,11 @@ logs_have() {
   lines=$(dc logs --no-color "$service" 2>&1)
   for text in "$@"; do lines=$(grep -F -- "$text" <<< "$lines") || return 1; done
 }
-# both_logs_have ID: the access lines of both services carry the request id ID.
+# both_logs_have ID: the access lines of both services carry the request id ID (the page asks
+# for its books with the catalog's Recommend, `method="Catalog/Recommend"`).
 both_logs_have() {
   logs_have marketplace "request{request_id=$1}" "marketplace::access" \
-    && logs_have recommendations "recommendations::access" "request_id=\"$1\"" 'method="Recommend"'
+    && logs_have recommendations "recommendations::access" "request_id=\"$1\"" 'Recommend" category='
 }
 sent="e2e-$RUN_ID-$(date +%s%N)"
 got=$(request_id -H "x-request-id: $sent") || fail "the page with an x-request-id did not answer 200"
