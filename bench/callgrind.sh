@@ -4,6 +4,9 @@
 #
 #   bench/callgrind.sh                         ours and the frameworks' floor: 3,000 pages, 20,000 calls
 #   bench/callgrind.sh --pages N --calls M     N pages and M calls each
+#   bench/callgrind.sh --traces 100|10|off     ours with traces on, 100% or 10% sampled (default off)
+#   bench/callgrind.sh --rust-log FILTER       ours with RUST_LOG=FILTER (default warn; with
+#                                              --traces on, the services' default info,notify=warn)
 #
 # Builds release binaries with symbols (in $CARGO_TARGET_DIR/callgrind, default target/callgrind)
 # and runs the servers under `valgrind --tool=callgrind` with one Tokio worker thread and
@@ -15,18 +18,39 @@
 # This file needs nothing but the binaries, `bench-tool wait` and `request-body` and
 # tests/lib/free-port.py, so it can be copied into an older checkout to measure it the same way.
 # The profiles stay in $CARGO_TARGET_DIR/callgrind/profiles for `callgrind_annotate`.
+# With --traces 100 or 10, `bench-tool otlp-sink` (not profiled) is a local OTLP/gRPC receiver,
+# and ours (both services, for pages and for calls) export their spans to it with the standard
+# variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL=grpc,
+# OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=1.0 or 0.1); the floors
+# run as without. The run fails unless the sink received spans from both services. Spans are
+# exported every OTEL_BSP_SCHEDULE_DELAY=200 ms instead of the default 5 s: N requests take a few
+# seconds under callgrind, and the counters are dumped before the services stop, so with 5 s the
+# window would hold no export at all and count only the spans' making. With 200 ms it holds the
+# exports of nearly all its spans (one batch more or less), at a little more fixed cost per export.
+# Spans are recorded at `info` (docs/configuration.md, Traces), so RUST_LOG=warn would leave every
+# span out: with traces on, ours run with the services' default filter instead, and the cost of the
+# traces alone is against `--traces off --rust-log info,notify=warn`.
 set -euo pipefail
 
-PAGES=3000 CALLS=20000
+PAGES=3000 CALLS=20000 TRACES=off RUST_LOG_OURS=
 while [ $# -gt 0 ]; do
   case $1 in
     --pages) PAGES=$2; shift ;;
     --calls) CALLS=$2; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --traces) TRACES=$2; shift ;;
+    --rust-log) RUST_LOG_OURS=$2; shift ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
+case $TRACES in
+  off) : "${RUST_LOG_OURS:=warn}" ;;
+  100) RATIO=1.0 ;;
+  10) RATIO=0.1 ;;
+  *) echo "--traces takes off, 100 or 10, not $TRACES" >&2; exit 2 ;;
+esac
+: "${RUST_LOG_OURS:=info,notify=warn}"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -132,9 +156,43 @@ calls() {
   printf '%-6s recommend  %6sk instructions per call\n' "$name" "$(per "$name-recommend" "$CALLS")"
 }
 
+# Ours' log filter, and with --traces the sink and ours' variables for it (all undone before the
+# floors).
+export RUST_LOG=$RUST_LOG_OURS
+[ "$RUST_LOG" = warn ] || echo "ours with RUST_LOG=$RUST_LOG"
+if [ "$TRACES" != off ]; then
+  sink_port=$(port)
+  "$BIN/bench-tool" otlp-sink --addr "127.0.0.1:$sink_port" >"$OUT/sink.out" 2>"$OUT/sink.log" &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  for _ in $(seq 100); do
+    (: <"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null && break
+    kill -0 "$SINK_PID" 2>/dev/null || { cat "$OUT/sink.log" >&2; die "the OTLP sink exited"; }
+    sleep 0.1
+  done
+  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+  export OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=$RATIO
+  export OTEL_BSP_SCHEDULE_DELAY=200
+  echo "traces on: ${TRACES}% sampled (parentbased_traceidratio $RATIO), OTLP/gRPC to 127.0.0.1:$sink_port"
+fi
+
 pages ours "$BIN/recommendations" --catalog "$ROOT/catalog.toml" --port REC_PORT \
   -- "$BIN/marketplace" --port WEB_PORT --recommendations 127.0.0.1:REC_PORT
 calls ours "$BIN/recommendations" --catalog "$ROOT/catalog.toml" --port REC_PORT
+
+# The services have stopped, their last spans flushed: the sink prints its counts as it stops.
+export RUST_LOG=warn
+if [ "$TRACES" != off ]; then
+  unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_TRACES_SAMPLER \
+    OTEL_TRACES_SAMPLER_ARG OTEL_BSP_SCHEDULE_DELAY
+  kill "$SINK_PID"
+  wait "$SINK_PID" || { cat "$OUT/sink.log" >&2; die "the OTLP sink failed"; }
+  echo "spans received: $(paste -sd ' ' "$OUT/sink.out")"
+  for service in marketplace recommendations; do
+    awk -v s="$service" '$1 == s && $2 > 0 {found = 1} END {exit !found}' "$OUT/sink.out" \
+      || die "the OTLP sink received no span from $service"
+  done
+fi
 
 # The floor answers ours' page and JSON byte for byte, as in bench/run.sh.
 rec_port=$(port) web_port=$(port)

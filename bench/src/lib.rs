@@ -24,6 +24,8 @@
 //!   idle event streams, and the Marketplace's RSS per stream.
 //! - [`scale`]: scenario 6, one catalog size: start-up, load, reload and peak RSS.
 //! - [`memory`]: scenario 8, RSS around reloads of a `catalog.max_bytes` catalog.
+//! - [`otlp_sink`]: an OTLP/gRPC trace receiver that counts spans, for `bench/callgrind.sh
+//!   --traces`.
 //! - [`startup`]: starting a server until healthy; scenario 7's time from process start to
 //!   healthy, idle RSS and stop time.
 //! - [`stats`]: percentiles and `h2load` request logs.
@@ -37,6 +39,7 @@ pub mod idle_streams;
 pub mod live;
 pub mod load;
 pub mod memory;
+pub mod otlp_sink;
 pub mod reload;
 pub mod report;
 pub mod run;

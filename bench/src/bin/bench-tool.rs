@@ -18,7 +18,7 @@ use bookshop_bench::{
     grpc, idle_streams,
     live::{self, Shelf},
     load::{Load, Target},
-    memory,
+    memory, otlp_sink,
     reload::{self, LatencyOptions},
     report,
     run::RunDir,
@@ -95,6 +95,12 @@ enum Command {
     },
     /// Write the gRPC-framed `Recommend` request h2load sends (user 1, 3 mystery books)
     RequestBody { out: PathBuf },
+    /// A minimal OTLP/gRPC trace receiver that counts the spans it is sent; on SIGTERM or
+    /// Ctrl-C it prints one line per service, `SERVICE SPANS`, and exits
+    OtlpSink {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+    },
     /// Call `Recommend` N times and check each answer: OK, 3 distinct books, ids 1 to 3
     Check {
         #[arg(long)]
@@ -419,6 +425,13 @@ async fn run(dir: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         Command::RequestBody { out } => {
             std::fs::write(&out, grpc::framed(&grpc::seed_request()))
                 .with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        Command::OtlpSink { addr } => {
+            let sink = otlp_sink::Sink::default();
+            otlp_sink::serve(addr, sink.clone()).await?;
+            for (service, spans) in sink.counts() {
+                println!("{service} {spans}");
+            }
         }
         Command::Check { addr, calls } => check(&addr, calls).await?,
         Command::Wait { probe, timeout_ms } => {
