@@ -116,31 +116,13 @@ pub struct LogGuard {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::{
-        sync::{Arc, Mutex},
-        time::Duration,
-    };
+    use std::time::Duration;
 
     use opentelemetry_sdk::trace::Sampler;
     use tracing::field::Empty;
 
     use super::*;
     use crate::telemetry::{self, Protocol, TraceSettings};
-
-    /// Log lines, kept for the test to read.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -166,7 +148,7 @@ mod tests {
             let _inside = runtime.enter();
             telemetry::install(&settings).unwrap()
         };
-        let lines = Lines::default();
+        let lines = crate::testing::CapturedLines::default();
         let writer = lines.clone();
         let subscriber = subscriber(
             Some(layer),
@@ -182,7 +164,7 @@ mod tests {
             span.in_scope(|| tracing::info!("inside"));
         });
         traces.shutdown(Duration::from_secs(1));
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     /// The 16 hex digits after `key` in `line`.

@@ -1,7 +1,14 @@
 //! What the services' tests share (feature `testing`, dev-dependencies only): polling with a
-//! deadline instead of sleeping, and certificates made on the fly for the TLS tests.
+//! deadline instead of sleeping, log lines captured for reading, and certificates made on the
+//! fly for the TLS tests.
 
-use std::{fmt::Debug, future::Future, pin::Pin, time::Duration};
+use std::{
+    fmt::Debug,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use crate::settings::{self, Layered, SettingsError, Sources};
 
@@ -11,6 +18,30 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+
+/// Log lines, kept for a test to read: give a clone to the subscriber as its writer.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedLines(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Polls `check` every 20 ms until it returns true (then true) or `limit` has passed (then
 /// false). Tests wait for what "should happen soon" with it, never with a fixed sleep.

@@ -23,7 +23,7 @@ use bookshop_common::{
     logging::{self, LogFormat},
     serve::App,
     telemetry::{self, Protocol, TraceSettings},
-    testing::Spawned,
+    testing::{CapturedLines, Spawned},
 };
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -124,27 +124,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Log lines, kept for the test to read.
-#[derive(Debug, Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// A Marketplace (its service, no socket) in front of the replicas `resolver` names.
 fn service_with(resolver: &ManualResolver) -> Service {
     let mut settings = settings_for(0, 2000);
@@ -211,7 +190,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
         max_queue_size: 2048,
     };
     let (layer, _traces) = telemetry::install(&settings).unwrap();
-    let lines = Lines::default();
+    let lines = CapturedLines::default();
     let writer = lines.clone();
     logging::subscriber(
         Some(layer),
