@@ -1,4 +1,4 @@
-# The seed's Marketplace (../../shared/seed/, section 4), written out for the benchmark harness.
+# The seed's Marketplace (the tutorial "Python Microservices With gRPC"), for the benchmark harness.
 # Kept as the seed has it: Flask, a module-global gRPC channel and stub, render_template of
 # homepage.html with three MYSTERY books for user 1, run with Flask's own server
 # (`python marketplace.py`). Bench-only changes: the Recommendations port comes from

@@ -1,4 +1,4 @@
-# The seed's Recommendations server (../../shared/seed/, section 3), written out for the
+# The seed's Recommendations (the tutorial "Python Microservices With gRPC"), written out for the
 # benchmark harness as the reference "ours / seed" is measured against. Kept as the seed has
 # it: grpcio with a 10-thread pool, an in-memory dict, random.sample, NOT_FOUND via
 # context.abort. Two bench-only changes, both outside the request path: the address comes from
