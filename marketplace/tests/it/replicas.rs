@@ -9,16 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use marketplace::{
-    client::{GUARD_MARGIN, RecommendationsGateway},
-    metrics::Metrics,
-    routes::{AppState, service},
-};
+use marketplace::{client::GUARD_MARGIN, routes::AppState};
 use salvo::{Service, http::StatusCode};
 
 use crate::support::{
     FakeServer, ManualResolver, RecommendationsProcess, Script, TestResult, catalog_dir,
-    eventually, page, settings_for, titles,
+    eventually, marketplace_with_deadline, page, titles,
 };
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -38,23 +34,6 @@ async fn replica(n: u8) -> Replica {
 /// The Marketplace in front of whatever `resolver` answers, re-resolving every 100 ms.
 fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
     marketplace_with_deadline(resolver, 1_000)
-}
-
-fn marketplace_with_deadline(
-    resolver: &ManualResolver,
-    deadline_ms: u64,
-) -> (Service, Arc<AppState>) {
-    let mut settings = settings_for(0, deadline_ms);
-    settings.recommendations.resolve_interval = Duration::from_millis(100);
-    let metrics = Arc::new(Metrics::new());
-    let gateway = RecommendationsGateway::with_resolver(
-        &settings.recommendations,
-        Box::new(resolver.clone()),
-        metrics.clone(),
-    )
-    .unwrap();
-    let state = Arc::new(AppState::new(&settings, gateway, metrics));
-    (service(state.clone()), state)
 }
 
 /// Loads the home page; returns its status and the replica that answered ("Replica n").

@@ -240,6 +240,25 @@ pub fn service_for(settings: &Settings) -> Service {
     service(Arc::new(state))
 }
 
+/// The Marketplace's service (no socket) and its state, in front of the replicas `resolver`
+/// names, re-resolved every 100 ms, with a deadline of `deadline_ms`.
+pub fn marketplace_with_deadline(
+    resolver: &ManualResolver,
+    deadline_ms: u64,
+) -> (Service, Arc<AppState>) {
+    let mut settings = settings_for(0, deadline_ms);
+    settings.recommendations.resolve_interval = Duration::from_millis(100);
+    let metrics = Arc::new(Metrics::new());
+    let gateway = RecommendationsGateway::with_resolver(
+        &settings.recommendations,
+        Box::new(resolver.clone()),
+        metrics.clone(),
+    )
+    .expect("gateway");
+    let state = Arc::new(AppState::new(&settings, gateway, metrics));
+    (service(state.clone()), state)
+}
+
 /// The origin of the URLs that requests through a [`Service`] (no socket) are sent to.
 pub const BASE: &str = "http://127.0.0.1:5001";
 

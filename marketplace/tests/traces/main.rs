@@ -29,11 +29,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use marketplace::{
-    client::RecommendationsGateway,
-    metrics::Metrics,
-    routes::{AppState, service},
-};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -44,10 +39,9 @@ use opentelemetry_proto::tonic::{
 };
 use opentelemetry_sdk::trace::Sampler;
 use prost::Message;
-use salvo::Service;
 use support::{
-    ManualResolver, MarketplaceProcess, catalog_dir, eventually, get, reserved_port, settings_for,
-    wait_until_serving, write_catalog,
+    ManualResolver, MarketplaceProcess, catalog_dir, eventually, get, marketplace_with_deadline,
+    reserved_port, settings_for, wait_until_serving, write_catalog,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::server::TcpIncoming;
@@ -122,20 +116,6 @@ fn number(span: &Span, key: &str) -> Option<i64> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A Marketplace (its service, no socket) in front of the replicas `resolver` names.
-fn service_with(resolver: &ManualResolver) -> Service {
-    let mut settings = settings_for(0, 2000);
-    settings.recommendations.resolve_interval = Duration::from_millis(100);
-    let metrics = Arc::new(Metrics::new());
-    let gateway = RecommendationsGateway::with_resolver(
-        &settings.recommendations,
-        Box::new(resolver.clone()),
-        metrics.clone(),
-    )
-    .unwrap();
-    service(Arc::new(AppState::new(&settings, gateway, metrics)))
 }
 
 /// A real Recommendations with its metrics listener (the support's has none).
@@ -324,7 +304,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
         recommendations.addr,
         SocketAddr::from(([127, 0, 0, 1], refused_port)),
     ]);
-    let shop = service_with(&resolver);
+    let (shop, _state) = marketplace_with_deadline(&resolver, 2000);
     let retried = eventually(Duration::from_secs(10), async || {
         let (res, _) = support::page(&shop, "/?category=mystery").await;
         assert_eq!(res.status_code.map(|s| s.as_u16()), Some(200));
