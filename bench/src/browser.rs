@@ -285,6 +285,19 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Debian's Chromium for a test, or `None` (said on stderr) where it is not installed: the
+    /// tests that need a real browser pass without one.
+    #[cfg(test)]
+    pub(crate) async fn for_test() -> Option<Browser> {
+        match Browser::launch("chromium").await {
+            Ok(browser) => Some(browser),
+            Err(error) => {
+                eprintln!("skipped, no Chromium: {error:#}");
+                None
+            }
+        }
+    }
+
     /// Starts `program` (Debian's `chromium`) headless and connects to it.
     pub async fn launch(program: &str) -> anyhow::Result<Browser> {
         let profile = tempfile::Builder::new()
@@ -685,12 +698,8 @@ mod tests {
     /// without it, says so and passes.
     #[tokio::test]
     async fn a_page_is_loaded_read_and_its_problems_kept() {
-        let browser = match Browser::launch("chromium").await {
-            Ok(browser) => browser,
-            Err(error) => {
-                eprintln!("skipped, no Chromium: {error:#}");
-                return;
-            }
+        let Some(browser) = Browser::for_test().await else {
+            return;
         };
         let mut page = browser.new_page().await.unwrap();
         let html = "<h1>Poetry</h1><script>console.error('boom'); undefinedFunction();</script>";

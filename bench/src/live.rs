@@ -317,12 +317,8 @@ mod tests {
     /// edits read. Needs Chromium: without it, says so and passes.
     #[tokio::test]
     async fn a_title_the_page_puts_in_is_timed() {
-        let browser = match Browser::launch("chromium").await {
-            Ok(browser) => browser,
-            Err(error) => {
-                eprintln!("skipped, no Chromium: {error:#}");
-                return;
-            }
+        let Some(browser) = Browser::for_test().await else {
+            return;
         };
         let mut page = browser.new_page().await.unwrap();
         watch_titles(&page).await.unwrap();
