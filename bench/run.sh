@@ -63,20 +63,30 @@ cp -r "$REPO/bench/seed/." "$SEED/"
   --grpc_python_out="$SEED" "$REPO/proto/recommendations.proto"
 cp "$REPO/catalog.toml" "$WORK/catalog.toml"
 
-# Our services with only what running several instances side by side needs: loopback, free
-# ports, and Recommendations' Prometheus listener (9464 by default) on a port of its own.
-REC=(env RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__PORT=0 "$BIN/recommendations")
-MKT=(env MARKETPLACE__SERVER__HOST=127.0.0.1 "$BIN/marketplace")
+# Our services as `docker compose up` runs them: with the Tokio worker threads that
+# docker-compose.yaml gives each (one, for its one CPU), read from it so the two cannot differ,
+# and only what running several instances side by side needs: loopback, free ports, and
+# Recommendations' Prometheus listener (9464 by default) on a port of its own.
+THREADS=$(sed -n 's/^ *TOKIO_WORKER_THREADS: *"\{0,1\}\([0-9]*\)"\{0,1\} *$/\1/p' "$REPO/docker-compose.yaml" | sort -u)
+[ "$(wc -w <<<"$THREADS")" = 1 ] || fail "docker-compose.yaml must give both services one TOKIO_WORKER_THREADS, not '$THREADS'"
+REC_ENV=(TOKIO_WORKER_THREADS="$THREADS" RECOMMENDATIONS__SERVER__HOST=127.0.0.1 RECOMMENDATIONS__METRICS__PORT=0)
+MKT_ENV=(TOKIO_WORKER_THREADS="$THREADS" MARKETPLACE__SERVER__HOST=127.0.0.1)
+REC=(env "${REC_ENV[@]}" "$BIN/recommendations")
+MKT=(env "${MKT_ENV[@]}" "$BIN/marketplace")
 # ours SUFFIX REC_PORT MKT_PORT [VAR=VALUE...]: both, as recSUFFIX and mktSUFFIX, with these
-# settings as well (each service reads only the variables of its own prefix). The Marketplace's
-# /readyz is 200 once its health check went through to Recommendations.
+# settings as well, after the ones above so that they win (each service reads only the variables
+# of its own prefix). The Marketplace's /readyz is 200 once its health check went through to
+# Recommendations.
 ours() {
   local suffix=$1 rec=$2 mkt=$3; shift 3
-  launch "rec$suffix" env "$@" "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$rec"
-  launch "mkt$suffix" env "$@" "${MKT[@]}" --port "$mkt" --recommendations "127.0.0.1:$rec"
+  launch "rec$suffix" env "${REC_ENV[@]}" "$@" "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$rec"
+  launch "mkt$suffix" env "${MKT_ENV[@]}" "$@" "$BIN/marketplace" --port "$mkt" --recommendations "127.0.0.1:$rec"
   tool ready "mkt$suffix" "rec$suffix" --http "http://127.0.0.1:$mkt/readyz"
 }
-FLOOR=("$BIN/salvo-floor" --page "$WORK/page.html" --json "$WORK/api.json")
+# The floors with the same threads, for a like-for-like ratio.
+SALVO_FLOOR=("$BIN/salvo-floor" --page "$WORK/page.html" --json "$WORK/api.json")
+FLOOR=(env TOKIO_WORKER_THREADS="$THREADS" "${SALVO_FLOOR[@]}")
+TONIC_FLOOR=(env TOKIO_WORKER_THREADS="$THREADS" "$BIN/tonic-floor")
 declare -A ROUTE=([page]=/ [json]=/api/recommendations)
 declare -A TITLE=([recommend]="1: Recommend, 8 connections x 8 streams" [page]="2: home page, 16 connections" [json]="3: JSON API, 16 connections")
 # The seed's (bench/seed/): its Recommendations listens on SEED_BIND, its Marketplace on SEED_PORT.
@@ -90,7 +100,7 @@ tool info toolchain "$(rustc --version); $(h2load --version | head -1); $(wrk -v
 tool info "load average before" "$(cut -d' ' -f1-3 /proc/loadavg)"
 tool info pinning "$([ "${BENCH_PIN:-0}" = 1 ] && echo 'servers on CPU 1, load generator on CPU 0' || echo 'none (servers and load generator share both cores)')"
 tool info "load runs" "$DUR s each after $WARM s of warm-up; h2load -t 1, wrk -t 1"
-tool info "our services" "their defaults (RUST_LOG unset: info, an access line per request), on loopback and free ports"
+tool info "our services" "as docker-compose.yaml runs them: TOKIO_WORKER_THREADS=$THREADS (the floors too), RUST_LOG unset (info: no access line for a successful request); on loopback and free ports"
 
 # ---------------------------------------------------------------------------------------------
 log "starting the servers"
@@ -99,7 +109,7 @@ P_TFLOOR=$(free_port) P_SFLOOR=$(free_port) P_GFLOOR=$(free_port)
 ours "" "$P_REC" "$P_MKT"
 start seed_rec --recommend "127.0.0.1:$P_SREC" env SEED_BIND="127.0.0.1:$P_SREC" "${SEED_REC[@]}"
 start seed_mkt --http "http://127.0.0.1:$P_SMKT/" env RECOMMENDATIONS_PORT="$P_SREC" SEED_PORT="$P_SMKT" "${SEED_MKT[@]}"
-start tonic_floor --recommend "127.0.0.1:$P_TFLOOR" "$BIN/tonic-floor" --port "$P_TFLOOR"
+start tonic_floor --recommend "127.0.0.1:$P_TFLOOR" "${TONIC_FLOOR[@]}" --port "$P_TFLOOR"
 # The floors answer a real page and JSON answer of ours, byte for byte; floor-grpc only after
 # one `Recommend` call to the tonic floor: a page with a gRPC round trip, in the two frameworks
 # alone, before any code of ours.
@@ -174,23 +184,27 @@ if [ "$MODE" = full ]; then
   http_load page ours-warn-log "http://127.0.0.1:$P_MKT_WARN/" --note "RUST_LOG=warn" mkt_warn rec_warn
   tool stop mkt_warn rec_warn
 
-  # Tokio starts one worker thread per core. Here two services and wrk share two cores, and a
-  # page wakes threads in both services; one worker thread per process avoids most of those
-  # cross-thread wake-ups. Same setting for the floors, for a like-for-like ratio.
-  log "one Tokio worker thread per process (TOKIO_WORKER_THREADS=1), ours and the floors"
-  P_REC_1T=$(free_port) P_MKT_1T=$(free_port) P_FLOOR_1T=$(free_port) P_TFLOOR_1T=$(free_port) P_GFLOOR_1T=$(free_port)
-  ours _1t "$P_REC_1T" "$P_MKT_1T" TOKIO_WORKER_THREADS=1
-  start floor_1t --http "http://127.0.0.1:$P_FLOOR_1T/" env TOKIO_WORKER_THREADS=1 "${FLOOR[@]}" --port "$P_FLOOR_1T"
-  start tfloor_1t --recommend "127.0.0.1:$P_TFLOOR_1T" env TOKIO_WORKER_THREADS=1 "$BIN/tonic-floor" --port "$P_TFLOOR_1T"
-  start gfloor_1t --http "http://127.0.0.1:$P_GFLOOR_1T/" env TOKIO_WORKER_THREADS=1 "${FLOOR[@]}" --port "$P_GFLOOR_1T" \
-    --grpc "127.0.0.1:$P_TFLOOR_1T"
+  # Without docker-compose.yaml's TOKIO_WORKER_THREADS, Tokio starts one worker thread per
+  # core, as `cargo run` and a bare binary do. Here two services and wrk share two cores, and a
+  # page wakes threads in both services: what those cross-thread wake-ups cost. The floors the
+  # same way, for a like-for-like ratio.
+  log "one Tokio worker thread per core ($(nproc)), ours and the floors"
+  ALL=$(nproc)
+  P_REC_ALL=$(free_port) P_MKT_ALL=$(free_port) P_FLOOR_ALL=$(free_port) P_TFLOOR_ALL=$(free_port) P_GFLOOR_ALL=$(free_port)
+  ours _all "$P_REC_ALL" "$P_MKT_ALL" TOKIO_WORKER_THREADS="$ALL"
+  start floor_all --http "http://127.0.0.1:$P_FLOOR_ALL/" env TOKIO_WORKER_THREADS="$ALL" "${SALVO_FLOOR[@]}" --port "$P_FLOOR_ALL"
+  start tfloor_all --recommend "127.0.0.1:$P_TFLOOR_ALL" env TOKIO_WORKER_THREADS="$ALL" "$BIN/tonic-floor" --port "$P_TFLOOR_ALL"
+  start gfloor_all --http "http://127.0.0.1:$P_GFLOOR_ALL/" env TOKIO_WORKER_THREADS="$ALL" "${SALVO_FLOOR[@]}" \
+    --port "$P_GFLOOR_ALL" --grpc "127.0.0.1:$P_TFLOOR_ALL"
+  grpc_load recommend ours-all-cores "127.0.0.1:$P_REC_ALL" --note "a worker thread per core" rec_all
+  grpc_load recommend floor-all-cores "127.0.0.1:$P_TFLOOR_ALL" --note "a worker thread per core" tfloor_all
   for scenario in page json page json; do
     path=${ROUTE[$scenario]}
-    http_load $scenario ours-1-thread "http://127.0.0.1:$P_MKT_1T$path" --note "1 worker thread" mkt_1t rec_1t
-    http_load $scenario floor-1-thread "http://127.0.0.1:$P_FLOOR_1T$path" --note "1 worker thread" floor_1t
-    http_load $scenario floor-grpc-1-thread "http://127.0.0.1:$P_GFLOOR_1T$path" --note "1 worker thread" gfloor_1t tfloor_1t
+    http_load $scenario ours-all-cores "http://127.0.0.1:$P_MKT_ALL$path" --note "a worker thread per core" mkt_all rec_all
+    http_load $scenario floor-all-cores "http://127.0.0.1:$P_FLOOR_ALL$path" --note "a worker thread per core" floor_all
+    http_load $scenario floor-grpc-all-cores "http://127.0.0.1:$P_GFLOOR_ALL$path" --note "a worker thread per core" gfloor_all tfloor_all
   done
-  tool stop mkt_1t rec_1t floor_1t gfloor_1t tfloor_1t
+  tool stop mkt_all rec_all floor_all gfloor_all tfloor_all
 fi
 IDLE_REC=$(tool rss rec) IDLE_MKT=$(tool rss mkt)
 tool stop mkt rec seed_mkt seed_rec grpc_floor tonic_floor salvo_floor

@@ -205,7 +205,7 @@ pub fn render(tsv: &str) -> String {
         for load in &here {
             let c = &load.cols;
             let mine = load.system.starts_with("ours");
-            // A variant of ours (`ours-1-thread`) is compared with the same variant of the
+            // A variant of ours (`ours-all-cores`) is compared with the same variant of the
             // floor when there is one.
             let floor = load
                 .system
@@ -610,13 +610,13 @@ mod tests {
     fn a_variant_of_ours_is_compared_with_the_same_variant_of_the_floor() {
         let tsv = "load\tpage\tours\t20000\t1\t2\t0\t50\t20\t\n\
             load\tpage\tfloor\t100000\t1\t2\t0\t9\t5\t\n\
-            load\tpage\tours-1-thread\t30000\t1\t2\t0\t40\t20\t1 worker thread\n\
-            load\tpage\tfloor-1-thread\t120000\t1\t2\t0\t8\t5\t1 worker thread\n";
+            load\tpage\tours-all-cores\t30000\t1\t2\t0\t40\t20\ta worker thread per core\n\
+            load\tpage\tfloor-all-cores\t120000\t1\t2\t0\t8\t5\ta worker thread per core\n";
         let md = render(tsv);
         assert!(md.contains("| 20% |"), "ours vs the floor: {md}");
         assert!(
             md.contains("| 25% |"),
-            "ours-1-thread vs floor-1-thread: {md}"
+            "ours-all-cores vs floor-all-cores: {md}"
         );
     }
 }
