@@ -5,7 +5,7 @@
 #   bench/run.sh --quick   a few seconds per scenario: keeps the harness working (CI runs it)
 #
 # It builds the release binaries, installs h2load, wrk and the seed's Python stack, runs every
-# server on 127.0.0.1 on free ports, our services with their defaults as users run them, and
+# server on 127.0.0.1 on free ports, our services as docker-compose.yaml runs them, and
 # writes the table to $CARGO_TARGET_DIR/bench/results.md. This file is the list of scenarios;
 # bench-tool (bench/src) waits for and stops the servers, runs h2load and wrk, reads /proc and
 # writes the rows. BENCH_PIN=1 pins the servers to CPU 1 and the load generator to CPU 0.
