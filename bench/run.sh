@@ -61,7 +61,11 @@ SEED=$WORK/seed
 cp -r "$REPO/bench/seed/." "$SEED/"
 "$VENV/bin/python" -m grpc_tools.protoc -I "$REPO/proto" --python_out="$SEED" \
   --grpc_python_out="$SEED" "$REPO/proto/recommendations.proto"
-cp "$REPO/catalog.toml" "$WORK/catalog.toml"
+# Our catalog in a directory of its own, as a user's is: Recommendations watches the catalog's
+# directory (to see saves by rename), and h2load writes its request log into $WORK, so with the
+# catalog there every call would also wake the watcher for an event about that log.
+CATALOG=$WORK/catalog/catalog.toml
+mkdir -p "$WORK/catalog" && cp "$REPO/catalog.toml" "$CATALOG"
 
 # Our services as `docker compose up` runs them: with the Tokio worker threads that
 # docker-compose.yaml gives each (one, for its one CPU), read from it so the two cannot differ,
@@ -79,7 +83,7 @@ MKT=(env "${MKT_ENV[@]}" "$BIN/marketplace")
 # Recommendations.
 ours() {
   local suffix=$1 rec=$2 mkt=$3; shift 3
-  launch "rec$suffix" env "${REC_ENV[@]}" "$@" "$BIN/recommendations" --catalog "$WORK/catalog.toml" --port "$rec"
+  launch "rec$suffix" env "${REC_ENV[@]}" "$@" "$BIN/recommendations" --catalog "$CATALOG" --port "$rec"
   launch "mkt$suffix" env "${MKT_ENV[@]}" "$@" "$BIN/marketplace" --port "$mkt" --recommendations "127.0.0.1:$rec"
   tool ready "mkt$suffix" "rec$suffix" --http "http://127.0.0.1:$mkt/readyz"
 }
@@ -243,10 +247,10 @@ rm -f "$WORK/scale"/*
 
 log "scenario 7: footprint ($STARTS starts each)"
 port=$(free_port) P_X=$(free_port)
-start rec --health "127.0.0.1:$port" "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$port"
+start rec --health "127.0.0.1:$port" "${REC[@]}" --catalog "$CATALOG" --port "$port"
 footprint() { tool footprint --runs "$STARTS" "$@"; }
 footprint recommendations --binary "$BIN/recommendations" --idle-after-load "$IDLE_REC" --health "127.0.0.1:$P_X" \
-  -- "${REC[@]}" --catalog "$WORK/catalog.toml" --port "$P_X"
+  -- "${REC[@]}" --catalog "$CATALOG" --port "$P_X"
 footprint marketplace --binary "$BIN/marketplace" --idle-after-load "$IDLE_MKT" --http "http://127.0.0.1:$P_X/healthz" \
   -- "${MKT[@]}" --port "$P_X" --recommendations "127.0.0.1:$port"
 footprint tonic-floor --binary "$BIN/tonic-floor" --recommend "127.0.0.1:$P_X" -- "$BIN/tonic-floor" --port "$P_X"
