@@ -52,6 +52,12 @@ def main(rendered, catalog_path):
                 for res in ("cpu", "memory"):
                     if res not in c.get("resources", {}).get(kind, {}):
                         fail(f"{where}: resources.{kind}.{res} missing")
+            # Tokio's worker threads from the container's own CPU limit (docs/kubernetes.md):
+            # where Tokio cannot see the limit, it would start a thread per core of the node.
+            threads = next((e for e in c.get("env", []) if e["name"] == "TOKIO_WORKER_THREADS"), None)
+            field = ((threads or {}).get("valueFrom") or {}).get("resourceFieldRef") or {}
+            if (field.get("containerName"), field.get("resource")) != (c["name"], "limits.cpu"):
+                fail(f"{where}: TOKIO_WORKER_THREADS must come from its own limits.cpu")
             for probe in ("readinessProbe", "livenessProbe"):
                 if probe not in c:
                     fail(f"{where}: {probe} missing")
