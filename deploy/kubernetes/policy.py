@@ -54,8 +54,9 @@ def main(rendered, catalog_path):
                         fail(f"{where}: resources.{kind}.{res} missing")
             # Tokio's worker threads from the container's own CPU limit (docs/kubernetes.md):
             # where Tokio cannot see the limit, it would start a thread per core of the node.
-            threads = next((e for e in c.get("env", []) if e["name"] == "TOKIO_WORKER_THREADS"), None)
-            field = ((threads or {}).get("valueFrom") or {}).get("resourceFieldRef") or {}
+            env = {e["name"]: e for e in c.get("env", [])}
+            threads = env.get("TOKIO_WORKER_THREADS", {})
+            field = (threads.get("valueFrom") or {}).get("resourceFieldRef") or {}
             if (field.get("containerName"), field.get("resource")) != (c["name"], "limits.cpu"):
                 fail(f"{where}: TOKIO_WORKER_THREADS must come from its own limits.cpu")
             for probe in ("readinessProbe", "livenessProbe"):
