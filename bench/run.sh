@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness (docs/benchmarks.md). One command:
 #
-#   bench/run.sh           full run (about 14 minutes after the build): the table for docs/benchmarks.md
+#   bench/run.sh           full run (about 16 minutes after the build): the table for docs/benchmarks.md
 #   bench/run.sh --quick   a few seconds per scenario: keeps the harness working (CI runs it)
 #
 # It builds the release binaries, installs h2load, wrk and the seed's Python stack, runs every
@@ -193,20 +193,20 @@ if [ "$MODE" = full ]; then
   # page wakes threads in both services: what those cross-thread wake-ups cost. The floors the
   # same way, for a like-for-like ratio.
   log "one Tokio worker thread per core ($(nproc)), ours and the floors"
-  ALL=$(nproc)
+  ALL=$(nproc) PER_CORE=(--note "a worker thread per core")
   P_REC_ALL=$(free_port) P_MKT_ALL=$(free_port) P_FLOOR_ALL=$(free_port) P_TFLOOR_ALL=$(free_port) P_GFLOOR_ALL=$(free_port)
   ours _all "$P_REC_ALL" "$P_MKT_ALL" TOKIO_WORKER_THREADS="$ALL"
   start floor_all --http "http://127.0.0.1:$P_FLOOR_ALL/" env TOKIO_WORKER_THREADS="$ALL" "${SALVO_FLOOR[@]}" --port "$P_FLOOR_ALL"
   start tfloor_all --recommend "127.0.0.1:$P_TFLOOR_ALL" env TOKIO_WORKER_THREADS="$ALL" "$BIN/tonic-floor" --port "$P_TFLOOR_ALL"
   start gfloor_all --http "http://127.0.0.1:$P_GFLOOR_ALL/" env TOKIO_WORKER_THREADS="$ALL" "${SALVO_FLOOR[@]}" \
     --port "$P_GFLOOR_ALL" --grpc "127.0.0.1:$P_TFLOOR_ALL"
-  grpc_load recommend ours-all-cores "127.0.0.1:$P_REC_ALL" --note "a worker thread per core" rec_all
-  grpc_load recommend floor-all-cores "127.0.0.1:$P_TFLOOR_ALL" --note "a worker thread per core" tfloor_all
+  grpc_load recommend ours-all-cores "127.0.0.1:$P_REC_ALL" "${PER_CORE[@]}" rec_all
+  grpc_load recommend floor-all-cores "127.0.0.1:$P_TFLOOR_ALL" "${PER_CORE[@]}" tfloor_all
   for scenario in page json page json; do
     path=${ROUTE[$scenario]}
-    http_load $scenario ours-all-cores "http://127.0.0.1:$P_MKT_ALL$path" --note "a worker thread per core" mkt_all rec_all
-    http_load $scenario floor-all-cores "http://127.0.0.1:$P_FLOOR_ALL$path" --note "a worker thread per core" floor_all
-    http_load $scenario floor-grpc-all-cores "http://127.0.0.1:$P_GFLOOR_ALL$path" --note "a worker thread per core" gfloor_all tfloor_all
+    http_load $scenario ours-all-cores "http://127.0.0.1:$P_MKT_ALL$path" "${PER_CORE[@]}" mkt_all rec_all
+    http_load $scenario floor-all-cores "http://127.0.0.1:$P_FLOOR_ALL$path" "${PER_CORE[@]}" floor_all
+    http_load $scenario floor-grpc-all-cores "http://127.0.0.1:$P_GFLOOR_ALL$path" "${PER_CORE[@]}" gfloor_all tfloor_all
   done
   tool stop mkt_all rec_all floor_all gfloor_all tfloor_all
 fi
