@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: the command line both binaries share (`--config`, flags, a subcommand).
 //! - [`serve`]: the serve path of both binaries: logging, settings, runtime, run until stopped.
+//! - [`runtime`]: the Tokio runtime, with the worker threads `TOKIO_WORKER_THREADS` gives.
 //! - [`settings`]: layered configuration (defaults, file, `PREFIX__…` variables, flags) whose
 //!   errors name the key, the value and the layer that set it.
 //! - [`net`]: `host:port` values, bind addresses, and binding with an error naming the setting.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod runtime;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;

@@ -6,6 +6,7 @@ use std::{fmt::Debug, fmt::Display, future::Future, process::ExitCode, time::Dur
 
 use crate::{
     logging,
+    runtime::{self, OneThread},
     settings::SettingsError,
     shutdown,
     telemetry::{self, TelemetryError, TraceSettings},
@@ -17,6 +18,8 @@ pub trait App: Sized {
     type Settings: Debug + Send;
     /// Why it could not start, or stopped abnormally.
     type Error: Display;
+    /// Its scheduler when it is given one worker thread ([`runtime`](crate::runtime)).
+    const ONE_THREAD: OneThread = OneThread::MultiThread;
 
     /// Binds the listeners `settings` name (port 0 picks a free port) and reads what must be
     /// read at start-up; nothing is served yet.
@@ -29,7 +32,7 @@ pub trait App: Sized {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// Runs the service `name` until SIGTERM or Ctrl-C: builds Tokio's multi-threaded runtime, sets
+/// Runs the service `name` until SIGTERM or Ctrl-C: builds its Tokio runtime, sets
 /// up traces (when `traces` turns them on) and logging, reports bad settings, and serves.
 /// Start-up and run-time errors are logged, and turn into a failing exit code. Once the service
 /// has stopped, the spans still queued are exported within [`TRACE_FLUSH_TIMEOUT`].
@@ -38,11 +41,11 @@ pub fn run<S: App>(
     settings: Result<S::Settings, SettingsError>,
     traces: Result<Option<TraceSettings>, TelemetryError>,
 ) -> ExitCode {
-    let runtime = match multi_thread_runtime() {
+    let runtime = match runtime::build(S::ONE_THREAD) {
         Ok(runtime) => runtime,
         Err(error) => {
             let _logs = logging::init(None);
-            tracing::error!(%error, "cannot start the async runtime");
+            tracing::error!(%error, "cannot start");
             return ExitCode::FAILURE;
         }
     };
@@ -90,17 +93,22 @@ pub fn run<S: App>(
         guard
     });
     let serve = async {
-        S::build(settings)
-            .await?
-            .run_until_stopped(shutdown::signal())
-            .await
+        let outcome = async {
+            S::build(settings)
+                .await?
+                .run_until_stopped(shutdown::signal())
+                .await
+        }
+        .await;
+        // The last exports run on this runtime, which a current-thread runtime drives only
+        // inside `block_on`: the flush waits on a blocking thread while it still does.
+        if let Some(traces) = traces {
+            let flushed = tokio::task::spawn_blocking(move || traces.shutdown(TRACE_FLUSH_TIMEOUT));
+            let _ = flushed.await;
+        }
+        outcome
     };
-    let outcome = runtime.block_on(serve);
-    // Outside the runtime, which still runs the last exports.
-    if let Some(traces) = traces {
-        traces.shutdown(TRACE_FLUSH_TIMEOUT);
-    }
-    match outcome {
+    match runtime.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "{name} stopped with an error");
@@ -113,23 +121,6 @@ pub fn run<S: App>(
 /// down costs the stop at most this, well within the grace period (Docker's 10 s, the
 /// Kubernetes manifests' 15 s) after the services' own stop (docs/operations.md).
 pub const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long a thread of Tokio's blocking pool (`tokio::fs`, `spawn_blocking`: catalog reads and
-/// parses) waits for more work before it exits.
-const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
-
-/// The services' runtime. An idle blocking-pool thread keeps its allocator's thread caches and
-/// arenas, filled by the last task it ran, until it exits: with Tokio's default keep-alive of
-/// 10 s, the memory of a large catalog's reload stays resident for 10 s after it. With 1 s it is
-/// given back sooner (measured at 00baae8 with mimalloc: RSS within 2 MB of before, 5 s after a
-/// 16 MiB catalog was replaced; the target is 20 MB; docs/benchmarks.md, scenario 8). Starting a
-/// thread again for the next reload costs far less than the reload.
-fn multi_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
-        .build()
-}
 
 /// Runs a one-shot client subcommand (a `healthcheck`) on a single-threaded runtime and
 /// [`report`]s its outcome.
@@ -157,57 +148,5 @@ pub fn report(outcome: Result<String, String>) -> ExitCode {
             eprintln!("{text}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::{
-        cell::RefCell,
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
-        time::Instant,
-    };
-
-    use super::*;
-
-    /// Sets its flag when dropped: held in a thread-local, when its thread exits.
-    struct OnExit(Arc<AtomicBool>);
-
-    impl Drop for OnExit {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    thread_local! {
-        static ON_EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
-    }
-
-    #[test]
-    fn an_idle_blocking_thread_exits_about_a_second_after_its_work() {
-        let runtime = multi_thread_runtime().unwrap();
-        let exited = Arc::new(AtomicBool::new(false));
-        let flag = exited.clone();
-        runtime
-            .block_on(runtime.spawn_blocking(move || {
-                ON_EXIT.with(|slot| *slot.borrow_mut() = Some(OnExit(flag)));
-            }))
-            .unwrap();
-        // Tokio's default keeps the thread for 10 s; well before that it must be gone, with the
-        // runtime still running.
-        let deadline = Instant::now() + BLOCKING_THREAD_KEEP_ALIVE * 5;
-        while !exited.load(Ordering::SeqCst) {
-            assert!(
-                Instant::now() < deadline,
-                "the blocking thread was still alive after {:?}",
-                BLOCKING_THREAD_KEEP_ALIVE * 5
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        drop(runtime);
     }
 }

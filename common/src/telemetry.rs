@@ -74,7 +74,8 @@ pub struct Traces {
 
 impl Traces {
     /// Exports the spans still queued and stops the exporter, waiting at most `timeout`. Call
-    /// it from outside the runtime, while the runtime still runs (the export runs on it).
+    /// it from a thread that is not one of the runtime's, while the runtime still runs (the
+    /// export runs on it): a blocking-pool thread, or any thread beside a multi-threaded one.
     pub fn shutdown(self, timeout: Duration) {
         if let Err(error) = self.provider.shutdown_with_timeout(timeout) {
             tracing::warn!(%error, "traces: could not export every span before stopping");

@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use bookshop_common::{
     net::{BindError, bind},
+    runtime::OneThread,
     serve::App,
     tls::{self, TlsFileError},
 };
@@ -116,6 +117,9 @@ impl Application {
 impl App for Application {
     type Settings = Settings;
     type Error = StartError;
+    /// Many small calls in flight: on one thread, their answers are written together
+    /// ([`runtime`](bookshop_common::runtime) says why, with the numbers).
+    const ONE_THREAD: OneThread = OneThread::CurrentThread;
 
     /// Binds the listeners (port 0 picks a free port) and reads the TLS files; nothing is
     /// served yet.

@@ -2,11 +2,14 @@
 //! `RecommendationResponse` of the same size as the real service's usual answer (the three
 //! mystery books of `catalog.toml`). Nothing else: no health, reflection, timeout or
 //! concurrency layers. It shows how close the Recommendations service gets to what tonic can
-//! do on this machine.
+//! do on this machine. It runs on the runtime Recommendations runs on, the current-thread
+//! scheduler when `TOKIO_WORKER_THREADS=1` (`bookshop_common::runtime`), so the comparison is
+//! of the code, not of the scheduler.
 //!
 //! `tonic-floor --port N` listens on 127.0.0.1 until SIGTERM or Ctrl-C.
 
 use anyhow::Context;
+use bookshop_common::runtime::{self, OneThread};
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, RecommendationResponse,
     recommendations_server::{Recommendations, RecommendationsServer},
@@ -53,10 +56,13 @@ fn answer() -> RecommendationResponse {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let listener = TcpListener::bind(("127.0.0.1", cli.port))
+    runtime::build(OneThread::CurrentThread)?.block_on(serve(cli.port))
+}
+
+async fn serve(port: u16) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .context("cannot bind")?;
     // The same socket option as the real service, so the comparison is of the code, not of

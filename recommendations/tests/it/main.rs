@@ -11,4 +11,5 @@ mod helpers;
 mod hostile;
 mod operations;
 mod reload;
+mod runtime;
 mod tls;
