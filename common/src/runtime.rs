@@ -7,10 +7,9 @@
 //! connection task is run, and writes, after each stream's answer; the current-thread scheduler
 //! runs it after every stream that is ready, and writes their answers together. With many calls
 //! in flight that is far fewer writes: Recommendations, `TOKIO_WORKER_THREADS=1`, 8 connections
-//! × 8 streams, served 73% more calls with 42% less CPU a call (docs/benchmarks.md, "One
-//! thread: which scheduler"). The Marketplace keeps the multi-threaded one: answering each call
-//! as soon as it is ready is what lets it render one page while Recommendations still works on
-//! the next, and with both batching the home page was 4% slower.
+//! × 8 streams, served 66% more calls with 40% less CPU a call (docs/benchmarks.md, "One
+//! thread: which scheduler"). The Marketplace keeps the multi-threaded one: with both services
+//! batching, the two overlap less on shared cores, and the home page was 4% slower.
 
 use std::{num::NonZeroUsize, time::Duration};
 

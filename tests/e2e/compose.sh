@@ -124,6 +124,15 @@ log "starting the stack (project $PROJECT, page on $URL)"
 dc up -d --no-build
 wait_until 60 "recommendations is healthy" all_healthy recommendations 1
 wait_until 60 "marketplace is healthy" all_healthy marketplace 1
+# What docker-compose.yaml gives each service: one CPU, and one Tokio worker thread to match.
+for service in recommendations marketplace; do
+  id=$(containers "$service")
+  nano_cpus=$(docker inspect -f '{{.HostConfig.NanoCpus}}' "$id")
+  [ "$nano_cpus" = 1000000000 ] || fail "$service has NanoCpus=$nano_cpus, not the one CPU of docker-compose.yaml"
+  docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$id" | grep -qx 'TOKIO_WORKER_THREADS=1' \
+    || fail "$service does not run with TOKIO_WORKER_THREADS=1"
+done
+log "ok: one CPU and one worker thread for each service"
 
 page() { curl -fsS --max-time 5 "$PAGE"; }
 
