@@ -23,12 +23,8 @@ use bookshop_common::{
     logging::{self, LogFormat},
     serve::App,
     telemetry::{self, Protocol, TraceSettings},
-    testing::{CapturedLines, Spawned},
+    testing::{CapturedLines, Spawned, otlp_http_receiver},
 };
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -367,40 +363,9 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     drop(dir);
 }
 
-/// An OTLP/HTTP receiver (`POST /v1/traces`, protobuf): the requests it was sent.
-async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<ExportTraceServiceRequest>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let kept = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let kept = kept.clone();
-            let answer = service_fn(move |request: hyper::Request<Incoming>| {
-                let kept = kept.clone();
-                async move {
-                    assert_eq!(request.uri().path(), "/v1/traces");
-                    let body = request.into_body().collect().await?.to_bytes();
-                    let export = ExportTraceServiceRequest::decode(body).unwrap();
-                    kept.lock().unwrap().push(export);
-                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), answer),
-            );
-        }
-    });
-    (addr, received)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_is_the_default_protocol_and_stopping_flushes_the_queue() {
-    let (collector, received) = http_receiver().await;
+    let (collector, received) = otlp_http_receiver().await;
     // As the variables set it, and with exports every minute: only the flush sends the span.
     let settings = TraceSettings::from_vars("recommendations", |name| match name {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(format!("http://{collector}")),
@@ -420,7 +385,12 @@ async fn http_protobuf_is_the_default_protocol_and_stopping_flushes_the_queue() 
     tokio::task::spawn_blocking(move || traces.shutdown(Duration::from_secs(5)))
         .await
         .unwrap();
-    let received = received.lock().unwrap();
+    let received: Vec<ExportTraceServiceRequest> = (received.lock().unwrap().iter())
+        .map(|(path, body)| {
+            assert_eq!(path, "/v1/traces");
+            ExportTraceServiceRequest::decode(body.clone()).unwrap()
+        })
+        .collect();
     let resource_spans: Vec<_> = received.iter().flat_map(|r| &r.resource_spans).collect();
     let names: Vec<&str> = resource_spans
         .iter()

@@ -6,44 +6,12 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Bytes, service::service_fn};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use bookshop_common::testing::otlp_http_receiver;
 
 use crate::helpers::*;
-
-/// An OTLP/HTTP receiver on 127.0.0.1:0: the path and body size of every request it is sent.
-async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<(String, usize)>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let kept = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let kept = kept.clone();
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let kept = kept.clone();
-                async move {
-                    let path = request.uri().path().to_owned();
-                    let body = request.into_body().collect().await?.to_bytes();
-                    kept.lock().unwrap().push((path, body.len()));
-                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::new())))
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    (addr, received)
-}
 
 /// Reads the child's log (stderr) until it says where it listens, and the rest on
 /// a thread of its own (so the child's writes never fail).
@@ -64,7 +32,7 @@ fn listening_address(child: &mut Child) -> SocketAddr {
 
 #[tokio::test]
 async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
-    let (collector, received) = receiver().await;
+    let (collector, received) = otlp_http_receiver().await;
     let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.toml");
     let mut child = Command::new(env!("CARGO_BIN_EXE_recommendations"))
         .args(["--catalog", catalog, "--port", "0"])
@@ -114,7 +82,7 @@ async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     assert!(
         received
             .iter()
-            .any(|(path, size)| path == "/v1/traces" && *size > 0),
+            .any(|(path, body)| path == "/v1/traces" && !body.is_empty()),
         "{received:?}"
     );
 }
