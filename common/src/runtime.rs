@@ -17,7 +17,7 @@ use tokio::runtime::{Builder, Runtime};
 
 /// The variable Tokio reads for the number of worker threads; docker-compose.yaml and the
 /// Kubernetes manifests set it from the CPUs each service is given.
-pub const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
+const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 
 /// How long a thread of Tokio's blocking pool (`tokio::fs`, `spawn_blocking`: catalog reads and
 /// parses) waits for more work before it exits.
