@@ -93,13 +93,10 @@ pub fn run<S: App>(
         guard
     });
     let serve = async {
-        let outcome = async {
-            S::build(settings)
-                .await?
-                .run_until_stopped(shutdown::signal())
-                .await
-        }
-        .await;
+        let outcome = match S::build(settings).await {
+            Ok(app) => app.run_until_stopped(shutdown::signal()).await,
+            Err(error) => Err(error),
+        };
         // The last exports run on this runtime, which a current-thread runtime drives only
         // inside `block_on`: the flush waits on a blocking thread while it still does.
         if let Some(traces) = traces {
