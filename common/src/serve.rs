@@ -93,8 +93,10 @@ pub fn run<S: App>(
         guard
     });
     let serve = async {
+        // Before anything listens, so that a stop at any moment after start is a graceful one.
+        let stop = shutdown::signal();
         let outcome = match S::build(settings).await {
-            Ok(app) => app.run_until_stopped(shutdown::signal()).await,
+            Ok(app) => app.run_until_stopped(stop).await,
             Err(error) => Err(error),
         };
         // The last exports run on this runtime, which a current-thread runtime drives only

@@ -1,35 +1,49 @@
 //! The stop signal shared by both services.
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
-///
-/// Containers stop their PID 1 with SIGTERM, which a process ignores by default when it is PID 1,
-/// so both services wait for it explicitly and `docker stop` does not have to time out.
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+use std::future::Future;
 
+/// Listens for SIGTERM and Ctrl-C (SIGINT) from this call on; the future resolves at the first.
+///
+/// Call it, inside the runtime, before anything listens: until a handler is installed, SIGTERM
+/// kills the process without draining (and PID 1 in a container ignores it), so a stop just
+/// after start would drop in-flight calls. A signal that arrives before the future is first
+/// polled is kept, not lost.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            tokio::select! {
+                () = received(terminate, "SIGTERM") => {}
+                () = received(interrupt, "Ctrl-C") => {}
             }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("received Ctrl-C, shutting down"),
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
+                tracing::warn!(%error, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    }
+}
 
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received Ctrl-C, shutting down"),
-        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+/// Waits for `signal`, or forever if it could not be listened for.
+#[cfg(unix)]
+async fn received(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+    match signal {
+        Ok(mut signal) => {
+            signal.recv().await;
+            tracing::info!("received {name}, shutting down");
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for {name}");
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -227,6 +227,25 @@ async fn the_healthcheck_command_exits_zero_only_when_ready() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_stop_signal_the_moment_the_binary_listens_is_a_graceful_stop() {
+    // Without a handler installed before the listener, SIGTERM here kills the process (in about
+    // half of the starts measured from outside; recommendations' runtime test holds the window
+    // open with a large catalog, so there it fails every time).
+    for attempt in 1..=3 {
+        let service = bookshop_common::testing::ChildService::start(
+            env!("CARGO_BIN_EXE_marketplace"),
+            &["--port", "0"],
+            &[("TOKIO_WORKER_THREADS", "1"), ("MARKETPLACE_CONFIG", "")],
+        );
+        let addr = service.listening(PATIENCE).await;
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        service.terminate();
+        let status = service.exited(PATIENCE).await;
+        assert_eq!(status.code(), Some(0), "attempt {attempt}: {status}");
+    }
+}
+
+#[tokio::test]
 async fn a_stop_signal_lets_in_flight_requests_finish() -> TestResult {
     let server = FakeServer::start(Script::Sleep(Duration::from_millis(700))).await;
     let mut marketplace = MarketplaceProcess::start(settings_for(server.addr.port(), 3_000)).await;

@@ -1,68 +1,49 @@
 //! The binary as docker-compose.yaml runs it, on one worker thread (Tokio's current-thread
-//! scheduler, which runs its tasks only while the service runs): it serves, and when stopped it
-//! still exports the spans it has queued.
+//! scheduler, which runs its tasks only while the service runs): a stop at any moment is a
+//! graceful one, and when stopped it still exports the spans it has queued.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use bookshop_common::testing::otlp_http_receiver;
+use bookshop_common::testing::{ChildService, otlp_http_receiver};
 
 use crate::helpers::*;
 
-/// The service as a child process, killed if the test ends before it stopped.
-struct Service(Child);
+const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.toml");
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The binary on one worker thread with the demo catalog, any free port, no metrics listener
+/// (so its one listener is the gRPC one), and `vars`.
+fn start(vars: &[(&str, &str)]) -> ChildService {
+    start_with(CATALOG, vars)
 }
 
-impl Service {
-    /// Starts the binary with `vars` and reads its log (stderr) until it says where it listens;
-    /// the rest of the log is read on a thread of its own, so the child's writes never fail.
-    async fn start(vars: &[(&str, &str)]) -> (Service, SocketAddr) {
-        let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recommendations"))
-            .args(["--catalog", catalog, "--port", "0"])
-            .env("RECOMMENDATIONS__METRICS__PORT", "0")
-            .envs(vars.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let service = Service(child);
-        let address = tokio::task::spawn_blocking(move || {
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                if line.contains("Recommendations listening (gRPC)") {
-                    std::thread::spawn(move || lines.for_each(drop));
-                    let address = line
-                        .split_whitespace()
-                        .find_map(|f| f.strip_prefix("address="));
-                    return address.unwrap().parse().unwrap();
-                }
-            }
-            panic!("the service ended without listening");
-        })
-        .await
-        .unwrap();
-        (service, address)
-    }
+/// [`start`] with another catalog.
+fn start_with(catalog: &str, vars: &[(&str, &str)]) -> ChildService {
+    let mut all = vec![
+        ("TOKIO_WORKER_THREADS", "1"),
+        ("RECOMMENDATIONS__METRICS__ENABLED", "false"),
+    ];
+    all.extend_from_slice(vars);
+    let program = env!("CARGO_BIN_EXE_recommendations");
+    ChildService::start(program, &["--catalog", catalog, "--port", "0"], &all)
+}
 
-    /// Sends SIGTERM and waits for the exit.
-    async fn terminate(mut self) -> ExitStatus {
-        let pid = self.0.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        tokio::task::spawn_blocking(move || self.0.wait().unwrap())
-            .await
-            .unwrap()
+#[tokio::test]
+async fn a_stop_signal_the_moment_it_listens_is_a_graceful_stop() {
+    // A large catalog keeps the service busy loading it after it listens: a stop signal
+    // handler installed only once the service is ready would let SIGTERM kill it here.
+    let books: String = (1..=20_000)
+        .map(|id| format!("[[mystery]]\nid = {id}\ntitle = \"Book {id}\"\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(&catalog, books).unwrap();
+    for attempt in 1..=3 {
+        let service = start_with(catalog.to_str().unwrap(), &[]);
+        let addr = service.listening(SOON).await;
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        service.terminate();
+        let status = service.exited(SOON).await;
+        assert_eq!(status.code(), Some(0), "attempt {attempt}: {status}");
     }
 }
 
@@ -70,14 +51,12 @@ impl Service {
 async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     let (collector, received) = otlp_http_receiver().await;
     let endpoint = format!("http://{collector}");
-    let (service, addr) = Service::start(&[
-        ("TOKIO_WORKER_THREADS", "1"),
-        ("RUST_LOG", "info"),
+    let service = start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
         // Nothing is exported on schedule within the test: only the flush at stop.
         ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
-    ])
-    .await;
+    ]);
+    let addr = service.listening(SOON).await;
     // It listens before its catalog is loaded (answering UNAVAILABLE until then).
     let mut client = connect(addr).await;
     let served = eventually(Duration::from_secs(10), async || {
@@ -93,7 +72,8 @@ async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     );
 
     let started = Instant::now();
-    let status = service.terminate().await;
+    service.terminate();
+    let status = service.exited(SOON).await;
     assert!(status.success(), "{status}");
     // The flush waits at most 2 s for a collector; this one answers at once.
     let took = started.elapsed();
