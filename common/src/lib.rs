@@ -1,35 +1,22 @@
 //! What both Bookshop services share, so each `main.rs` stays thin and both behave alike.
 //!
 //! # Layout
-//! - [`cli`]: the command line both binaries share (`--config`, flags, a subcommand).
-//! - [`serve`]: the serve path of both binaries: logging, settings, runtime, run until stopped.
-//! - [`runtime`]: the Tokio runtime, with the worker threads `TOKIO_WORKER_THREADS` gives.
-//! - [`settings`]: layered configuration (defaults, file, `PREFIX__…` variables, flags) whose
-//!   errors name the key, the value and the layer that set it.
-//! - [`net`]: `host:port` values, bind addresses, and binding with an error naming the setting.
-//! - [`tls`]: reading the PEM files a TLS setting names.
-//! - [`logging`]: `tracing` set-up; `RUST_LOG` filters, `LOG_FORMAT=json` gives one JSON object
-//!   per line.
-//! - [`metrics`]: latency buckets, build info and the `/metrics` text format (prometheus-client).
-//! - [`telemetry`]: distributed traces over OTLP, off unless the standard `OTEL_*` variables
-//!   turn them on; W3C trace context in and out.
-//! - [`shutdown`]: the stop signal (SIGTERM or Ctrl-C) that containers and terminals send.
-//! - `testing` (feature `testing`, tests only): polling with a deadline, and a certificate
-//!   authority made on the fly.
-//! - here: [`loggable_id`] (which request ids a caller may hand us), [`fnv1a`] (a hash that is
-//!   the same on every machine) and [`millis`].
+//! - [`serve`]: the [`serve::App`] trait and the serve path: runtime, traces, logging, settings,
+//!   the stop signal ([`shutdown`]), the exit code.
+//! - [`settings`]: layered configuration whose errors name the key, the value and the layer.
+//! - [`net`]: `host:port` values, and binding with an error naming the setting; [`tls`]: the
+//!   PEM files a setting names.
+//! - [`logging`], [`metrics`] and [`telemetry`]: `tracing` to stderr, Prometheus text, traces
+//!   over OTLP.
+//! - here: which request ids a caller may hand us, a hash that is the same on every machine.
 
-pub mod cli;
 pub mod logging;
 pub mod metrics;
 pub mod net;
-pub mod runtime;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 pub mod tls;
 
 use std::time::Duration;
@@ -37,17 +24,15 @@ use std::time::Duration;
 /// The longest request id (or trace header) taken from a caller.
 pub const MAX_ID_LEN: usize = 128;
 
-/// Whether a request id from a caller may be logged and passed on: 1 to [`MAX_ID_LEN`] visible
-/// ASCII characters. Anything else is replaced or left out, so that logs and headers never carry
-/// control characters, spaces that split a log line's fields, or megabytes. The Marketplace
-/// applies it to `x-request-id` from browsers, Recommendations to the metadata of every call.
+/// 1 to [`MAX_ID_LEN`] visible ASCII characters: anything else is replaced or left out, so that
+/// logs and headers never carry control characters, spaces that split a log line's fields, or
+/// megabytes.
 pub fn loggable_id(value: &[u8]) -> bool {
     (1..=MAX_ID_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
 /// 64-bit FNV-1a: stable across processes, machines and releases (unlike `std`'s hashers), and
-/// `const`, so embedded files get their version at compile time. The catalog's content hash
-/// and the assets' versions are made with it.
+/// `const`, so embedded files get their version at compile time.
 pub const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -59,8 +44,7 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Whole milliseconds, as a number that logs and settings can compare (`u128` is logged as
-/// text).
+/// Whole milliseconds, as logs and settings write them.
 pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,13 +1,10 @@
-//! Logging through `tracing`, filtered by `RUST_LOG` (default `info`), as text or as JSON.
+//! Logging through `tracing`, filtered by `RUST_LOG` (default `info`), as text or as JSON
+//! (`LOG_FORMAT=json`).
 //!
-//! Lines are written to stderr by a thread of their own: a request only formats its line and
-//! queues it, and the writer thread puts everything queued into stderr with one `write` per
-//! batch instead of one per line. Nothing is dropped: when the queue ([`QUEUED_LINES`]) is full,
-//! logging waits.
-//!
-//! With the default filter, answered requests and calls are not logged one by one (their access
-//! lines are at `debug`): failures, slow answers ([`SLOW`]), reloads and start-up are.
-//! `RUST_LOG=info,marketplace::access=debug,recommendations::access=debug` logs every one.
+//! Lines are written to stderr by a thread of their own, one `write` per batch; nothing is
+//! dropped: when the queue is full, logging waits. With the default filter, answered requests
+//! and calls are not logged one by one (their access lines are at `debug`): failures, slow
+//! answers ([`SLOW`]), reloads and start-up are.
 
 use std::io::{BufWriter, IsTerminal};
 
@@ -18,17 +15,14 @@ use tracing_subscriber::{
 
 use crate::telemetry::TraceLayer;
 
-/// The log line format, chosen with `LOG_FORMAT` (`text`, the default, or `json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// Human-readable lines for a terminal.
     Text,
-    /// One JSON object per line, for log collectors.
     Json,
 }
 
 impl LogFormat {
-    /// Reads `LOG_FORMAT`; an unknown value falls back to text (logging must never stop start-up).
+    /// An unknown `LOG_FORMAT` falls back to text: logging must never stop start-up.
     pub fn from_env() -> Self {
         match std::env::var("LOG_FORMAT") {
             Ok(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
@@ -37,48 +31,31 @@ impl LogFormat {
     }
 }
 
-/// The filter used when `RUST_LOG` is unset or malformed. `notify` logs routine inotify
-/// bookkeeping (a watch on a replaced file) at `info`, which is noise for operators.
+/// When `RUST_LOG` is unset or malformed; `notify` logs routine inotify bookkeeping at `info`.
 pub const DEFAULT_FILTER: &str = "info,notify=warn";
 
-/// Requests and calls that take longer than this are logged at `info` even when they succeed
-/// (the others at `debug`): a slow answer is worth a line, a fast one is not.
+/// Requests and calls slower than this are logged at `info` even when they succeed.
 pub const SLOW: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Lines queued for the writer thread before logging waits for it: a burst of a few thousand
-/// requests' lines never waits, and a stalled stderr holds up requests (as a plain `write` would)
-/// rather than memory growing or lines being dropped.
-pub const QUEUED_LINES: usize = 8_192;
-
-/// Installs the global subscriber. Call once, first thing in `main`, and keep the returned
-/// guard until the process ends: dropping it writes out the lines still queued.
-///
-/// `traces` is the layer that records spans for export ([`crate::telemetry::install`]), when
-/// traces are on; without it no such layer is installed. A span the filter leaves out is not
-/// traced either, so the spans are at `info`.
-///
-/// A malformed `RUST_LOG` falls back to [`DEFAULT_FILTER`] rather than failing: a typo in a log
-/// filter should not keep a service from starting.
-pub fn init(traces: Option<TraceLayer>) -> LogGuard {
+/// Installs the global subscriber, with the trace layer when traces are on. Keep the guard
+/// until the process ends: dropping it writes out the lines still queued.
+pub fn init(traces: Option<TraceLayer>) -> WorkerGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    // Colours only on a terminal: `docker logs` and log collectors get plain text.
-    let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = NonBlockingBuilder::default()
-        // The queue's slots are allocated up front (32 bytes each): tracing-appender's default
-        // of 128k lines would add 4 MB to each process's resident memory.
-        .buffered_lines_limit(QUEUED_LINES)
+        // Its slots are allocated up front: the default of 128k lines is 4 MB of resident memory.
+        .buffered_lines_limit(8_192)
         .lossy(false)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    // `try_init` so that a second call (tests, embedding) is harmless.
+    // Colours only on a terminal; `try_init`, so that a second call (tests) is harmless.
+    let ansi = std::io::stderr().is_terminal();
     let _ = subscriber(traces, filter, LogFormat::from_env(), writer, ansi).try_init();
-    LogGuard { _writer: guard }
+    guard
 }
 
-/// What [`init`] installs: the trace layer (if any), the filter, and the lines in `format`
-/// written to `writer`. Both formats carry the fields of the spans a line is logged in: with
-/// traces on, the `trace_id` and `span_id` of the request's, the call's or the reload's span.
+/// The trace layer (if any), the filter, and lines in `format` written to `writer`. Both
+/// formats carry the fields of the spans a line is logged in (with traces on, their ids).
 pub fn subscriber<W>(
     traces: Option<TraceLayer>,
     filter: EnvFilter,
@@ -106,23 +83,18 @@ where
         .with(lines)
 }
 
-/// Keeps the log writer thread; dropping it writes out what is still queued (see [`init`]).
-#[must_use = "dropping the guard stops the log writer: keep it until the process ends"]
-#[derive(Debug)]
-pub struct LogGuard {
-    _writer: WorkerGuard,
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
-    use opentelemetry_sdk::trace::Sampler;
     use tracing::field::Empty;
 
     use super::*;
-    use crate::telemetry::{self, Protocol, TraceSettings};
+    use crate::telemetry::{
+        self, Traces,
+        env::{Exporter, Protocol},
+    };
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -135,20 +107,17 @@ mod tests {
             .build()
             .unwrap();
         // Nothing listens there: the one export, at shutdown, fails at once.
-        let settings = TraceSettings {
+        let exporter = Exporter {
             endpoint: "http://127.0.0.1:9".into(),
             protocol: Protocol::Grpc,
-            service_name: "test".into(),
-            sampler: Sampler::AlwaysOn,
-            export_timeout: Duration::from_millis(200),
-            schedule_delay: Duration::from_secs(60),
             max_queue_size: 16,
         };
-        let (layer, traces) = {
+        let traces = {
             let _inside = runtime.enter();
-            telemetry::install(&settings).unwrap()
+            Traces::start("test", exporter).unwrap()
         };
-        let lines = crate::testing::CapturedLines::default();
+        let layer = traces.layer();
+        let lines = Captured::default();
         let writer = lines.clone();
         let subscriber = subscriber(
             Some(layer),
@@ -171,6 +140,27 @@ mod tests {
     fn span_id_after<'a>(line: &'a str, key: &str) -> &'a str {
         let start = line.find(key).unwrap() + key.len();
         &line[start..start + 16]
+    }
+
+    /// Log lines, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What both services' Prometheus metrics share: latency buckets, the build-info metric, and
-//! the text encoding served at `/metrics`.
+//! the text served at `/metrics`.
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -7,27 +7,19 @@ use prometheus_client::{
     registry::{Metric, Registry},
 };
 
-/// Latency buckets in seconds, from 0.5 ms to 10 s: the services answer in well under a
-/// millisecond, pages in a few; deadlines are around a second.
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// A histogram with [`LATENCY_BUCKETS`] (explicit buckets, not a summary).
-pub fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
-
-/// Latency histograms by label set.
+/// Latency histograms by label set, from 0.5 ms to 10 s: answers take well under a
+/// millisecond, pages a few; deadlines are around a second.
 pub type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// An empty [`LatencyFamily`].
 pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
-    Family::new_with_constructor(latency_histogram)
+    const BUCKETS: [f64; 14] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    Family::new_with_constructor(|| Histogram::new(BUCKETS))
 }
 
-/// Registers `metric` as `name`, described by `help`, and returns it: a metric is a shared
-/// handle, so the service updates the one the registry renders.
+/// Registers `metric` and returns it: a metric is a shared handle, so the service updates the
+/// one the registry renders.
 pub fn register<M: Metric + Clone>(
     registry: &mut Registry,
     name: &str,
@@ -38,7 +30,6 @@ pub fn register<M: Metric + Clone>(
     metric
 }
 
-/// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,18 +38,24 @@ struct BuildLabels {
     version: &'static str,
 }
 
-/// Registers `bookshop_build_info{service, version} 1`.
-pub fn register_build_info(registry: &mut Registry, service: &'static str, version: &'static str) {
+/// A registry with `bookshop_build_info{service, version} 1` and the trace export's counts.
+pub fn registry(service: &'static str) -> Registry {
+    let mut registry = Registry::default();
     let info = Family::<BuildLabels, Gauge>::default();
-    info.get_or_create(&BuildLabels { service, version }).set(1);
+    info.get_or_create(&BuildLabels {
+        service,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+    .set(1);
     registry.register(
         "bookshop_build_info",
         "The running service and its version (always 1)",
         info,
     );
+    crate::telemetry::register_metrics(&mut registry);
+    registry
 }
 
-/// The registry in the Prometheus/OpenMetrics text format.
 pub fn render(registry: &Registry) -> String {
     let mut text = String::with_capacity(4096);
     // Writing into a String cannot fail.

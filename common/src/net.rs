@@ -1,5 +1,5 @@
-//! Addresses: one `host:port` type for every address the services are given, the address a
-//! listener binds, and binding it with an error that names the setting behind it.
+//! Addresses: one `host:port` type for every address the services are given, and binding a
+//! listener with an error that names the setting behind its port.
 
 use std::{fmt, net::Ipv6Addr, str::FromStr};
 
@@ -8,31 +8,23 @@ use tokio::net::TcpListener;
 
 use crate::settings::env_variable;
 
-/// A host name or IP address and a port, written `host:port` (IPv6 in brackets:
-/// `[::1]:50051`).
+/// A host name or IP address and a port, written `host:port` (IPv6 in brackets: `[::1]:50051`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostPort {
-    /// The host name or IP address, without brackets.
+    /// Without brackets.
     pub host: String,
-    /// The port, 1 to 65535.
     pub port: u16,
 }
 
-/// Why a `host:port` value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostPortError {
-    /// No `:port` at all.
     #[error("{0:?} must be host:port (IPv6 in brackets, e.g. [::1]:50051)")]
     NoPort(String),
-    /// The port is not a number from 1 to 65535.
     #[error("{0:?} has no valid port (1 to 65535)")]
     BadPort(String),
-    /// The host part is unusable.
     #[error("{value:?}: the host {problem}")]
     BadHost {
-        /// The whole value.
         value: String,
-        /// What is wrong with its host.
         problem: &'static str,
     },
 }
@@ -45,11 +37,8 @@ impl FromStr for HostPort {
             .trim()
             .rsplit_once(':')
             .ok_or_else(|| HostPortError::NoPort(value.to_owned()))?;
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| HostPortError::BadPort(value.to_owned()))?;
+        let port = port.parse::<u16>().ok().filter(|port| *port != 0);
+        let port = port.ok_or_else(|| HostPortError::BadPort(value.to_owned()))?;
         let host = host.strip_prefix('[').unwrap_or(host);
         let host = host.strip_suffix(']').unwrap_or(host);
         check_host(host).map_err(|problem| HostPortError::BadHost {
@@ -77,13 +66,14 @@ impl Serialize for HostPort {
 
 impl<'de> Deserialize<'de> for HostPort {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostPort, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
-/// Whether `host` can stand for a host name or IP address (no scheme, no port, no path), and
-/// what is wrong with it if not.
+/// Whether `host` can stand for a host name or IP address (no scheme, port or path), and what
+/// is wrong with it if not.
 pub fn check_host(host: &str) -> Result<(), &'static str> {
     if host.trim().is_empty() {
         Err("is empty")
@@ -100,34 +90,27 @@ pub fn check_host(host: &str) -> Result<(), &'static str> {
 
 /// `host:port`, with an IPv6 literal in brackets (`[::]:50051`), as sockets and URIs want it.
 pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+    match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
     }
 }
 
-/// A listener could not be bound. The message names the setting that chose the address and its
-/// environment variable, so the fix (another port, another host) is one line away.
+/// The message names the setting that chose the port and its variable: the fix is one line away.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot listen on {address}: {source}; the port is set by {setting} \
-     (environment variable {variable})"
+    "cannot listen on {address}: {source}; the port is set by {setting} (environment variable {variable})"
 )]
 pub struct BindError {
-    /// The address, `host:port`.
     pub address: String,
-    /// The dotted setting of the port (`metrics.port`).
     pub setting: &'static str,
-    /// Its environment variable (`RECOMMENDATIONS__METRICS__PORT`).
     pub variable: String,
-    /// The cause.
     #[source]
     pub source: std::io::Error,
 }
 
-/// Binds `host:port` (port 0 picks a free one); `prefix` and `setting` name where the port
-/// came from in the error.
+/// Binds `host:port` (port 0 picks a free one); `prefix` and `setting` name where the port came
+/// from in the error.
 pub async fn bind(
     host: &str,
     port: u16,
@@ -141,9 +124,7 @@ pub async fn bind(
         variable: env_variable(prefix, setting),
         source,
     };
-    let listener = TcpListener::bind(&address).await.map_err(error)?;
-    listener.local_addr().map_err(error)?;
-    Ok(listener)
+    TcpListener::bind(&address).await.map_err(error)
 }
 
 #[cfg(test)]

@@ -1,133 +1,107 @@
 //! Layered configuration with the `config` crate, the same way in both services.
 //!
-//! Layers, later wins: built-in defaults (the settings type's `Default`), an optional TOML file,
-//! variables outside the prefix that a service honours for compatibility ([`Layered::ALIASES`]),
-//! environment variables named `PREFIX__SECTION__KEY`, then command-line overrides. Only
-//! variables that start with the prefix followed by `__` are read, so the
-//! `RECOMMENDATIONS_PORT=tcp://10.0.0.1:50051` that Kubernetes injects beside a Service named
-//! `recommendations` never reaches the configuration.
+//! Layers, later wins: the settings type's `Default`, an optional TOML file, variables outside
+//! the prefix that a service honours for compatibility ([`Layered::ALIASES`]), variables named
+//! `PREFIX__SECTION__KEY`, then command-line flags. Only variables that start with the prefix
+//! and `__` are read, so the `RECOMMENDATIONS_PORT=tcp://…` that Kubernetes injects beside a
+//! Service named `recommendations` never reaches the configuration.
 //!
 //! Every error names the key, the value and the layer that set it (the file, the variable, the
-//! flag), whether the value is of the wrong type, out of range, or refused by
-//! [`Layered::validate`]; an unknown key is an error too, so a typo never goes unnoticed.
+//! flag); an unknown key is an error too, so a typo never goes unnoticed.
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use config::{Config, ConfigError, Environment, File, FileFormat, Map, Source, Value, ValueKind};
 use serde::{Serialize, de::DeserializeOwned};
 
-/// A service's settings type: how its configuration is layered and checked.
+/// A service's settings type: its environment prefix and the checks types alone cannot make.
 pub trait Layered: Serialize + DeserializeOwned + Default {
-    /// The environment prefix: `MARKETPLACE` reads `MARKETPLACE__SERVER__PORT`.
+    /// `MARKETPLACE` reads `MARKETPLACE__SERVER__PORT`.
     const PREFIX: &'static str;
-    /// Variables outside the prefix that set a key, below the prefixed variables:
-    /// `(variable, dotted key)`.
+    /// Variables outside the prefix that set a key, below the prefixed ones: `(variable, key)`.
     const ALIASES: &'static [(&'static str, &'static str)] = &[];
 
-    /// Checks what types alone cannot (a range, two keys that go together); [`load`] adds the
-    /// value and where it was set to the error.
+    /// A range, two keys that go together; [`load`] adds the value and where it was set.
     fn validate(&self) -> Result<(), Invalid> {
         Ok(())
     }
 }
 
-/// A value that parsed but cannot be used: the key and what is wrong.
+/// A value that parsed but cannot be used: its key and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    /// The dotted key.
     pub key: &'static str,
-    /// What is wrong, and what would be right.
     pub problem: String,
 }
 
 impl Invalid {
-    /// `key` is wrong because of `problem`.
     pub fn new(key: &'static str, problem: impl Into<String>) -> Invalid {
-        Invalid {
-            key,
-            problem: problem.into(),
-        }
+        let problem = problem.into();
+        Invalid { key, problem }
     }
 }
 
-/// Where the configuration comes from. `main` fills it from the real process; tests fill it by
-/// hand, so they never mutate the process environment (which races between parallel tests).
+/// Checks that `duration` (the setting `key`) is at least `min`.
+pub fn at_least(key: &'static str, duration: Duration, min: Duration) -> Result<(), Invalid> {
+    match duration < min {
+        true => Err(Invalid::new(
+            key,
+            format!("must be at least {}", crate::millis(min)),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// Where the configuration comes from. `main` fills it from the process; tests by hand, so that
+/// they never change the process environment (which races between parallel tests).
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// An optional TOML file (`--config FILE` or `<PREFIX>_CONFIG`). When given it must exist.
+    /// An optional TOML file, which must exist when named.
     pub file: Option<PathBuf>,
-    /// The environment, as a map of variable name to value.
     pub env: HashMap<String, String>,
-    /// Command-line overrides as dotted keys (`server.port` = `6000`); they beat every other layer.
+    /// Command-line flags as dotted keys (`server.port` = `6000`).
     pub overrides: Vec<(String, String)>,
 }
 
 impl Sources {
-    /// The sources of this process: its environment and the file named by `--config` or by the
-    /// `<PREFIX>_CONFIG` variable.
-    pub fn from_process(prefix: &str, file: Option<PathBuf>) -> Self {
-        let env: HashMap<String, String> = std::env::vars().collect();
-        let file = file.or_else(|| {
-            env.get(&format!("{prefix}_CONFIG"))
-                .filter(|v| !v.trim().is_empty())
-                .map(PathBuf::from)
-        });
+    /// This process's environment, with `file` (`--config`) and the flags that were given.
+    pub fn from_process(file: Option<PathBuf>, flags: &[(&str, Option<String>)]) -> Sources {
+        let overrides = flags
+            .iter()
+            .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
         Sources {
             file,
-            env,
-            overrides: Vec::new(),
+            env: std::env::vars().collect(),
+            overrides: overrides.collect(),
         }
-    }
-
-    /// Adds a command-line override if the flag was given.
-    pub fn with_override(mut self, key: &str, value: Option<impl ToString>) -> Self {
-        if let Some(value) = value {
-            self.overrides.push((key.to_owned(), value.to_string()));
-        }
-        self
     }
 }
 
-/// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     /// A layer cannot be read (a named file missing, or not TOML).
     #[error("invalid configuration: {0}")]
     Source(#[from] ConfigError),
-    /// A key that no setting has (most likely a typo).
     #[error(
         "invalid configuration: unknown key `{key}` (set by {origin}); docs/configuration.md lists every key"
     )]
-    UnknownKey {
-        /// The dotted key as written.
-        key: String,
-        /// The layer that set it.
-        origin: String,
-    },
-    /// A value of the wrong type, out of range, or refused by the service's checks.
+    UnknownKey { key: String, origin: String },
     #[error("invalid configuration: `{key}` = {value}: {problem} (set by {origin})")]
     Invalid {
-        /// The dotted key.
         key: String,
-        /// The value as configured.
         value: String,
-        /// What is wrong with it.
         problem: String,
-        /// The layer that set it.
         origin: String,
     },
 }
 
-/// The variable that sets `key` for a service with `prefix`: `server.port` in `RECOMMENDATIONS`
-/// is `RECOMMENDATIONS__SERVER__PORT`.
+/// The variable that sets `key`: `server.port` in `RECOMMENDATIONS` is
+/// `RECOMMENDATIONS__SERVER__PORT`.
 pub fn env_variable(prefix: &str, key: &str) -> String {
     format!("{prefix}__{}", key.replace('.', "__").to_uppercase())
 }
 
 /// Builds the layered configuration, deserializes it and checks it.
-///
-/// Settings types should use `#[serde(deny_unknown_fields)]` as well; unknown keys are reported
-/// here first, with the layer that set them.
 pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     let defaults = Config::try_from(&T::default())?;
     let mut builder = Config::builder().add_source(defaults.clone());
@@ -138,29 +112,30 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
         .iter()
         .filter_map(|(variable, key)| {
             let value = sources.env.get(*variable)?.trim();
-            (!value.is_empty()).then(|| ((*key).to_owned(), value.to_owned()))
+            (!value.is_empty()).then(|| (key.to_string(), value.to_owned()))
         })
         .collect();
-    if !aliases.is_empty() {
-        builder = builder.add_source(Environment::default().source(Some(aliases)));
-    }
-    builder = builder.add_source(
-        Environment::with_prefix(T::PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .ignore_empty(true)
-            .source(Some(sources.env.clone())),
-    );
+    let prefixed = Environment::with_prefix(T::PREFIX)
+        .prefix_separator("__")
+        .separator("__");
+    builder = builder
+        .add_source(Environment::default().source(Some(aliases)))
+        .add_source(
+            prefixed
+                .ignore_empty(true)
+                .source(Some(sources.env.clone())),
+        );
     for (key, value) in &sources.overrides {
         builder = builder.set_override(key.as_str(), value.as_str())?;
     }
     let layers = Layers {
         config: builder.build()?,
+        sources,
         prefix: T::PREFIX,
         aliases: T::ALIASES,
-        sources,
     };
-    if let Some((key, value)) = unknown_key(&defaults.collect()?, &layers.config.collect()?, "") {
+    let set = layers.config.collect()?;
+    if let Some((key, value)) = unknown_key(&defaults.collect()?, &set, "") {
         return Err(SettingsError::UnknownKey {
             origin: layers.origin(&key, &value),
             key,
@@ -170,57 +145,66 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
         .config
         .clone()
         .try_deserialize()
-        .map_err(|error| layers.locate(error))?;
+        .map_err(|error| match error {
+            ConfigError::Type {
+                expected,
+                key: Some(key),
+                ..
+            } => layers.invalid(&key, format!("expected {expected}")),
+            ConfigError::At {
+                error,
+                key: Some(key),
+                ..
+            } => layers.invalid(&key, error.to_string()),
+            other => SettingsError::Source(other),
+        })?;
     settings
         .validate()
         .map_err(|invalid| layers.invalid(invalid.key, invalid.problem))?;
     Ok(settings)
 }
 
-/// The built configuration and what is needed to say where a value came from.
+/// The built configuration, and what it takes to say where a value came from.
 struct Layers<'a> {
     config: Config,
+    sources: &'a Sources,
     prefix: &'static str,
     aliases: &'static [(&'static str, &'static str)],
-    sources: &'a Sources,
 }
 
 impl Layers<'_> {
-    /// The value of `key` as the layers left it, with its origin (`Config::get` drops it).
-    fn value(&self, key: &str) -> Option<Value> {
-        let mut table = self.config.collect().ok()?;
-        let mut parts = key.split('.').peekable();
-        while let Some(part) = parts.next() {
-            let value = table.remove(part)?;
-            if parts.peek().is_none() {
-                return Some(value);
-            }
-            let ValueKind::Table(inner) = value.kind else {
-                return None;
-            };
-            table = inner;
+    fn invalid(&self, key: &str, problem: String) -> SettingsError {
+        let value = lookup(self.config.collect().unwrap_or_default(), key).unwrap_or_default();
+        let shown = match &value.kind {
+            ValueKind::Nil => "(unset)".to_owned(),
+            ValueKind::String(text) => format!("{text:?}"),
+            other => other.to_string(),
+        };
+        let origin = self.origin(key, &value);
+        SettingsError::Invalid {
+            key: key.to_owned(),
+            value: shown,
+            problem,
+            origin,
         }
-        None
     }
 
-    /// The layer that set `key` to `value`, in words an operator can act on. A table takes the
-    /// origin of the first value in it (its own is not kept).
+    /// The layer that set `key` to `value`, in words an operator can act on. A table has no
+    /// origin of its own: the first value in it speaks for it.
     fn origin(&self, key: &str, value: &Value) -> String {
-        if self.sources.overrides.iter().any(|(k, _)| k == key) {
+        if self.sources.overrides.iter().any(|(flag, _)| flag == key) {
             return "a command-line flag".into();
         }
         let origin = match &value.kind {
-            ValueKind::Table(table) => table.values().find_map(|v| v.origin()),
+            ValueKind::Table(table) => table.values().find_map(Value::origin),
             _ => value.origin(),
         };
         match origin {
+            None => "the built-in default".into(),
             Some("the environment") => {
                 let wanted = env_variable(self.prefix, key);
-                let prefixed = self
-                    .sources
-                    .env
-                    .keys()
-                    .find(|name| name.eq_ignore_ascii_case(&wanted));
+                let env = &self.sources.env;
+                let prefixed = env.keys().find(|name| name.eq_ignore_ascii_case(&wanted));
                 let alias = self
                     .aliases
                     .iter()
@@ -231,54 +215,25 @@ impl Layers<'_> {
                     None => "the environment".into(),
                 }
             }
-            // The one file layer; named as given (the crate's own text is relative to the
-            // working directory).
-            Some(file) => match &self.sources.file {
-                Some(path) => format!("the file {}", path.display()),
-                None => format!("the file {file}"),
-            },
-            None => "the built-in default".into(),
-        }
-    }
-
-    /// An [`SettingsError::Invalid`] for `key`, with its value and origin.
-    fn invalid(&self, key: &str, problem: String) -> SettingsError {
-        let value = self
-            .value(key)
-            .unwrap_or_else(|| Value::from(ValueKind::Nil));
-        SettingsError::Invalid {
-            key: key.to_owned(),
-            value: shown(&value),
-            origin: self.origin(key, &value),
-            problem,
-        }
-    }
-
-    /// A deserialization error as [`SettingsError::Invalid`] when it names its key.
-    fn locate(&self, error: ConfigError) -> SettingsError {
-        match error {
-            ConfigError::Type {
-                expected,
-                key: Some(key),
-                ..
-            } => self.invalid(&key, format!("expected {expected}")),
-            ConfigError::At {
-                error,
-                key: Some(key),
-                ..
-            } => self.invalid(&key, error.to_string()),
-            other => SettingsError::Source(other),
+            Some(file) => {
+                let named = self
+                    .sources
+                    .file
+                    .as_ref()
+                    .map(|path| path.display().to_string());
+                format!("the file {}", named.unwrap_or_else(|| file.to_owned()))
+            }
         }
     }
 }
 
-/// A configured value as the error message shows it: text quoted, nothing at all as `(unset)`.
-fn shown(value: &Value) -> String {
-    match &value.kind {
-        ValueKind::Nil => "(unset)".into(),
-        ValueKind::String(text) => format!("{text:?}"),
-        other => other.to_string(),
+/// The value at dotted `key` of `table`.
+fn lookup(mut table: Map<String, Value>, key: &str) -> Option<Value> {
+    let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
+    for part in path.split('.').filter(|part| !part.is_empty()) {
+        table = table.remove(part)?.into_table().ok()?;
     }
+    table.remove(last)
 }
 
 /// The first key (in sorted order, for a stable message) set in `actual` that `known` lacks.
@@ -287,17 +242,16 @@ fn unknown_key(
     actual: &Map<String, Value>,
     prefix: &str,
 ) -> Option<(String, Value)> {
-    let mut keys: Vec<&String> = actual.keys().collect();
-    keys.sort();
-    keys.into_iter().find_map(|name| {
+    let mut names: Vec<&String> = actual.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|name| {
         let key = if prefix.is_empty() {
             name.clone()
         } else {
             format!("{prefix}.{name}")
         };
-        let value = &actual[name];
-        match (&known.get(name).map(|v| &v.kind), &value.kind) {
-            (None, _) => Some((key, value.clone())),
+        match (known.get(name).map(|v| &v.kind), &actual[name].kind) {
+            (None, _) => Some((key, actual[name].clone())),
             (Some(ValueKind::Table(known)), ValueKind::Table(actual)) => {
                 unknown_key(known, actual, &key)
             }
@@ -306,27 +260,24 @@ fn unknown_key(
     })
 }
 
-/// `Duration` fields written as whole milliseconds (`timeout_ms = 250`), with
+/// `Duration` fields as whole milliseconds (`timeout_ms = 250`), with
 /// `#[serde(rename = "timeout_ms", with = "bookshop_common::settings::millis")]`.
 pub mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Writes the duration as whole milliseconds.
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(crate::millis(*duration))
     }
 
-    /// Reads whole milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 
 /// Lists of values that parse from text (`host:port`, `10.0.0.0/8`), written as one string
-/// separated by commas (what an environment variable can hold) or as a TOML array, with
-/// `#[serde(with = "bookshop_common::settings::comma_list")]`. An empty string is an empty list.
+/// separated by commas (what a variable can hold) or as a TOML array.
 pub mod comma_list {
     use std::{fmt::Display, str::FromStr};
 
@@ -339,7 +290,6 @@ pub mod comma_list {
         List(Vec<String>),
     }
 
-    /// Writes the list as one string, separated by commas.
     pub fn serialize<S: Serializer, T: Display>(
         list: &[T],
         serializer: S,
@@ -348,40 +298,28 @@ pub mod comma_list {
         serializer.serialize_str(&text.join(","))
     }
 
-    /// Reads a comma-separated string or a list; each entry must parse, and the error names
-    /// the one that does not.
+    /// Each entry must parse; the error names the one that does not.
     pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
     where
         D: Deserializer<'de>,
-        T: FromStr,
-        T::Err: Display,
+        T: FromStr<Err: Display>,
     {
         let entries = match Written::deserialize(deserializer)? {
             Written::Text(text) => text.split(',').map(str::to_owned).collect(),
             Written::List(list) => list,
         };
+        let parse = |entry: &str| {
+            entry
+                .parse()
+                .map_err(|e| serde::de::Error::custom(format!("{entry:?}: {e}")))
+        };
         entries
             .iter()
-            .map(|entry| entry.trim())
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                entry
-                    .parse()
-                    .map_err(|error| serde::de::Error::custom(format!("{entry:?}: {error}")))
-            })
+            .map(|e| e.trim())
+            .filter(|e| !e.is_empty())
+            .map(parse)
             .collect()
     }
-}
-
-/// Checks that `duration` (the setting `key`) is at least `min`.
-pub fn at_least(key: &'static str, duration: Duration, min: Duration) -> Result<(), Invalid> {
-    if duration < min {
-        return Err(Invalid::new(
-            key,
-            format!("must be at least {}", crate::millis(min)),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -390,7 +328,29 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
-    use crate::testing::load_settings;
+
+    fn load_settings<T: Layered>(
+        text: Option<&str>,
+        vars: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<T, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = text.map(|text| {
+            let path = dir.path().join("settings.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        load(&Sources {
+            file,
+            env: pairs(vars).into_iter().collect(),
+            overrides: pairs(flags),
+        })
+    }
 
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, default)]

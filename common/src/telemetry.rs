@@ -1,29 +1,22 @@
-//! Distributed traces: spans exported over OTLP, configured by the standard `OTEL_*` variables.
+//! Distributed traces: the services' `tracing` spans exported over OTLP, configured by the
+//! standard `OTEL_*` variables, which the OpenTelemetry SDK and exporter read themselves.
 //!
-//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set,
-//! and then no layer is installed: [`enabled`] is false, the services make none of their
-//! trace-only spans, and nothing is extracted or injected, so tracing costs nothing when off.
+//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set; then no layer is
+//! installed, [`enabled`] is false and the services make none of their trace-only spans, so
+//! traces cost nothing when off. When on, spans are exported in batches from the SDK's own
+//! thread through a bounded queue: a collector that is down or slow costs a request nothing.
 //!
-//! When on, [`install`] gives the `tracing` layer that turns the services' spans into
-//! OpenTelemetry spans, and a [`Traces`] guard whose [`Traces::shutdown`] flushes them at the end
-//! of the serve path. Spans are exported in batches by the SDK's `BatchSpanProcessor` from a
-//! thread of its own, through a bounded queue ([`TraceSettings::max_queue_size`]): a collector
-//! that is down or slow costs a request nothing, spans that do not fit are dropped, and memory
-//! stays bounded. Spans that never reached the collector are counted in
-//! `bookshop_trace_spans_not_exported_total` ([`register_metrics`], [`export`]).
-//!
-//! [`continue_from`] makes a server span the child of the caller's W3C `traceparent` (and
-//! `tracestate`), [`inject`] sends a client span's context on; both record the span's
-//! `trace_id` and `span_id` fields, so the log lines inside the span carry them.
-//!
-//! Files: [`settings`] (the variables), [`export`] (the bounded, counted export),
-//! [`propagation`] (W3C trace context in and out); here, [`install`] and [`enabled`].
+//! # Layout
+//! - [`env`]: the variables that would otherwise crash or silently misbehave, checked.
+//! - [`export`]: the bounded queue, the exports run on the runtime, and the lost spans counted.
+//! - [`propagation`]: W3C trace context in and out, and the span ids in log lines.
 
+pub(crate) mod env;
 mod export;
 mod propagation;
-mod settings;
 
 use std::{
+    fmt,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -32,50 +25,97 @@ use std::{
 };
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
+    trace::{BatchSpanProcessor, SdkTracerProvider},
 };
-use tracing_subscriber::{Layer, Registry as Spans, filter::Targets};
+use tracing_subscriber::{Layer, Registry, filter::Targets};
 
-use export::{Bounded, Counting, start_counting};
-
+pub use env::TelemetryError;
 pub use export::register_metrics;
 pub use propagation::{TRACEPARENT, TRACESTATE, continue_from, inject, record_ids, rename};
-pub use settings::{Protocol, TelemetryError, TraceSettings};
 
-/// Whether a trace layer is installed in this process.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Whether traces are on: when false, the services skip their trace-only spans and every
-/// function here returns at once.
+/// Whether traces are on: when not, the services skip their trace-only spans.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The spans that become OpenTelemetry spans: the services' own. The exporter's own gRPC and
-/// HTTP client (tonic, hyper, h2) stays out, or exporting would make spans to export.
-fn own_spans() -> Targets {
-    Targets::new()
-        .with_target("marketplace", tracing::Level::TRACE)
-        .with_target("recommendations", tracing::Level::TRACE)
-        .with_target("bookshop_common", tracing::Level::TRACE)
-}
+/// The layer that turns spans into OpenTelemetry spans, for the global subscriber.
+pub type TraceLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// The `tracing` layer that records spans, for the global subscriber.
-pub type TraceLayer = Box<dyn Layer<Spans> + Send + Sync>;
-
-/// Keeps the tracer provider; [`Traces::shutdown`] flushes what is queued.
+/// The running export; [`Traces::shutdown`] flushes what is queued.
 #[derive(Debug)]
 pub struct Traces {
     provider: SdkTracerProvider,
+    exporter: env::Exporter,
+}
+
+/// Sets up export as the `OTEL_*` variables say, or nothing when they leave traces off.
+/// `service` is the default `service.name`. Call it inside the runtime the exports run on.
+pub fn install(service: &str) -> Result<Option<Traces>, TelemetryError> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    match env::exporter(var)? {
+        Some(exporter) => Traces::start(service, exporter).map(Some),
+        None => Ok(None),
+    }
 }
 
 impl Traces {
-    /// Exports the spans still queued and stops the exporter, waiting at most `timeout`. Call
-    /// it from a thread that is not one of the runtime's, while the runtime still runs (the
-    /// export runs on it): a blocking-pool thread, or any thread beside a multi-threaded one.
+    pub(crate) fn start(service: &str, exporter: env::Exporter) -> Result<Traces, TelemetryError> {
+        let built = match exporter.protocol {
+            env::Protocol::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(&exporter.endpoint)
+                .build(),
+            env::Protocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_endpoint(&exporter.endpoint)
+                .build(),
+        };
+        let built = built.map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let exports = export::OnRuntime::new(built, waiting.clone())?;
+        let batches = export::Bounded {
+            inner: BatchSpanProcessor::builder(exports).build(),
+            waiting,
+            limit: exporter.max_queue_size,
+        };
+        let name = std::env::var("OTEL_SERVICE_NAME")
+            .ok()
+            .filter(|name| !name.trim().is_empty());
+        let name = name.unwrap_or_else(|| service.to_owned());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(batches)
+            .with_resource(Resource::builder().with_service_name(name).build())
+            .build();
+        ENABLED.store(true, Ordering::Relaxed);
+        Ok(Traces { provider, exporter })
+    }
+
+    /// The layer for the services' own spans: the exporter's own clients (tonic, hyper, h2)
+    /// stay out, or exporting would make spans to export.
+    pub fn layer(&self) -> TraceLayer {
+        let own = Targets::new()
+            .with_target("marketplace", tracing::Level::TRACE)
+            .with_target("recommendations", tracing::Level::TRACE)
+            .with_target("bookshop_common", tracing::Level::TRACE);
+        tracing_opentelemetry::layer()
+            .with_tracer(self.provider.tracer("bookshop"))
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(own)
+            .boxed()
+    }
+
+    /// Exports what is still queued, waiting at most `timeout`. Call it from a thread that is
+    /// not the runtime's, while the runtime still runs (the exports run on it).
     pub fn shutdown(self, timeout: Duration) {
         if let Err(error) = self.provider.shutdown_with_timeout(timeout) {
             tracing::warn!(%error, "traces: could not export every span before stopping");
@@ -83,69 +123,53 @@ impl Traces {
     }
 }
 
-/// Sets up export as `settings` say and returns the layer to install and its guard. Must be
-/// called inside the Tokio runtime the exporter is to run on (its connections live there).
-pub fn install(settings: &TraceSettings) -> Result<(TraceLayer, Traces), TelemetryError> {
-    let failed = |reason: String| TelemetryError::Exporter {
-        endpoint: settings.endpoint.clone(),
-        reason,
-    };
-    let exporter = match settings.protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(&settings.endpoint)
-            .with_timeout(settings.export_timeout)
-            .build(),
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(
-                opentelemetry_http::hyper::HyperClient::with_default_connector(
-                    settings.export_timeout,
-                    None,
-                ),
-            )
-            .with_endpoint(&settings.endpoint)
-            .with_timeout(settings.export_timeout)
-            .build(),
-    }
-    .map_err(|error| failed(error.to_string()))?;
-    let waiting = Arc::new(AtomicUsize::new(0));
-    let exporter = Counting {
-        inner: Arc::new(exporter),
-        runtime: tokio::runtime::Handle::try_current()
-            .map_err(|error| failed(error.to_string()))?,
-        timeout: settings.export_timeout,
-        waiting: waiting.clone(),
-    };
-    let batches = Bounded {
-        inner: BatchSpanProcessor::builder(exporter)
-            .with_batch_config(
-                BatchConfigBuilder::default()
-                    .with_max_queue_size(settings.max_queue_size)
-                    .with_scheduled_delay(settings.schedule_delay)
-                    .build(),
-            )
-            .build(),
-        waiting,
-        limit: settings.max_queue_size,
-    };
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(batches)
-        .with_sampler(settings.sampler.clone())
-        .with_resource(
-            Resource::builder_empty()
-                .with_service_name(settings.service_name.clone())
-                .build(),
+impl fmt::Display for Traces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env::Exporter {
+            endpoint,
+            protocol,
+            max_queue_size,
+        } = &self.exporter;
+        write!(
+            f,
+            "{protocol} to {endpoint}, at most {max_queue_size} spans queued"
         )
-        .build();
-    let tracer = provider.tracer("bookshop");
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_filter(own_spans())
-        .boxed();
-    start_counting();
-    ENABLED.store(true, Ordering::Relaxed);
-    Ok((layer, Traces { provider }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stopping_with_a_silent_collector_waits_no_longer_than_asked() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Takes connections (into the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let exporter = env::Exporter {
+            endpoint: format!("http://{}", silent.local_addr().unwrap()),
+            protocol: env::Protocol::Grpc,
+            max_queue_size: 16,
+        };
+        let traces = {
+            let _inside = runtime.enter();
+            Traces::start("test", exporter).unwrap()
+        };
+        let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::registry(),
+            traces.layer(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("waiting").in_scope(|| {});
+        });
+        let started = std::time::Instant::now();
+        traces.shutdown(Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "stopping took {took:?}");
+    }
 }

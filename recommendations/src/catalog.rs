@@ -1,80 +1,56 @@
-//! The book catalog: parsed and validated from `catalog.toml`, or rejected with an error that
-//! names the file, line and column and what is wrong.
+//! The book catalog, parsed and validated from `catalog.toml`, or rejected with an error that
+//! names the file, line and column, what is wrong and how to fix it (format: docs/catalog.md).
 //!
 //! Parse, don't validate: [`Catalog::from_toml_str`] returns a valid [`Catalog`] or a
 //! [`CatalogError`], and the rest of the service never sees an invalid catalog.
 //!
-//! The format (see `docs/catalog.md`): every top-level key is a category, named in snake_case,
-//! holding an array of tables (books) with `id` (positive, unique across the file), `title`
-//! (non-empty) and an optional `author`. An optional `[categories]` table gives categories their
-//! names in each language and their order in the shop; without it a category is named after its
-//! key (the seed's three have names of their own).
-//!
-//! ```toml
-//! [[mystery]]
-//! id = 1
-//! title = "Мальтийский сокол"
-//! author = "Дэшил Хэммет"
-//!
-//! [categories.mystery]
-//! en = "Mystery"
-//! ru = "Детективы"
-//! order = 1
-//! ```
-//!
 //! # Layout
-//! - here: the catalog and its errors;
+//! - here: the catalog, the one in service ([`Store`]), reading the file, and the errors;
 //! - `parse`: the text to a catalog, rule by rule;
 //! - `chunks`: where a large text can be cut into pieces that parse on their own.
 
-use std::{fmt, io::Read, path::Path};
+use std::{fmt, io::Read, path::Path, sync::Arc};
 
 mod chunks;
 mod parse;
 
-/// The longest title or author accepted, in characters. Longer text is almost certainly a
-/// mistake (a missing closing quote swallowing the rest of the file) and would break pages.
+/// Longer text is almost certainly a mistake (a missing closing quote swallowing the rest of
+/// the file) and would break pages.
 pub const MAX_TEXT_CHARS: usize = 500;
-
-/// The most categories a catalog may have: each is a link in the shop's navigation.
+/// Each category is a link in the shop's navigation.
 pub const MAX_CATEGORIES: usize = 50;
-
-/// The longest category key, in characters.
 pub use bookshop_proto::MAX_CATEGORY_KEY_CHARS as MAX_KEY_CHARS;
-
-/// The longest category name, in characters.
 pub const MAX_NAME_CHARS: usize = 40;
-
 /// The languages a category can be named in (the shop's).
 pub const LANGUAGES: [&str; 2] = ["en", "ru"];
-
-/// The default limit on the catalog file's size, checked before the file is read or parsed.
+/// The default of `catalog.max_bytes`, checked before the file is read.
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
-/// One book as served by `Recommend`.
+/// The catalog in service: `None` until the first load. A call borrows the current `Arc` once
+/// and answers from that snapshot, so a reload never mixes two catalogs in one answer; each new
+/// catalog is sent to every `Watch` stream.
+pub type Store = tokio::sync::watch::Sender<Option<Arc<Catalog>>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Book {
-    /// Unique across the whole catalog; positive and within `int32` (the proto's type).
+    /// Unique across the catalog; positive and within the proto's `int32`.
     pub id: i32,
-    /// Non-empty, trimmed.
     pub title: String,
-    /// Trimmed; `None` when the catalog gives none (or an empty one).
     pub author: Option<String>,
 }
 
-/// A category: a shelf of the shop.
+/// A shelf of the shop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Category {
-    /// Its key in the file and in URLs: snake_case.
+    /// snake_case, as in the file and in URLs.
     pub key: String,
-    /// Its name in each of [`LANGUAGES`], in that order.
+    /// In each of [`LANGUAGES`].
     pub names: [String; 2],
-    /// Its books, in file order (never empty).
+    /// In file order; never empty.
     pub books: Vec<Book>,
 }
 
-/// A valid catalog: categories in the shop's order, with a content hash of the text it was
-/// parsed from.
+/// Categories in the shop's order, and the content hash of the text they were parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     categories: Vec<Category>,
@@ -82,7 +58,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Parses and validates a catalog. `origin` names the file in error messages.
+    /// `origin` names the file in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
         let categories = parse::categories(text, origin)?;
         Ok(Catalog {
@@ -91,94 +67,84 @@ impl Catalog {
         })
     }
 
-    /// Reads and parses a catalog file, refusing files over `max_bytes` before reading them.
+    /// Reads and parses a file, refusing one over `max_bytes` before reading it.
     pub fn load(path: &Path, max_bytes: u64) -> Result<Catalog, CatalogError> {
-        let text = read_limited(path, max_bytes)?;
-        Catalog::from_toml_str(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        let text = decode(read_bytes(path, max_bytes)?, &origin)?;
+        Catalog::from_toml_str(&text, &origin)
     }
 
-    /// The categories, in the shop's order.
     pub fn categories(&self) -> &[Category] {
         &self.categories
     }
 
-    /// The category `key`, if the catalog has it.
-    pub fn category(&self, key: &str) -> Option<&Category> {
-        self.categories.iter().find(|c| c.key == key)
-    }
-
-    /// The books of category `key`, in file order (empty if the catalog has none).
+    /// The books of `key`, in file order (none if the catalog has no such category).
     pub fn books(&self, key: &str) -> &[Book] {
-        self.category(key).map_or(&[], |c| c.books.as_slice())
+        let category = self.categories.iter().find(|c| c.key == key);
+        category.map_or(&[], |c| c.books.as_slice())
     }
 
-    /// The total number of books.
     pub fn len(&self) -> usize {
         self.categories.iter().map(|c| c.books.len()).sum()
     }
 
-    /// Always false: a catalog without books is rejected. Present for API symmetry with `len`.
+    /// Always false: a catalog without books is rejected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// A stable 64-bit hash ([FNV-1a](bookshop_common::fnv1a)) of the file's bytes: the
-    /// catalog's identity for change detection, logs, and the per-user selection seed (so it is
-    /// the same on every replica).
+    /// FNV-1a of the file's bytes: the catalog's version, the same on every replica.
     pub fn content_hash(&self) -> u64 {
         self.hash
     }
 
-    /// The first 8 hex digits of [`Catalog::content_hash`], for log lines.
-    pub fn short_hash(&self) -> String {
-        short_hash(self.hash)
+    /// The version as the API and the pages write it: 16 lower-case hex digits.
+    pub fn version(&self) -> String {
+        format!("{:016x}", self.hash)
     }
 
-    /// `mystery: 3, science_fiction: 3, self_help: 3`: books per category, for logs and `check`.
+    /// The first 8 hex digits of the version, for log lines.
+    pub fn short_hash(&self) -> String {
+        self.version()[..8].to_owned()
+    }
+
+    /// `mystery: 3, science_fiction: 3`: books per category, for logs.
     pub fn summary(&self) -> String {
-        self.categories
+        let counts: Vec<String> = self
+            .categories
             .iter()
             .map(|c| format!("{}: {}", c.key, c.books.len()))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        counts.join(", ")
     }
 }
 
-/// The first 8 hex digits of a content hash.
-pub fn short_hash(hash: u64) -> String {
-    format!("{hash:016x}")[..8].to_owned()
-}
-
-/// What `recommendations check FILE` prints: the books and the categories with their names,
-/// and the hash, or the error with its file, line and column.
+/// What `recommendations check FILE` prints: the books and categories with their names and the
+/// hash, or the error with its file, line and column.
 pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     let catalog = Catalog::load(path, max_bytes).map_err(|error| error.to_string())?;
+    let (books, categories) = (catalog.len(), catalog.categories().len());
+    let hash = catalog.short_hash();
     let mut report = format!(
-        "{}: OK, {} books in {} categories, hash {}",
-        path.display(),
-        catalog.len(),
-        catalog.categories().len(),
-        catalog.short_hash()
+        "{}: OK, {books} books in {categories} categories, hash {hash}",
+        path.display()
     );
-    for category in catalog.categories() {
-        let [en, ru] = &category.names;
-        let books = category.books.len();
+    for Category {
+        key,
+        names: [en, ru],
+        books,
+    } in catalog.categories()
+    {
         report.push_str(&format!(
-            "\n  {}: {books} books; en {en:?}, ru {ru:?}",
-            category.key
+            "\n  {key}: {} books; en {en:?}, ru {ru:?}",
+            books.len()
         ));
     }
     Ok(report)
 }
 
-/// Reads a file as UTF-8, refusing it before reading if it is over `max_bytes` (and again while
-/// reading, in case it grew in between).
-pub fn read_limited(path: &Path, max_bytes: u64) -> Result<String, CatalogError> {
-    decode(read_bytes(path, max_bytes)?, &path.display().to_string())
-}
-
-/// Reads a file's bytes, refusing it before reading if it is over `max_bytes` (and again while
-/// reading, in case it grew in between).
+/// A file's bytes, refused before reading if over `max_bytes` (and again while reading, in case
+/// it grew in between).
 pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> {
     let io = |source| CatalogError::Io {
         path: path.display().to_string(),
@@ -199,10 +165,10 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_large(bytes.len() as u64));
+    match bytes.len() as u64 > max_bytes {
+        true => Err(too_large(bytes.len() as u64)),
+        false => Ok(bytes),
     }
-    Ok(bytes)
 }
 
 /// The bytes of a catalog as text; `origin` names the file in the error.
@@ -210,48 +176,44 @@ pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        let location = Location::from_span(origin, &text, valid);
         CatalogError::Invalid {
-            location: Location::from_span(origin, &text, valid),
+            location,
             problem: Problem::NotUtf8,
         }
     })
 }
 
-/// Where a relative path points, for errors read by someone who may not know the service's
-/// working directory: ` (/srv/catalog.toml, from the working directory /srv)`.
+/// For a relative path, where it points: its reader may not know the working directory.
 fn resolved(path: &Path) -> String {
     match std::env::current_dir() {
-        Ok(cwd) if path.is_relative() => format!(
-            " ({}, from the working directory {})",
-            cwd.join(path).display(),
-            cwd.display()
-        ),
+        Ok(cwd) if path.is_relative() => {
+            format!(
+                " ({}, from the working directory {})",
+                cwd.join(path).display(),
+                cwd.display()
+            )
+        }
         _ => String::new(),
     }
 }
 
-/// A place in a catalog file: `file:line:column`, both 1-based, column counted in characters.
+/// `file:line:column`, 1-based, the column counted in characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// The file as given (or another origin name for text that came from elsewhere).
     pub file: String,
-    /// 1-based line.
     pub line: usize,
-    /// 1-based column, in characters.
     pub column: usize,
 }
 
 impl Location {
     fn from_span(file: &str, text: &str, offset: usize) -> Location {
-        let offset = offset.min(text.len());
-        let before = text.get(..offset).unwrap_or(text);
-        let line = before.matches('\n').count() + 1;
+        let before = text.get(..offset.min(text.len())).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
         Location {
             file: file.to_owned(),
-            line,
-            column,
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
         }
     }
 }
@@ -262,142 +224,89 @@ impl fmt::Display for Location {
     }
 }
 
-/// What is wrong with a catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// The file cannot be opened or read (missing, permissions, a directory…).
+    /// Missing, permissions, a directory…
     #[error("{path}: cannot read the catalog{resolved}: {source}")]
     Io {
-        /// The file.
         path: String,
-        /// For a relative path: the absolute path and the working directory it was taken from.
         resolved: String,
-        /// The cause.
         #[source]
         source: std::io::Error,
     },
-    /// The file is over the size limit; it was not parsed.
     #[error(
         "{path}: the catalog is {size} bytes, over the limit of {limit} bytes (catalog.max_bytes); it was not parsed"
     )]
-    TooLarge {
-        /// The file.
-        path: String,
-        /// Its size in bytes.
-        size: u64,
-        /// The limit in bytes.
-        limit: u64,
-    },
-    /// The text is not a valid catalog.
+    TooLarge { path: String, size: u64, limit: u64 },
     #[error("{location}: {problem}")]
     Invalid {
-        /// Where.
         location: Location,
-        /// What.
         problem: Problem,
     },
 }
 
-/// The rule a catalog broke.
+/// The rule a catalog broke, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
-    /// TOML syntax (the TOML parser's own words).
+    /// In the TOML parser's own words.
     #[error("{0}")]
     Toml(String),
-    /// A category whose value is not an array of tables (`[[mystery]]` entries).
     #[error("`{category}` must be an array of tables (`[[{category}]]` entries), found {found}")]
     NotAnArrayOfTables {
-        /// The category key.
         category: String,
-        /// The TOML type found instead.
         found: &'static str,
     },
-    /// A book field other than `id`, `title`, `author`.
     #[error("unknown field `{0}` in a book; expected `id`, `title` and optionally `author`")]
     UnknownField(String),
-    /// A book without `id` or `title`.
     #[error("the book has no `{0}`")]
     MissingField(&'static str),
-    /// A book field of the wrong TOML type.
     #[error("`{field}` must be {expected}, found {found}")]
     WrongType {
-        /// The field.
         field: &'static str,
-        /// What it must be.
         expected: &'static str,
-        /// The TOML type found instead.
         found: &'static str,
     },
-    /// The file is not UTF-8.
     #[error("the catalog is not valid UTF-8")]
     NotUtf8,
-    /// A top-level key that cannot be a category's.
     #[error(
         "`{0}` cannot name a category: use snake_case (a to z, 0 to 9 and _, starting with a \
          letter), at most {MAX_KEY_CHARS} characters"
     )]
     BadCategoryKey(String),
-    /// More categories than [`MAX_CATEGORIES`].
     #[error("too many categories: the limit is {MAX_CATEGORIES}")]
     TooManyCategories,
-    /// `[categories]`, or one of its entries, is not a table.
     #[error(
         "`[categories]` holds one table per category (`[categories.mystery]` with `en`, `ru` \
          and `order`), found {found}"
     )]
-    NotANamesTable {
-        /// The TOML type found instead.
-        found: &'static str,
-    },
-    /// `[categories.KEY]` for a key that has no books.
+    NotANamesTable { found: &'static str },
     #[error("`[categories.{0}]` names a category without books: add `[[{0}]]` books or remove it")]
     NamesNoCategory(String),
-    /// A field of `[categories.KEY]` other than the languages and `order`.
     #[error("unknown field `{0}` in `[categories.…]`; expected `en`, `ru` and `order`")]
     UnknownNameField(String),
-    /// A category name that is empty or only whitespace.
     #[error("a category name must not be empty")]
     EmptyName,
-    /// `id` is zero or negative.
     #[error("`id` must be a positive integer, got {0}")]
     NonPositiveId(i64),
-    /// `id` does not fit the proto's `int32`.
     #[error("`id` must be at most {max} (the API's int32), got {0}", max = i32::MAX)]
     IdTooLarge(String),
-    /// A top-level key defined twice (other than by `[[key]]` headers, which append).
+    /// Defined twice other than by `[[key]]` headers, which append.
     #[error("duplicate key `{0}`: it is defined earlier in the file")]
     DuplicateKey(String),
-    /// The same `id` appears twice.
     #[error("duplicate id {id}, first used at {first}")]
-    DuplicateId {
-        /// The id.
-        id: i32,
-        /// Where it was first used.
-        first: Location,
-    },
-    /// `title` is empty or only whitespace.
+    DuplicateId { id: i32, first: Location },
     #[error("`title` must not be empty")]
     EmptyTitle,
-    /// A text field is longer than its limit ([`MAX_TEXT_CHARS`], [`MAX_NAME_CHARS`]).
     #[error("`{field}` is {chars} characters long; the limit is {limit}")]
     TextTooLong {
-        /// `title`, `author` or `name`.
         field: &'static str,
-        /// Its length in characters.
         chars: usize,
-        /// The limit.
         limit: usize,
     },
-    /// A text field (a title, an author, a name) holds a control character (C0 other than tab,
-    /// DEL, or C1).
+    /// C0 other than tab, DEL, or C1.
     #[error("`{field}` contains the control character U+{code:04X}; remove it (a tab is allowed)")]
-    ControlCharacter {
-        /// `title` or `author`.
-        field: &'static str,
-        /// The character's code point.
-        code: u32,
-    },
-    /// The file holds no books at all (most likely a truncated or half-written file).
+    ControlCharacter { field: &'static str, code: u32 },
+    /// Most likely a truncated or half-written file.
     #[error(
         "the catalog has no books; add at least one book (`[[mystery]]` with `id` and `title`)"
     )]

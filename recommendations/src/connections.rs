@@ -1,19 +1,13 @@
 //! Accepting gRPC connections with bounds: at most `server.max_connections` at once (more are
-//! closed as soon as they are accepted, and counted), and no connection kept open by a client
-//! that stays silent: one that sends nothing within `server.handshake_timeout_ms` of
-//! connecting, or nothing at all for `server.idle_timeout_ms` afterwards, is closed. A client
-//! that is merely idle between calls still answers the server's HTTP/2 pings (every 30 s), so it
-//! is never idle in that sense.
-//!
-//! The cap also keeps file descriptors in reserve: it is lowered to the process's open-file
-//! limit minus [`RESERVED_FDS`], so a flood of connections can never take the descriptors that
-//! reading the catalog, the health and metrics listeners and the log need.
-//!
-//! On shutdown, a connection that has not said anything yet is closed at once, so a stop never
-//! waits for connections that carry no call (tonic lets the others finish their calls).
+//! closed as soon as accepted, and counted), lowered to the open-file limit minus a reserve so
+//! that a flood never takes the descriptors the catalog, the listeners and the log need; and no
+//! connection kept for a client that stays silent, one that sends nothing within
+//! `server.handshake_timeout_ms` of connecting, or nothing at all (not even an answer to the
+//! server's pings) for `server.idle_timeout_ms`. On stop, a connection that has said nothing is
+//! closed at once, so a stop never waits for connections that carry no call. tonic has none of
+//! these bounds.
 
 use std::{
-    future::Future,
     io,
     pin::Pin,
     sync::Arc,
@@ -24,65 +18,51 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{mpsc, watch},
+    sync::mpsc,
     time::{Instant, Sleep},
 };
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Reason};
 
 /// File descriptors kept out of the connection cap's reach.
 pub const RESERVED_FDS: usize = 64;
 
-/// The bounds on connections, from `[server]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// The most connections open at once.
     pub max_connections: usize,
-    /// How long a new connection may stay silent.
     pub handshake_timeout: Duration,
-    /// How long an established connection may stay silent.
     pub idle_timeout: Duration,
 }
 
-impl Limits {
-    /// The cap, lowered to what the open-file limit leaves (Linux; elsewhere as configured).
-    pub fn effective_cap(&self) -> usize {
-        match open_file_limit() {
-            Some(limit) if limit.saturating_sub(RESERVED_FDS) < self.max_connections => {
-                let cap = limit.saturating_sub(RESERVED_FDS).max(1);
-                tracing::info!(
-                    max_connections = self.max_connections,
-                    open_file_limit = limit,
-                    cap,
-                    "the connection cap is lowered to what the open-file limit leaves"
-                );
-                cap
-            }
-            _ => self.max_connections,
-        }
-    }
-}
-
-/// The accepted connections of `listener`, within `limits`, until `stop` turns true.
+/// The accepted connections of `listener`, within `limits`, until `stopping` is cancelled.
 pub fn incoming(
     listener: TcpListener,
     limits: Limits,
     metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
+    stopping: CancellationToken,
 ) -> ReceiverStream<io::Result<Connection>> {
     let (tx, rx) = mpsc::channel(16);
-    let cap = limits.effective_cap();
+    let cap = match open_file_limit().map(|limit| limit.saturating_sub(RESERVED_FDS).max(1)) {
+        Some(cap) if cap < limits.max_connections => {
+            tracing::info!(
+                max_connections = limits.max_connections,
+                cap,
+                "the connection cap is lowered to what the open-file limit leaves"
+            );
+            cap
+        }
+        _ => limits.max_connections,
+    };
     tokio::spawn(async move {
-        let stopped = stopped(stop.clone());
-        tokio::pin!(stopped);
         loop {
-            let (stream, _) = tokio::select! {
-                () = &mut stopped => return,
+            let stream = tokio::select! {
+                () = stopping.cancelled() => return,
                 () = tx.closed() => return,
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok((stream, _)) => stream,
                     Err(error) => {
                         // Out of file descriptors would spin: back off.
                         tracing::warn!(%error, "gRPC listener: accept failed");
@@ -91,13 +71,20 @@ pub fn incoming(
                     }
                 },
             };
-            if metrics.open_connections() >= cap {
-                metrics.connection_refused();
-                drop(stream);
+            if usize::try_from(metrics.connections.get()).unwrap_or(0) >= cap {
+                metrics.refused.inc();
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let connection = Connection::new(stream, limits, metrics.clone(), stop.clone());
+            metrics.connections.inc();
+            let connection = Connection {
+                stream,
+                silence: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                heard: false,
+                idle_timeout: limits.idle_timeout,
+                stopping: Box::pin(stopping.clone().cancelled_owned()),
+                metrics: metrics.clone(),
+            };
             if tx.send(Ok(connection)).await.is_err() {
                 return;
             }
@@ -108,46 +95,19 @@ pub fn incoming(
 
 /// An accepted connection that closes itself when its client stays silent too long, or has
 /// said nothing by the time the server stops.
+#[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
     silence: Pin<Box<Sleep>>,
     heard: bool,
     idle_timeout: Duration,
-    stopping: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
     metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("stream", &self.stream)
-            .field("heard", &self.heard)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Connection {
-    fn new(
-        stream: TcpStream,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-        stop: watch::Receiver<bool>,
-    ) -> Connection {
-        metrics.connection_opened();
-        Connection {
-            stream,
-            silence: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
-            heard: false,
-            idle_timeout: limits.idle_timeout,
-            stopping: Box::pin(stopped(stop)),
-            metrics,
-        }
-    }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.metrics.connection_closed();
+        self.metrics.connections.dec();
     }
 }
 
@@ -170,14 +130,15 @@ impl AsyncRead for Connection {
                 } else {
                     "handshake_timeout"
                 };
-                this.metrics.connection_timed_out(reason);
+                this.metrics.silent.get_or_create(&Reason { reason }).inc();
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
             }
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
                     this.heard = true;
-                    let deadline = Instant::now() + this.idle_timeout;
-                    this.silence.as_mut().reset(deadline);
+                    this.silence
+                        .as_mut()
+                        .reset(Instant::now() + this.idle_timeout);
                 }
                 Poll::Ready(result)
             }
@@ -221,11 +182,6 @@ impl Connected for Connection {
     fn connect_info(&self) -> TcpConnectInfo {
         self.stream.connect_info()
     }
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// The soft limit on open files (`ulimit -n`), from `/proc/self/limits`.

@@ -1,5 +1,5 @@
-//! `recommendations healthcheck`: asks a running server's `grpc.health.v1` service whether it
-//! is SERVING, for container health checks in images with no shell or curl.
+//! `recommendations healthcheck`: asks a running server's `grpc.health.v1` whether it is
+//! SERVING, for container health checks in images with no shell or curl.
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use tonic_health::pb::{
 
 use crate::settings::Settings;
 
-/// The subcommand: asks `addr`, or the local server that `settings` describe (its plaintext
-/// health listener if it has one), and says what it answered.
+/// Asks `addr`, or the local server that `settings` describe (its plaintext health listener if
+/// it has one), for the whole server's status.
 pub async fn run(
     addr: Option<HostPort>,
     settings: &Result<Settings, SettingsError>,
@@ -21,11 +21,8 @@ pub async fn run(
     let addr = match (addr, settings) {
         (Some(addr), _) => addr.to_string(),
         (None, Ok(s)) if s.tls.enabled() && s.server.health_port.is_none() => {
-            return Err(
-                "recommendations healthcheck: TLS is on; set server.health_port (a \
-                        plaintext health-only listener) and the check uses it"
-                    .into(),
-            );
+            let hint = "TLS is on; set server.health_port (a plaintext health-only listener) and the check uses it";
+            return Err(format!("recommendations healthcheck: {hint}"));
         }
         (None, Ok(s)) => format!(
             "127.0.0.1:{}",
@@ -33,42 +30,30 @@ pub async fn run(
         ),
         (None, Err(_)) => "127.0.0.1:50051".into(),
     };
-    match check(&addr, timeout).await {
+    let status = async {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("invalid address: {e}"))?;
+        let channel = endpoint
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect()
+            .await;
+        let channel = channel.map_err(|e| format!("cannot connect: {e}"))?;
+        let check = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        Ok::<_, String>(
+            check
+                .map_err(|e| format!("health check failed: {e}"))?
+                .into_inner()
+                .status(),
+        )
+    };
+    match status.await {
         Ok(ServingStatus::Serving) => Ok(format!("{addr}: SERVING")),
         Ok(status) => Err(format!("{addr}: {}", status.as_str_name())),
         Err(error) => Err(format!("{addr}: {error}")),
     }
-}
-
-/// Asks `addr` (`host:port`) for the whole server's status (`service = ""`).
-pub async fn check(addr: &str, timeout: Duration) -> Result<ServingStatus, HealthcheckError> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| HealthcheckError::Address(addr.to_owned(), e.to_string()))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(HealthcheckError::Connect)?;
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .map_err(HealthcheckError::Call)?;
-    Ok(response.into_inner().status())
-}
-
-/// Why the health check got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum HealthcheckError {
-    /// `--addr` is not a usable address.
-    #[error("invalid address {0:?}: {1}")]
-    Address(String, String),
-    /// Nothing answers there.
-    #[error("cannot connect: {0}")]
-    Connect(tonic::transport::Error),
-    /// The health call failed.
-    #[error("health check failed: {0}")]
-    Call(tonic::Status),
 }

@@ -3,61 +3,43 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use bookshop_common::{
-    cli::{Cli, Flag},
     net::HostPort,
     serve,
-    telemetry::TraceSettings,
+    settings::{self, Sources},
 };
-use clap::Subcommand;
-use recommendations::{
-    Application,
-    catalog::{self, DEFAULT_MAX_BYTES},
-    healthcheck,
-    settings::Settings,
-};
+use clap::{Parser, Subcommand};
+use recommendations::{Application, catalog, healthcheck, settings::Settings};
 
-/// The allocator: mimalloc, because glibc's malloc does not give back the memory of a large
-/// catalog once a small one replaces it. A reload parses on a Tokio blocking thread, whose
-/// allocations come from a glibc arena of its own, and freed they stay there: measured with
-/// `bench-tool reload-memory` (docs/benchmarks.md, "Reload memory"), 5 s after a 16 MiB
-/// catalog went out of service RSS is still 54 MB above its level before it came, and it stays
-/// 25 MB above it for good. mimalloc gives all of it back (to within 2 MB) once that thread
-/// exits, which an idle blocking thread does after 1 s (`thread_keep_alive` in common's serve
-/// path; Tokio's default is 10 s). Peaks are within 20% of glibc's; idle RSS is 1 MB more. tikv-jemallocator was not taken: it
-/// needs `make` to build, which the images' rust image lacks.
+/// glibc's malloc keeps the memory of a large catalog after a small one replaced it (freed
+/// memory stays in the arena of the blocking thread that parsed it); mimalloc gives it back
+/// once that thread exits (docs/benchmarks.md, "Reload memory").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// What `--help` says.
-const ABOUT: &str = "Bookshop's Recommendations service: the seed's gRPC API, served from a \
-hot-reloaded catalog.toml.\n\nConfiguration layers, later wins: defaults, the --config file (or \
-RECOMMENDATIONS_CONFIG), RECOMMENDATIONS__SECTION__KEY variables, then --catalog and --port.";
-
-/// The flags beyond `--config` and `--port`.
-const FLAGS: &[Flag] = &[Flag {
-    long: "catalog",
-    value_name: "PATH",
-    help: "The catalog file (catalog.path)",
-    keys: &["catalog.path"],
-}];
-
-fn main() -> ExitCode {
-    let cli = Cli::<Command>::parse_for("recommendations", ABOUT, FLAGS);
-    let settings = cli.settings::<Settings>();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let traces = TraceSettings::from_env("recommendations");
-            serve::run::<Application>("Recommendations", settings, traces)
-        }
-        Command::Check { file } => {
-            let max_bytes = settings.map_or(DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
-            serve::report(catalog::check(&file, max_bytes))
-        }
-        Command::Healthcheck { addr, timeout_ms } => {
-            let timeout = Duration::from_millis(timeout_ms);
-            serve::once(healthcheck::run(addr, &settings, timeout))
-        }
-    }
+/// Bookshop's Recommendations service: the tutorial's gRPC API, served from a hot-reloaded
+/// catalog.toml.
+///
+/// Configuration layers, later wins: defaults, the --config file (or RECOMMENDATIONS_CONFIG),
+/// RECOMMENDATIONS__SECTION__KEY variables, then --catalog and --port.
+#[derive(Debug, Parser)]
+#[command(name = "recommendations", version)]
+struct Cli {
+    /// TOML configuration file
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        env = "RECOMMENDATIONS_CONFIG"
+    )]
+    config: Option<PathBuf>,
+    /// The port to serve on (server.port)
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// The catalog file (catalog.path)
+    #[arg(long, value_name = "PATH")]
+    catalog: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,4 +60,28 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         timeout_ms: u64,
     },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = [
+        ("server.port", cli.port.map(|port| port.to_string())),
+        (
+            "catalog.path",
+            cli.catalog.map(|path| path.display().to_string()),
+        ),
+    ];
+    let settings = settings::load::<Settings>(&Sources::from_process(cli.config, &flags));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run::<Application>("Recommendations", settings),
+        Command::Check { file } => {
+            let max_bytes = settings.map_or(catalog::DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
+            serve::report(catalog::check(&file, max_bytes))
+        }
+        Command::Healthcheck { addr, timeout_ms } => serve::once(healthcheck::run(
+            addr,
+            &settings,
+            Duration::from_millis(timeout_ms),
+        )),
+    }
 }

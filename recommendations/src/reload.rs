@@ -1,66 +1,47 @@
-//! Reloading the catalog file: [`Reloader::reload`] reads it, skips content it has already
-//! seen, takes it only once it is complete, parses it, and swaps the catalog in service; a bad
-//! file is logged and the last good catalog stays. When to call it is the watcher's business
-//! ([`watch`](crate::watch)).
+//! Taking a changed catalog file into service: read it, skip content already seen, take it only
+//! once it is complete, parse it, and swap the catalog in service; a bad file is logged and the
+//! last good catalog stays.
 //!
-//! **Complete files only.** A save by rename (editors, `sed -i`, Kubernetes' `..data` swap) puts
-//! a whole file in place at once, and a writer that closes the file is done with it: the
-//! watcher says so with [`Trigger::Complete`], and the file is taken as it is. Anything else (a
-//! write seen while the file is still open, a poll that found new content, a look again after a
-//! failed read) is [`Trigger::Changed`]: the file is taken only if its size, modification time, inode and bytes
-//! are the same as when it was first seen at least `catalog.settle_ms` earlier, so a writer that
-//! pauses half-way (at a book boundary, where the prefix is a valid, smaller catalog) is not put
-//! in service. What remains: a writer that keeps the file open and stalls for longer than the
-//! settle interval.
+//! **Complete files only.** A file renamed into place or closed by its writer is whole (see
+//! [`Change::is_complete`](crate::watch::Change::is_complete)). Anything else is taken only once its size, modification time,
+//! inode and bytes stayed the same for `catalog.settle_ms`, so a writer that pauses half-way
+//! (at a book boundary, where the prefix is a valid, smaller catalog) is not put in service.
 //!
-//! **Passing read errors are retried.** A file that cannot be read (missing in the middle of a
-//! swap, permissions, too many open files) is [`Outcome::Unreadable`]; the watcher tries again
-//! with a backoff until it can, or a new event comes. Content that is read but invalid is
-//! [`Outcome::Rejected`] and waits for the next edit.
+//! **Passing read errors are retried** (missing in the middle of a swap, permissions), with a
+//! backoff, until the file can be read or a new change comes.
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use bookshop_common::{millis, telemetry};
 
 use crate::{
-    catalog::{self, Catalog, CatalogError},
-    metrics::Metrics,
-    store::CatalogStore,
+    catalog::{self, Catalog, CatalogError, Store},
+    metrics::{Metrics, Outcome as Result_},
+    watch::Watcher,
 };
 
-/// Why the file is being looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The file was put in place whole (renamed over, or closed by its writer), or an operator
-    /// asked (SIGHUP): take it as it is.
-    Complete,
-    /// The file may be changing: take it once it stays the same for the settle interval.
-    Changed,
-}
+/// The first wait before a failed read is tried again, doubled on each further failure.
+pub const RETRY_FIRST: Duration = Duration::from_millis(100);
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// What a reload did.
 #[derive(Debug)]
 pub enum Outcome {
-    /// A new catalog is in service.
     Loaded(Arc<Catalog>),
-    /// The file holds content already seen (in service, or already rejected).
+    /// Content already seen: in service, or already rejected.
     Unchanged,
-    /// New content, not yet known to be complete: look again after the settle interval.
+    /// New content not yet known to be complete: look again after the settle interval.
     Unsettled,
     /// The file could not be read (a passing error, most likely): try again later.
     Unreadable(CatalogError),
-    /// The file is invalid; the catalog in service is kept until the next edit.
+    /// Invalid: the catalog in service is kept until the next edit.
     Rejected(CatalogError),
 }
 
-/// What identifies one version of the file on disk, without reading it.
+/// One version of the file on disk, known without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     len: u64,
@@ -72,10 +53,9 @@ impl Stamp {
     fn of(path: &Path) -> Option<Stamp> {
         let metadata = std::fs::metadata(path).ok()?;
         #[cfg(unix)]
-        let inode = {
-            use std::os::unix::fs::MetadataExt;
-            (metadata.dev(), metadata.ino())
-        };
+        let inode = std::os::unix::fs::MetadataExt::dev(&metadata);
+        #[cfg(unix)]
+        let inode = (inode, std::os::unix::fs::MetadataExt::ino(&metadata));
         #[cfg(not(unix))]
         let inode = (0, 0);
         Some(Stamp {
@@ -86,198 +66,156 @@ impl Stamp {
     }
 }
 
-/// What the last reload looked at.
+/// What the last look found: content with this hash, or a file refused unread (too large).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
-    /// Content with this hash.
     Content(u64),
-    /// A file refused before its content was read (too large).
-    Failure(String),
+    Refused(String),
 }
 
-/// New content seen but not yet taken: when, and what it was.
-#[derive(Debug, Clone, Copy)]
-struct Candidate {
-    stamp: Option<Stamp>,
-    hash: u64,
-    since: Instant,
-}
-
-/// Loads the catalog file into a [`CatalogStore`].
+/// Loads the catalog file into the [`Store`]. Owned by one task; each look runs on a blocking
+/// thread and hands it back.
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
     max_bytes: u64,
     settle: Duration,
-    store: CatalogStore,
+    store: Store,
     metrics: Arc<Metrics>,
-    /// The last content parsed (in service or rejected), so repeated events for one edit do
-    /// one parse and one log line.
-    last_seen: Mutex<Option<Seen>>,
-    candidate: Mutex<Option<Candidate>>,
-    /// Failed reads in a row: the first of a streak is logged, the end of it too.
-    unreadable: AtomicU64,
-    attempts: AtomicU64,
+    /// So that the many events of one edit make one parse and one log line.
+    last_seen: Option<Seen>,
+    /// New content not yet taken: what it was, and since when.
+    candidate: Option<(Option<Stamp>, u64, Instant)>,
+    /// Failed reads in a row: the first is logged, and the end of the streak.
+    unreadable: u64,
 }
 
 impl Reloader {
-    /// A reloader for `path` feeding `store`, taking changed content once it stayed the same
-    /// for `settle`, and reporting to `metrics`.
     pub fn new(
         path: PathBuf,
         max_bytes: u64,
         settle: Duration,
-        store: CatalogStore,
+        store: Store,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Reloader {
+        let (last_seen, candidate, unreadable) = (None, None, 0);
         Reloader {
             path,
             max_bytes,
             settle,
             store,
             metrics,
-            last_seen: Mutex::new(None),
-            candidate: Mutex::new(None),
-            unreadable: AtomicU64::new(0),
-            attempts: AtomicU64::new(0),
+            last_seen,
+            candidate,
+            unreadable,
         }
     }
 
-    /// The catalog file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The settle interval.
-    pub fn settle(&self) -> Duration {
-        self.settle
-    }
-
-    /// The first load, at start-up: any error is returned (and the service does not start).
-    pub fn load_initial(&self) -> Result<Arc<Catalog>, CatalogError> {
+    /// The first load, at start-up: an error stops the service.
+    pub fn load_initial(&mut self) -> Result<Arc<Catalog>, CatalogError> {
         let catalog = Arc::new(Catalog::load(&self.path, self.max_bytes)?);
-        *lock(&self.last_seen) = Some(Seen::Content(catalog.content_hash()));
-        self.store.replace(catalog.clone());
-        self.metrics.catalog_loaded(&catalog, false);
-        tracing::info!(
-            path = %self.path.display(),
-            books = catalog.len(),
-            categories = %catalog.summary(),
-            hash = %catalog.short_hash(),
-            "catalog loaded"
-        );
+        self.last_seen = Some(Seen::Content(catalog.content_hash()));
+        self.put_in_service(catalog.clone(), "catalog loaded");
         Ok(catalog)
     }
 
-    /// Re-reads the file and puts it in service if it is new, complete (see the module's
-    /// documentation) and valid. Blocking (file I/O and parsing): call it from a blocking
-    /// thread.
-    pub fn reload(&self, trigger: Trigger) -> Outcome {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
+    /// Looks at the file and puts it in service if it is new, complete and valid. Blocking
+    /// (file I/O and parsing).
+    pub fn reload(&mut self, complete: bool) -> Outcome {
         let stamp = Stamp::of(&self.path);
         let bytes = match catalog::read_bytes(&self.path, self.max_bytes) {
             Ok(bytes) => bytes,
             Err(error @ CatalogError::Io { .. }) => return self.unreadable(error),
-            Err(error) => return self.rejected(Seen::Failure(error.to_string()), error),
+            Err(error) => return self.rejected(Seen::Refused(error.to_string()), error),
         };
-        self.readable_again();
+        if self.unreadable > 0 {
+            tracing::info!(failed_reads = self.unreadable, path = %self.path.display(), "the catalog can be read again");
+            self.unreadable = 0;
+        }
         let hash = bookshop_common::fnv1a(&bytes);
-        if *lock(&self.last_seen) == Some(Seen::Content(hash)) {
-            *lock(&self.candidate) = None;
+        if self.last_seen == Some(Seen::Content(hash)) {
+            self.candidate = None;
             return Outcome::Unchanged;
         }
-        if trigger == Trigger::Changed && !self.settled(stamp, hash) {
+        if !complete && !self.settled(stamp, hash) {
             return Outcome::Unsettled;
         }
-        *lock(&self.candidate) = None;
-        *lock(&self.last_seen) = Some(Seen::Content(hash));
-        if self.store.current().map(|c| c.content_hash()) == Some(hash) {
-            tracing::info!(
-                path = %self.path.display(),
-                hash = %catalog::short_hash(hash),
-                "catalog file is valid again and unchanged from the catalog in service"
-            );
+        self.candidate = None;
+        self.last_seen = Some(Seen::Content(hash));
+        if self.store.borrow().as_ref().map(|c| c.content_hash()) == Some(hash) {
+            tracing::info!(path = %self.path.display(), "catalog file is valid again and unchanged from the catalog in service");
             return Outcome::Unchanged;
         }
-        // New, complete content: parsed and put in service (or rejected) in a span of its own,
-        // so that a trace shows each reload. Looks that find nothing new make none.
+        // New, complete content is a reload of its own in traces; looks that find nothing new
+        // make no span.
         let span = reload_span(&self.path);
         let _inside = span.enter();
         let started = Instant::now();
         let origin = self.path.display().to_string();
-        let outcome = match catalog::decode(bytes, &origin)
-            .and_then(|text| Catalog::from_toml_str(&text, &origin))
-        {
-            Ok(catalog) => self.put_in_service(catalog),
-            Err(error) => self.rejected(Seen::Content(hash), error),
-        };
-        match &outcome {
-            Outcome::Loaded(catalog) => {
-                span.record("result", "loaded");
+        let parsed =
+            catalog::decode(bytes, &origin).and_then(|text| Catalog::from_toml_str(&text, &origin));
+        let outcome = match parsed {
+            Ok(catalog) => {
                 span.record("books", i64::try_from(catalog.len()).unwrap_or(i64::MAX));
+                let catalog = Arc::new(catalog);
+                self.put_in_service(catalog.clone(), "catalog reloaded");
+                Outcome::Loaded(catalog)
             }
-            _ => {
-                span.record("result", "rejected");
+            Err(error) => {
                 span.record("otel.status_code", "error");
+                self.rejected(Seen::Content(hash), error)
             }
-        }
+        };
+        let result = if matches!(outcome, Outcome::Loaded(_)) {
+            "loaded"
+        } else {
+            "rejected"
+        };
+        span.record("result", result);
         span.record("duration_ms", millis(started.elapsed()));
         outcome
     }
 
-    /// How many times [`Reloader::reload`] ran (each reads the file once).
-    pub fn attempts(&self) -> u64 {
-        self.attempts.load(Ordering::Relaxed)
-    }
-
-    /// Whether content last seen as `(stamp, hash)` has stayed so for the settle interval;
-    /// if not, it becomes the candidate (and the interval starts again).
-    fn settled(&self, stamp: Option<Stamp>, hash: u64) -> bool {
-        let mut candidate = lock(&self.candidate);
-        match *candidate {
-            Some(c) if c.stamp == stamp && c.hash == hash && c.since.elapsed() >= self.settle => {
-                true
+    /// Whether content seen as `(stamp, hash)` stayed so for the settle interval; if it is new,
+    /// it becomes the candidate and the interval starts again.
+    fn settled(&mut self, stamp: Option<Stamp>, hash: u64) -> bool {
+        match self.candidate {
+            Some((seen, seen_hash, since)) if seen == stamp && seen_hash == hash => {
+                since.elapsed() >= self.settle
             }
-            Some(c) if c.stamp == stamp && c.hash == hash => false,
             _ => {
-                *candidate = Some(Candidate {
-                    stamp,
-                    hash,
-                    since: Instant::now(),
-                });
+                self.candidate = Some((stamp, hash, Instant::now()));
                 false
             }
         }
     }
 
-    fn put_in_service(&self, catalog: Catalog) -> Outcome {
-        let catalog = Arc::new(catalog);
-        let previous = self.store.current();
-        self.store.replace(catalog.clone());
-        self.metrics.catalog_loaded(&catalog, true);
+    fn put_in_service(&self, catalog: Arc<Catalog>, message: &str) {
+        self.metrics.catalog_loaded(&catalog);
+        let previous = self.store.send_replace(Some(catalog.clone()));
         tracing::info!(
             path = %self.path.display(),
             books = catalog.len(),
             categories = %catalog.summary(),
             hash = %catalog.short_hash(),
             previous_hash = %previous.map(|c| c.short_hash()).unwrap_or_default(),
-            "catalog reloaded"
+            "{message}"
         );
-        Outcome::Loaded(catalog)
     }
 
-    /// Invalid content: logged and counted once, however many events the edit caused.
-    fn rejected(&self, seen: Seen, error: CatalogError) -> Outcome {
-        let mut last = lock(&self.last_seen);
-        if last.as_ref() == Some(&seen) && matches!(seen, Seen::Failure(_)) {
+    /// Logged and counted once, however many events the edit caused.
+    fn rejected(&mut self, seen: Seen, error: CatalogError) -> Outcome {
+        if matches!(seen, Seen::Refused(_)) && self.last_seen.as_ref() == Some(&seen) {
             return Outcome::Unchanged;
         }
-        *last = Some(seen);
-        drop(last);
-        self.metrics.reload_failed();
-        let kept = self.store.current();
+        self.last_seen = Some(seen);
+        self.metrics
+            .reloads
+            .get_or_create(&Result_ { result: "failure" })
+            .inc();
+        let kept = self.store.borrow().clone();
         tracing::warn!(
-            error = %error,
+            %error,
             kept_hash = %kept.as_ref().map(|c| c.short_hash()).unwrap_or_default(),
             kept_books = kept.map_or(0, |c| c.len()),
             "catalog reload rejected; the last good catalog stays in service"
@@ -285,30 +223,55 @@ impl Reloader {
         Outcome::Rejected(error)
     }
 
-    /// A read that failed: counted, and logged at the start of a streak.
-    fn unreadable(&self, error: CatalogError) -> Outcome {
-        self.metrics.read_failed();
-        if self.unreadable.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(
-                error = %error,
-                "cannot read the catalog; trying again until it can be read (the catalog in \
-                 service stays)"
-            );
+    fn unreadable(&mut self, error: CatalogError) -> Outcome {
+        self.metrics.read_errors.inc();
+        if self.unreadable == 0 {
+            tracing::warn!(%error, "cannot read the catalog; trying again until it can be read (the catalog in service stays)");
         }
+        self.unreadable += 1;
         Outcome::Unreadable(error)
-    }
-
-    fn readable_again(&self) {
-        let failed = self.unreadable.swap(0, Ordering::Relaxed);
-        if failed > 0 {
-            tracing::info!(failed_reads = failed, path = %self.path.display(), "the catalog can be read again");
-        }
     }
 }
 
-/// The span of one reload, while traces are on (else none): its result (`loaded` or
-/// `rejected`), the books now in service and how long parsing and swapping took. A reload has
-/// no caller, so it is the root of a trace of its own.
+/// Takes each change the watcher sees; after the settle interval or a failed read, looks again,
+/// taking whatever is found then only once it has settled (it was not seen put in place whole).
+pub async fn run(mut reloader: Reloader, mut watcher: Watcher) {
+    let mut again: Option<tokio::time::Instant> = None;
+    let mut retry = RETRY_FIRST;
+    loop {
+        let complete = tokio::select! {
+            change = watcher.next() => {
+                retry = RETRY_FIRST;
+                change.is_complete()
+            }
+            () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)), if again.is_some() => false,
+        };
+        let looked = tokio::task::spawn_blocking(move || {
+            let outcome = reloader.reload(complete);
+            (reloader, outcome)
+        });
+        let outcome;
+        (reloader, outcome) = match looked.await {
+            Ok(looked) => looked,
+            Err(error) => {
+                return tracing::error!(%error, "the catalog reload failed; reloading stops");
+            }
+        };
+        let now = tokio::time::Instant::now();
+        again = match outcome {
+            Outcome::Unsettled => Some(now + reloader.settle),
+            Outcome::Unreadable(_) => {
+                let at = now + retry;
+                retry = (retry * 2).min(RETRY_MAX);
+                Some(at)
+            }
+            _ => None,
+        };
+        watcher.rewatch();
+    }
+}
+
+/// A reload's span while traces are on: the root of a trace of its own, as nothing calls it.
 fn reload_span(path: &Path) -> tracing::Span {
     if !telemetry::enabled() {
         return tracing::Span::none();
@@ -327,10 +290,6 @@ fn reload_span(path: &Path) -> tracing::Span {
     span
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -339,125 +298,94 @@ mod tests {
     const GOOD: &str = "[[mystery]]\nid = 1\ntitle = \"A\"\n";
     const SETTLE: Duration = Duration::from_millis(30);
 
-    fn reloader(dir: &Path) -> (Reloader, CatalogStore) {
-        let store = CatalogStore::default();
+    fn reloader(dir: &Path) -> (Reloader, Store) {
+        let store = Store::new(None);
         let path = dir.join("catalog.toml");
-        (
-            Reloader::new(
-                path,
-                catalog::DEFAULT_MAX_BYTES,
-                SETTLE,
-                store.clone(),
-                Arc::new(Metrics::new()),
-            ),
-            store,
-        )
+        std::fs::write(&path, GOOD).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let reloader = Reloader::new(
+            path,
+            catalog::DEFAULT_MAX_BYTES,
+            SETTLE,
+            store.clone(),
+            metrics,
+        );
+        (reloader, store)
+    }
+
+    fn current(store: &Store) -> Arc<Catalog> {
+        store.borrow().clone().unwrap()
     }
 
     #[test]
     fn a_reload_of_unchanged_content_does_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (reloader, _) = reloader(dir.path());
-        std::fs::write(reloader.path(), GOOD).unwrap();
+        let (mut reloader, _) = reloader(dir.path());
         reloader.load_initial().unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Unchanged
-        ));
+        assert!(matches!(reloader.reload(true), Outcome::Unchanged));
     }
 
     #[test]
     fn an_invalid_file_keeps_the_last_good_catalog_and_a_fix_is_picked_up() {
         let dir = tempfile::tempdir().unwrap();
-        let (reloader, store) = reloader(dir.path());
-        std::fs::write(reloader.path(), GOOD).unwrap();
+        let (mut reloader, store) = reloader(dir.path());
         let first = reloader.load_initial().unwrap();
-
-        std::fs::write(reloader.path(), "[[mystery]]\nid = 0\ntitle = \"B\"\n").unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Rejected(_)
-        ));
-        assert_eq!(store.current().unwrap(), first);
+        std::fs::write(&reloader.path, "[[mystery]]\nid = 0\ntitle = \"B\"\n").unwrap();
+        assert!(matches!(reloader.reload(true), Outcome::Rejected(_)));
+        assert_eq!(current(&store), first);
         // The same bad content again is not re-parsed nor re-logged.
+        assert!(matches!(reloader.reload(true), Outcome::Unchanged));
+        std::fs::remove_file(&reloader.path).unwrap();
         assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Unchanged
-        ));
-
-        std::fs::remove_file(reloader.path()).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
+            reloader.reload(true),
             Outcome::Unreadable(CatalogError::Io { .. })
         ));
-        assert_eq!(store.current().unwrap(), first);
-
-        std::fs::write(reloader.path(), GOOD.replace('A', "C")).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Loaded(_)
-        ));
-        assert_eq!(store.current().unwrap().books("mystery")[0].title, "C");
+        assert_eq!(current(&store), first);
+        std::fs::write(&reloader.path, GOOD.replace('A', "C")).unwrap();
+        assert!(matches!(reloader.reload(true), Outcome::Loaded(_)));
+        assert_eq!(current(&store).books("mystery")[0].title, "C");
     }
 
     #[test]
     fn restoring_the_content_in_service_after_a_bad_edit_swaps_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (reloader, store) = reloader(dir.path());
-        std::fs::write(reloader.path(), GOOD).unwrap();
+        let (mut reloader, store) = reloader(dir.path());
         let first = reloader.load_initial().unwrap();
-        std::fs::write(reloader.path(), "broken").unwrap();
-        reloader.reload(Trigger::Complete);
-        std::fs::write(reloader.path(), GOOD).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Unchanged
-        ));
-        assert!(Arc::ptr_eq(&store.current().unwrap(), &first));
+        std::fs::write(&reloader.path, "broken").unwrap();
+        reloader.reload(true);
+        std::fs::write(&reloader.path, GOOD).unwrap();
+        assert!(matches!(reloader.reload(true), Outcome::Unchanged));
+        assert!(Arc::ptr_eq(&current(&store), &first));
     }
 
     #[test]
     fn changed_content_is_taken_only_once_it_stays_the_same_for_the_settle_interval() {
         let dir = tempfile::tempdir().unwrap();
-        let (reloader, store) = reloader(dir.path());
-        std::fs::write(reloader.path(), GOOD).unwrap();
+        let (mut reloader, store) = reloader(dir.path());
         let first = reloader.load_initial().unwrap();
         // A prefix of a catalog that is valid on its own, seen mid-write.
         let whole = format!("{GOOD}\n[[mystery]]\nid = 2\ntitle = \"B\"\n");
-        std::fs::write(reloader.path(), whole[..GOOD.len() + 1].replace('A', "a")).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Changed),
-            Outcome::Unsettled
-        ));
+        std::fs::write(&reloader.path, whole[..GOOD.len() + 1].replace('A', "a")).unwrap();
+        assert!(matches!(reloader.reload(false), Outcome::Unsettled));
         // The writer goes on before the interval is over: the look starts over.
-        std::fs::write(reloader.path(), &whole).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Changed),
-            Outcome::Unsettled
-        ));
+        std::fs::write(&reloader.path, &whole).unwrap();
+        assert!(matches!(reloader.reload(false), Outcome::Unsettled));
         assert!(
-            Arc::ptr_eq(&store.current().unwrap(), &first),
+            Arc::ptr_eq(&current(&store), &first),
             "a partial file was served"
         );
         std::thread::sleep(SETTLE);
-        assert!(matches!(
-            reloader.reload(Trigger::Changed),
-            Outcome::Loaded(_)
-        ));
-        assert_eq!(store.current().unwrap().len(), 2);
+        assert!(matches!(reloader.reload(false), Outcome::Loaded(_)));
+        assert_eq!(current(&store).len(), 2);
     }
 
     #[test]
     fn a_complete_file_is_taken_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (reloader, store) = reloader(dir.path());
-        std::fs::write(reloader.path(), GOOD).unwrap();
+        let (mut reloader, store) = reloader(dir.path());
         reloader.load_initial().unwrap();
-        std::fs::write(reloader.path(), GOOD.replace('A', "B")).unwrap();
-        assert!(matches!(
-            reloader.reload(Trigger::Complete),
-            Outcome::Loaded(_)
-        ));
-        assert_eq!(store.current().unwrap().books("mystery")[0].title, "B");
+        std::fs::write(&reloader.path, GOOD.replace('A', "B")).unwrap();
+        assert!(matches!(reloader.reload(true), Outcome::Loaded(_)));
+        assert_eq!(current(&store).books("mystery")[0].title, "B");
     }
 }

@@ -1,7 +1,7 @@
-//! `Recommend`, in both APIs: the seed's `Recommendations/Recommend` (its `BookCategory` enum) and
-//! `bookshop.catalog.v1.Catalog` (categories by key, and the list of them). One rule picks the
-//! books, one function observes every call (metrics and the access line), and there is one
-//! mapping of errors to `Status`.
+//! `Recommend`, in both APIs: the tutorial's `Recommendations/Recommend` (its `BookCategory`
+//! enum) and `bookshop.catalog.v1.Catalog` (categories by key, and the list of them). One rule
+//! picks the books, one function observes every call (metrics, span, access line), and there is
+//! one mapping of errors to `Status`.
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,24 +14,25 @@ use bookshop_proto::{
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
-    catalog::{Book, LANGUAGES},
-    events::version_text,
+    catalog::{Book, Catalog, LANGUAGES, Store},
     metrics::Metrics,
-    selection::{Selection, pick},
+    selection::pick,
     settings::RecommendSettings,
-    store::CatalogStore,
 };
 
-/// Why a `Recommend` call fails.
+/// `RUST_LOG=info,recommendations::access=debug` logs every call, not only failed and slow ones.
+pub const ACCESS_LOG_TARGET: &str = "recommendations::access";
+/// The metadata key of the caller's request id (the Marketplace sends it).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecommendError {
-    /// The category is not one the catalog has (or, in the seed's API, outside the enum).
+    /// Not a category the catalog has (in the tutorial's API, outside the enum).
     #[error("Category not found")]
     CategoryNotFound,
-    /// `max_results` is negative.
     #[error("max_results must not be negative, got {0}")]
     NegativeMaxResults(i32),
-    /// No catalog has been loaded yet (only during start-up).
+    /// Only during start-up.
     #[error("the catalog is not loaded yet")]
     NotReady,
 }
@@ -47,26 +48,15 @@ impl From<RecommendError> for Status {
     }
 }
 
-/// Books drawn for one call, and the catalog they were drawn from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drawn {
-    /// The books, in the order drawn.
-    pub books: Vec<Book>,
-    /// The content hash of the catalog snapshot the books came from: the version to report
-    /// with them, read from the same snapshot so that a reload between the two cannot pair
-    /// these books with another catalog's version.
-    pub catalog_hash: u64,
-}
-
-/// The service: a catalog snapshot per call, and the `[recommend]` rules.
+/// Answers from a catalog snapshot per call, under the `[recommend]` rules.
 #[derive(Debug, Clone)]
 pub struct RecommendationService {
-    store: CatalogStore,
-    rules: RecommendSettings,
-    metrics: Arc<Metrics>,
+    pub store: Store,
+    pub rules: RecommendSettings,
+    pub metrics: Arc<Metrics>,
 }
 
-/// What the access line says of a call: its method and the category asked for.
+/// A call as its span and access line describe it.
 struct Call<'a> {
     method: &'static str,
     category: &'a str,
@@ -75,60 +65,45 @@ struct Call<'a> {
 }
 
 impl RecommendationService {
-    /// A service answering from `store` under `rules`, counting its calls in `metrics`.
-    pub fn new(store: CatalogStore, rules: RecommendSettings, metrics: Arc<Metrics>) -> Self {
-        RecommendationService {
-            store,
-            rules,
-            metrics,
-        }
-    }
-
     /// The rule of both APIs: up to `max_results` books (0: the default; capped) of the
-    /// category `key`, drawn by the selection mode, with the version of the catalog they came
-    /// from. `None` is a category that cannot exist.
+    /// category `key` (`None`: one that cannot exist), and the catalog they were drawn from.
     pub fn recommend(
         &self,
         user_id: i32,
         key: Option<&str>,
         max_results: i32,
-    ) -> Result<Drawn, RecommendError> {
+    ) -> Result<(Vec<Book>, Arc<Catalog>), RecommendError> {
         let count = match max_results {
             n if n < 0 => return Err(RecommendError::NegativeMaxResults(n)),
             0 => self.rules.default_max_results,
             n => n.unsigned_abs().min(self.rules.max_results_cap),
         } as usize;
         let key = key.ok_or(RecommendError::CategoryNotFound)?;
-        // One snapshot for the whole call: a concurrent reload never mixes two catalogs.
-        let catalog = self.store.current().ok_or(RecommendError::NotReady)?;
+        let catalog = self.catalog()?;
         let books = catalog.books(key);
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
-        let catalog_hash = catalog.content_hash();
         let picked = pick(
             books,
             count,
             self.rules.selection,
             user_id,
             key,
-            catalog_hash,
+            catalog.content_hash(),
         );
-        Ok(Drawn {
-            books: picked.into_iter().cloned().collect(),
-            catalog_hash,
-        })
+        let picked = picked.into_iter().cloned().collect();
+        Ok((picked, catalog))
     }
 
-    /// The selection mode in use.
-    pub fn selection(&self) -> Selection {
-        self.rules.selection
+    /// One snapshot for the whole call: a concurrent reload never mixes two catalogs.
+    fn catalog(&self) -> Result<Arc<Catalog>, RecommendError> {
+        self.store.borrow().clone().ok_or(RecommendError::NotReady)
     }
 
-    /// Runs a call's logic and observes it: counted in the metrics and logged on
-    /// [`ACCESS_LOG_TARGET`] with the caller's request id, so that a request can be followed
-    /// from the Marketplace's log into this one. Answered calls are logged at `debug` (a line
-    /// per call would cost a third of a call's time); failures and slow calls at `info`.
+    /// Runs a call and observes it: counted in the metrics, in a server span while traces are
+    /// on, and logged on [`ACCESS_LOG_TARGET`] with the caller's request id, at `debug` when
+    /// answered in time (a line per call would cost a third of a call), else at `info`.
     fn observe<T>(
         &self,
         metadata: &MetadataMap,
@@ -150,14 +125,14 @@ impl RecommendationService {
             span.record("otel.status_code", "error");
         }
         self.metrics.observe_call(call.method, code, elapsed);
-        // (The fields are only evaluated when the line is logged.)
+        // The same line at either level.
         macro_rules! access {
             ($level:expr) => {
                 tracing::event!(
                     target: ACCESS_LOG_TARGET,
                     $level,
-                    request_id = metadata_text(metadata, REQUEST_ID_HEADER).unwrap_or("-"),
-                    traceparent = metadata_text(metadata, TRACEPARENT_HEADER).unwrap_or("-"),
+                    request_id = loggable(metadata, REQUEST_ID_HEADER).unwrap_or("-"),
+                    traceparent = loggable(metadata, telemetry::TRACEPARENT).unwrap_or("-"),
                     method = call.method,
                     category = call.category,
                     max_results = call.max_results,
@@ -187,7 +162,7 @@ impl Recommendations for RecommendationService {
         request: Request<RecommendationRequest>,
     ) -> Result<Response<RecommendationResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        // The seed's enum: its three values are the seed's keys; anything else is not found.
+        // The enum's three values are the tutorial's keys; anything else is not found.
         let key = BookCategory::try_from(message.category)
             .ok()
             .map(BookCategory::key);
@@ -199,10 +174,8 @@ impl Recommendations for RecommendationService {
             max_results: message.max_results,
         };
         self.observe(&metadata, call, || {
-            // The seed's answer has no field for the version.
-            let drawn = self.recommend(message.user_id, key, message.max_results)?;
-            let recommendations: Vec<BookRecommendation> = drawn
-                .books
+            let (books, _) = self.recommend(message.user_id, key, message.max_results)?;
+            let recommendations: Vec<BookRecommendation> = books
                 .into_iter()
                 .map(|book| BookRecommendation {
                     id: book.id,
@@ -229,25 +202,27 @@ impl catalog_server::Catalog for RecommendationService {
             max_results: 0,
         };
         self.observe(request.metadata(), call, || {
-            let catalog = self.store.current().ok_or(RecommendError::NotReady)?;
-            let categories: Vec<api::Category> = catalog
+            let catalog = self.catalog()?;
+            let categories = catalog
                 .categories()
                 .iter()
                 .map(|category| api::Category {
                     key: category.key.clone(),
                     names: LANGUAGES
                         .iter()
-                        .zip(&category.names)
-                        .map(|(lang, name)| ((*lang).to_owned(), name.clone()))
+                        .map(|lang| lang.to_string())
+                        .zip(category.names.clone())
                         .collect(),
                     books: u32::try_from(category.books.len()).unwrap_or(u32::MAX),
                 })
                 .collect();
-            let listed = api::ListCategoriesResponse {
-                categories,
-                version: version_text(catalog.content_hash()),
-            };
-            Ok((listed, 0))
+            Ok((
+                api::ListCategoriesResponse {
+                    categories,
+                    version: catalog.version(),
+                },
+                0,
+            ))
         })
     }
 
@@ -263,10 +238,12 @@ impl catalog_server::Catalog for RecommendationService {
             max_results: message.max_results,
         };
         self.observe(&metadata, call, || {
-            let key = Some(message.category.as_str());
-            let drawn = self.recommend(message.user_id, key, message.max_results)?;
-            let books: Vec<api::Book> = drawn
-                .books
+            let (books, catalog) = self.recommend(
+                message.user_id,
+                Some(&message.category),
+                message.max_results,
+            )?;
+            let books: Vec<api::Book> = books
                 .into_iter()
                 .map(|book| api::Book {
                     id: book.id,
@@ -275,24 +252,20 @@ impl catalog_server::Catalog for RecommendationService {
                 })
                 .collect();
             let count = books.len();
-            let version = version_text(drawn.catalog_hash);
-            Ok((api::RecommendResponse { books, version }, count))
+            // The version of the snapshot the books came from, not of whatever is in service now.
+            Ok((
+                api::RecommendResponse {
+                    books,
+                    version: catalog.version(),
+                },
+                count,
+            ))
         })
     }
 }
 
-/// The `tracing` target of the access lines: `RUST_LOG=info,recommendations::access=debug` logs
-/// every call, not only failed and slow ones.
-pub const ACCESS_LOG_TARGET: &str = "recommendations::access";
-
-/// The metadata key that carries a request id from the caller (the Marketplace sends it).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// The W3C trace context header, passed through by the Marketplace when its caller sent one.
-pub const TRACEPARENT_HEADER: &str = "traceparent";
-
-/// The server span of a call, while traces are on (else none): the child of the caller's
-/// `traceparent` (the Marketplace sends its attempt's), with the method, the category, the code
-/// and the number of books.
+/// The server span of a call while traces are on: the child of the caller's `traceparent` (the
+/// Marketplace sends its attempt's).
 fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
     if !telemetry::enabled() {
         return tracing::Span::none();
@@ -319,9 +292,8 @@ fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
     span
 }
 
-/// A metadata value as text, if present and [loggable](bookshop_common::loggable_id) (anything
-/// else is left out of the log rather than logged).
-fn metadata_text<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
+/// A metadata value that may be logged as it is (anything else is left out of the log).
+fn loggable<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
     let value = metadata.get(key)?.to_str().ok()?;
     bookshop_common::loggable_id(value.as_bytes()).then_some(value)
 }
@@ -330,16 +302,23 @@ fn metadata_text<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::catalog::Catalog;
+
+    fn serving(text: &str) -> RecommendationService {
+        let catalog = Catalog::from_toml_str(text, "t").unwrap();
+        let store = Store::new(Some(Arc::new(catalog)));
+        RecommendationService {
+            store,
+            rules: RecommendSettings::default(),
+            metrics: Arc::default(),
+        }
+    }
 
     fn service(books_in_mystery: i32) -> RecommendationService {
         let mut text = String::from("[[self_help]]\nid = 1000\ntitle = \"S\"\n");
         for id in 1..=books_in_mystery {
             text.push_str(&format!("[[mystery]]\nid = {id}\ntitle = \"M{id}\"\n"));
         }
-        let store = CatalogStore::default();
-        store.replace(Arc::new(Catalog::from_toml_str(&text, "t").unwrap()));
-        RecommendationService::new(store, RecommendSettings::default(), Arc::default())
+        serving(&text)
     }
 
     /// How many books the seed's API answers for the enum value `category`.
@@ -351,7 +330,7 @@ mod tests {
         let key = BookCategory::try_from(category).ok().map(BookCategory::key);
         service
             .recommend(1, key, max_results)
-            .map(|drawn| drawn.books.len())
+            .map(|(books, _)| books.len())
     }
 
     /// Everything a `tracing` subscriber writes, for tests that read the log.
@@ -396,7 +375,7 @@ mod tests {
         let mut request = request(0);
         let metadata = request.metadata_mut();
         metadata.insert(REQUEST_ID_HEADER, "req-7".parse().unwrap());
-        metadata.insert(TRACEPARENT_HEADER, TRACEPARENT.parse().unwrap());
+        metadata.insert(telemetry::TRACEPARENT, TRACEPARENT.parse().unwrap());
         let text = log_of(request, tracing::Level::DEBUG).await;
         let line = text
             .lines()
@@ -471,11 +450,11 @@ mod tests {
 
     #[test]
     fn without_a_catalog_the_service_is_unavailable() {
-        let service = RecommendationService::new(
-            CatalogStore::default(),
-            RecommendSettings::default(),
-            Arc::default(),
-        );
+        let service = RecommendationService {
+            store: Store::new(None),
+            rules: RecommendSettings::default(),
+            metrics: Arc::default(),
+        };
         assert_eq!(ask(&service, 0, 3), Err(RecommendError::NotReady));
         assert_eq!(
             Status::from(RecommendError::NotReady).code(),
@@ -485,11 +464,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_carry_id_title_and_author() {
-        let store = CatalogStore::default();
-        let text = "[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n";
-        store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
-        let service =
-            RecommendationService::new(store, RecommendSettings::default(), Arc::default());
+        let service = serving("[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n");
         let request = Request::new(RecommendationRequest::default());
         let response = Recommendations::recommend(&service, request).await.unwrap();
         assert_eq!(
@@ -506,10 +481,7 @@ mod tests {
     async fn the_catalog_api_lists_categories_and_recommends_by_key() {
         use bookshop_proto::catalog::catalog_server::Catalog as _;
         let text = "[[poetry]]\nid = 1\ntitle = \"P\"\n\n[[mystery]]\nid = 2\ntitle = \"M\"\n\n[categories.poetry]\nru = \"Поэзия\"\n";
-        let store = CatalogStore::default();
-        store.replace(Arc::new(Catalog::from_toml_str(text, "t").unwrap()));
-        let service =
-            RecommendationService::new(store, RecommendSettings::default(), Arc::default());
+        let service = serving(text);
         let listed = service
             .list_categories(Request::new(api::ListCategoriesRequest {}))
             .await

@@ -1,6 +1,6 @@
-//! The service's configuration: defaults, then an optional TOML file, then `RECOMMENDATIONS__…`
-//! environment variables, then command-line flags (see `docs/configuration.md`). Loading and the
-//! error messages are [`bookshop_common::settings`]'s; this module holds the keys and their checks.
+//! The service's configuration: defaults, then an optional TOML file, then
+//! `RECOMMENDATIONS__…` variables, then flags (docs/configuration.md). Loading and its errors
+//! are [`bookshop_common::settings`]'s; here are the keys and their checks.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -9,53 +9,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::{catalog, selection::Selection, watch::WatchMode};
 
-/// The environment prefix: `RECOMMENDATIONS__SERVER__PORT` sets `server.port`.
 pub const ENV_PREFIX: &str = "RECOMMENDATIONS";
 
-/// All settings. Unknown keys are errors, so a misspelt key is reported instead of ignored.
+/// Unknown keys are errors, so a misspelt key is reported instead of ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// The gRPC listener.
     pub server: ServerSettings,
-    /// The catalog file and how it is watched.
     pub catalog: CatalogSettings,
-    /// How `Recommend` answers.
     pub recommend: RecommendSettings,
-    /// TLS and mutual TLS (off unless a certificate is set).
     pub tls: TlsSettings,
-    /// The Prometheus metrics listener.
     pub metrics: MetricsSettings,
 }
 
-/// `[server]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
-    /// Address to bind (`0.0.0.0` for all IPv4 interfaces, `::` for IPv6 too).
     pub host: String,
-    /// gRPC port (0 picks a free port).
     pub port: u16,
-    /// Upper bound on one call; a client's shorter `grpc-timeout` wins.
+    /// A client's shorter `grpc-timeout` wins.
     #[serde(rename = "request_timeout_ms", with = "millis")]
     pub request_timeout: Duration,
-    /// Concurrent calls allowed on one HTTP/2 connection.
     pub concurrency_limit_per_connection: usize,
     /// How long in-flight calls may take to finish after a stop signal.
     #[serde(rename = "shutdown_timeout_ms", with = "millis")]
     pub shutdown_timeout: Duration,
-    /// A second, plaintext listener serving only `grpc.health.v1`, for probes that cannot speak
-    /// TLS (Kubernetes' gRPC probes, `recommendations healthcheck` while TLS is on).
+    /// A plaintext listener serving only `grpc.health.v1`, for probes that cannot speak TLS.
     pub health_port: Option<u16>,
-    /// The most gRPC connections open at once; more are closed as soon as they are accepted.
-    /// Lowered to the open-file limit minus a reserve.
     pub max_connections: usize,
-    /// How long a new connection may stay silent (no TLS or HTTP/2 handshake) before it is
-    /// closed.
     #[serde(rename = "handshake_timeout_ms", with = "millis")]
     pub handshake_timeout: Duration,
-    /// How long an established connection may stay silent (not even answering the server's
-    /// pings) before it is closed.
     #[serde(rename = "idle_timeout_ms", with = "millis")]
     pub idle_timeout: Duration,
 }
@@ -76,25 +59,21 @@ impl Default for ServerSettings {
     }
 }
 
-/// `[catalog]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogSettings {
-    /// The catalog file.
     pub path: PathBuf,
-    /// `events`, `poll` or `off`.
     pub watch: WatchMode,
     /// Quiet time after the last filesystem event before reloading.
     #[serde(rename = "debounce_ms", with = "millis")]
     pub debounce: Duration,
-    /// Re-read interval in `poll` mode (also the fallback when events cannot be set up).
     #[serde(rename = "poll_interval_ms", with = "millis")]
     pub poll_interval: Duration,
-    /// How long a changed file must stay the same (size, time, inode and bytes) before it is
-    /// taken, unless it was renamed into place or closed by its writer.
+    /// How long a changed file must stay the same before it is taken, unless it was renamed
+    /// into place or closed by its writer.
     #[serde(rename = "settle_ms", with = "millis")]
     pub settle: Duration,
-    /// Files larger than this are refused before they are parsed.
+    /// Larger files are refused before they are read.
     pub max_bytes: u64,
 }
 
@@ -111,26 +90,12 @@ impl Default for CatalogSettings {
     }
 }
 
-impl CatalogSettings {
-    /// How the watcher notices changes.
-    pub fn watch_options(&self) -> crate::watch::WatchOptions {
-        crate::watch::WatchOptions {
-            mode: self.watch,
-            debounce: self.debounce,
-            poll_interval: self.poll_interval,
-        }
-    }
-}
-
-/// `[recommend]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendSettings {
-    /// `random` (the seed) or `per_user`.
     pub selection: Selection,
-    /// Books returned when a request leaves `max_results` at 0 (unset).
+    /// Books returned when a request leaves `max_results` at 0.
     pub default_max_results: u32,
-    /// The most books one call returns; larger requests are capped.
     pub max_results_cap: u32,
 }
 
@@ -144,35 +109,27 @@ impl Default for RecommendSettings {
     }
 }
 
-/// `[tls]`: TLS on the gRPC port when `cert_path` and `key_path` are set; mutual TLS (client
-/// certificates required) when `client_ca_path` is set too. Files are PEM. rustls checks names
-/// against the certificate's subjectAltNames only: a certificate with just a Common Name is
-/// rejected by clients.
+/// TLS on the gRPC port when `cert_path` and `key_path` are set; client certificates required
+/// when `client_ca_path` is set too. PEM files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
-    /// The server's certificate chain.
     pub cert_path: Option<PathBuf>,
-    /// The server's private key.
     pub key_path: Option<PathBuf>,
-    /// The CA whose client certificates are accepted; setting it requires client certificates.
     pub client_ca_path: Option<PathBuf>,
 }
 
 impl TlsSettings {
-    /// Whether TLS is on.
     pub fn enabled(&self) -> bool {
         self.cert_path.is_some()
     }
 }
 
-/// `[metrics]`: Prometheus text at `GET /metrics` on a plaintext HTTP listener of its own.
+/// Prometheus text at `GET /metrics` on a plaintext listener of its own (on `server.host`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Whether the listener runs.
     pub enabled: bool,
-    /// Its port (on `server.host`); 0 picks a free port.
     pub port: u16,
 }
 
@@ -189,71 +146,56 @@ impl Layered for Settings {
     const PREFIX: &'static str = ENV_PREFIX;
 
     fn validate(&self) -> Result<(), Invalid> {
-        let r = &self.recommend;
-        if r.default_max_results == 0 {
+        let (server, recommend, tls) = (&self.server, &self.recommend, &self.tls);
+        let ms = Duration::from_millis;
+        if recommend.default_max_results == 0 {
             return Err(Invalid::new(
                 "recommend.default_max_results",
                 "must be at least 1",
             ));
         }
-        if r.max_results_cap < r.default_max_results || r.max_results_cap > i32::MAX as u32 {
-            return Err(Invalid::new(
-                "recommend.max_results_cap",
-                "must be at least recommend.default_max_results (and fit an int32)",
-            ));
+        if recommend.max_results_cap < recommend.default_max_results
+            || recommend.max_results_cap > i32::MAX as u32
+        {
+            let problem = "must be at least recommend.default_max_results (and fit an int32)";
+            return Err(Invalid::new("recommend.max_results_cap", problem));
         }
         at_least(
             "catalog.poll_interval_ms",
             self.catalog.poll_interval,
-            Duration::from_millis(50),
+            ms(50),
         )?;
+        at_least("server.request_timeout_ms", server.request_timeout, ms(1))?;
         at_least(
-            "server.request_timeout_ms",
-            self.server.request_timeout,
-            Duration::from_millis(1),
+            "server.handshake_timeout_ms",
+            server.handshake_timeout,
+            ms(1),
         )?;
+        // Above the 30 s between the server's pings, so a client that answers them is never
+        // taken for a silent one.
+        at_least("server.idle_timeout_ms", server.idle_timeout, ms(60_000))?;
         if self.catalog.path.as_os_str().is_empty() {
             return Err(Invalid::new("catalog.path", "must name a file"));
         }
-        if self.server.max_connections == 0 {
+        if server.max_connections == 0 {
             return Err(Invalid::new("server.max_connections", "must be at least 1"));
         }
-        let ms = Duration::from_millis;
-        at_least(
-            "server.handshake_timeout_ms",
-            self.server.handshake_timeout,
-            ms(1),
-        )?;
-        // Above the 30 s between the server's HTTP/2 pings, so a client that answers them is
-        // never taken for a silent one.
-        at_least(
-            "server.idle_timeout_ms",
-            self.server.idle_timeout,
-            ms(60_000),
-        )?;
-        if self.server.concurrency_limit_per_connection == 0 {
+        if server.concurrency_limit_per_connection == 0 {
             return Err(Invalid::new(
                 "server.concurrency_limit_per_connection",
                 "must be at least 1",
             ));
         }
-        let tls = &self.tls;
         match (&tls.cert_path, &tls.key_path) {
-            (Some(_), None) => {
-                return Err(Invalid::new("tls.cert_path", "needs tls.key_path too"));
-            }
-            (None, Some(_)) => {
-                return Err(Invalid::new("tls.key_path", "needs tls.cert_path too"));
-            }
+            (Some(_), None) => return Err(Invalid::new("tls.cert_path", "needs tls.key_path too")),
+            (None, Some(_)) => return Err(Invalid::new("tls.key_path", "needs tls.cert_path too")),
             _ => {}
         }
         if tls.client_ca_path.is_some() && !tls.enabled() {
-            return Err(Invalid::new(
-                "tls.client_ca_path",
-                "client certificates need TLS: set tls.cert_path and tls.key_path too",
-            ));
+            let problem = "client certificates need TLS: set tls.cert_path and tls.key_path too";
+            return Err(Invalid::new("tls.client_ca_path", problem));
         }
-        if self.server.port != 0 && self.server.health_port == Some(self.server.port) {
+        if server.port != 0 && server.health_port == Some(server.port) {
             return Err(Invalid::new(
                 "server.health_port",
                 "must differ from server.port",
@@ -267,7 +209,7 @@ impl Layered for Settings {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use bookshop_common::settings::Sources;
-    use bookshop_common::testing::{assert_mentions, load_settings, settings_error};
+    use bookshop_testing::{assert_mentions, load_settings, settings_error};
 
     use super::*;
 

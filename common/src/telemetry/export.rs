@@ -1,12 +1,8 @@
-//! Getting spans out without costing requests: a bound on the spans waiting for export, the
-//! export run on the Tokio runtime under a timeout, and a count of the spans that never reached
-//! the collector, by reason, for both services' `/metrics`.
-//!
-//! The SDK's `BatchSpanProcessor` has a bounded queue of its own, but keeps the number of spans
-//! it dropped to itself (it only logs it at shutdown). So [`Bounded`] keeps the bound in front
-//! of it, with the same size: it counts the spans handed to the processor and not yet taken by
-//! an export, and drops (and counts) a span that would not fit, so the processor's own queue
-//! never overflows and every lost span is counted.
+//! Getting spans out without costing requests. The SDK's batch processor bounds its queue but
+//! keeps the count of what it dropped to itself, so [`Bounded`] keeps the same bound in front
+//! of it and counts what it drops; [`OnRuntime`] runs each export on the Tokio runtime (the
+//! processor's thread has none, and the gRPC and HTTP clients need one) and counts the spans
+//! of failed exports. Both counts are `bookshop_trace_spans_not_exported_total{reason}`.
 
 use std::{
     future::Future,
@@ -21,7 +17,7 @@ use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
-    trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor},
+    trace::{Span, SpanData, SpanExporter, SpanProcessor},
 };
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -29,11 +25,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// Why a span never reached the collector.
+use super::TelemetryError;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Lost {
-    /// `export_failed`: its batch's export failed or timed out (collector down, refusing,
-    /// slow); `queue_full`: it ended while the export queue was full.
     reason: &'static str,
 }
 
@@ -44,18 +39,12 @@ const QUEUE_FULL: Lost = Lost {
     reason: "queue_full",
 };
 
-/// Spans lost since the process started. One process has one exporter, so the counter is the
-/// process's, shown by every registry it is registered in.
+/// The process has one exporter, so the count is the process's, in every registry it is in.
 static LOST: LazyLock<Family<Lost, Counter>> = LazyLock::new(Family::default);
 
-/// Makes both series, at 0, once traces are on: a rate over them then has data from the start,
-/// and their absence says traces are off.
-pub(super) fn start_counting() {
-    LOST.get_or_create(&EXPORT_FAILED).inc_by(0);
-    LOST.get_or_create(&QUEUE_FULL).inc_by(0);
-}
+/// Whether the last export failed, so that a collector that stays down is logged once.
+static FAILING: AtomicBool = AtomicBool::new(false);
 
-/// Registers `bookshop_trace_spans_not_exported_total{reason}` in a service's registry.
 pub fn register_metrics(registry: &mut Registry) {
     registry.register(
         "bookshop_trace_spans_not_exported",
@@ -66,10 +55,10 @@ pub fn register_metrics(registry: &mut Registry) {
     );
 }
 
-/// The batch processor behind a bound of `limit` spans waiting for export (see the module's
-/// documentation); `waiting` is shared with the [`Counting`] exporter, which takes spans off it.
+/// A processor behind a bound of `limit` spans waiting for export; [`OnRuntime`] takes the
+/// exported ones off `waiting`.
 #[derive(Debug)]
-pub(super) struct Bounded<P = BatchSpanProcessor> {
+pub(super) struct Bounded<P> {
     pub(super) inner: P,
     pub(super) waiting: Arc<AtomicUsize>,
     pub(super) limit: usize,
@@ -102,41 +91,47 @@ impl<P: SpanProcessor> SpanProcessor for Bounded<P> {
     }
 }
 
-/// The OTLP exporter, counting the spans it failed to export, and running each export on the
-/// Tokio runtime (the batch processor's thread has none; the gRPC and HTTP clients need one).
 #[derive(Debug)]
-pub(super) struct Counting<E> {
-    pub(super) inner: Arc<E>,
-    pub(super) runtime: tokio::runtime::Handle,
-    pub(super) timeout: Duration,
-    /// Spans waiting for export (see [`Bounded`]): a batch handed over leaves the queue.
-    pub(super) waiting: Arc<AtomicUsize>,
+pub(super) struct OnRuntime<E> {
+    inner: Arc<E>,
+    runtime: tokio::runtime::Handle,
+    waiting: Arc<AtomicUsize>,
 }
 
-impl<E: SpanExporter + 'static> SpanExporter for Counting<E> {
+impl<E> OnRuntime<E> {
+    /// `inner` on the runtime this is called in; both series of the count start at 0, so that
+    /// a rate over them has data from the start.
+    pub(super) fn new(inner: E, waiting: Arc<AtomicUsize>) -> Result<Self, TelemetryError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+        LOST.get_or_create(&EXPORT_FAILED).inc_by(0);
+        LOST.get_or_create(&QUEUE_FULL).inc_by(0);
+        Ok(OnRuntime {
+            inner: Arc::new(inner),
+            runtime,
+            waiting,
+        })
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         self.waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         let spans = batch.len() as u64;
         let inner = self.inner.clone();
-        let timeout = self.timeout;
-        let export = self.runtime.spawn(async move {
-            match tokio::time::timeout(timeout, inner.export(batch)).await {
-                Ok(result) => result,
-                Err(_) => Err(OTelSdkError::Timeout(timeout)),
-            }
-        });
+        let export = self.runtime.spawn(async move { inner.export(batch).await });
         async move {
             let result = export
                 .await
                 .unwrap_or_else(|error| Err(OTelSdkError::InternalFailure(error.to_string())));
-            if let Err(error) = &result {
-                // The first failure after a success is logged; the counter has the rest.
-                LOST.get_or_create(&EXPORT_FAILED).inc_by(spans);
-                if !FAILING.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%error, spans, "traces: cannot export spans to the collector");
+            match &result {
+                Err(error) => {
+                    LOST.get_or_create(&EXPORT_FAILED).inc_by(spans);
+                    if !FAILING.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%error, spans, "traces: cannot export spans to the collector");
+                    }
                 }
-            } else {
-                FAILING.store(false, Ordering::Relaxed);
+                Ok(()) => FAILING.store(false, Ordering::Relaxed),
             }
             result
         }
@@ -158,70 +153,14 @@ impl<E: SpanExporter + 'static> SpanExporter for Counting<E> {
     }
 }
 
-/// Whether the last export failed (so that a collector that stays down is logged once).
-static FAILING: AtomicBool = AtomicBool::new(false);
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use opentelemetry_sdk::trace::Sampler;
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 
     use super::*;
-    use crate::telemetry::{Protocol, TraceSettings, install};
 
-    /// Installs traces to a collector at `endpoint` that exports only when asked, runs `make`
-    /// with them on this thread, and returns the guard.
-    fn traced(
-        runtime: &tokio::runtime::Runtime,
-        endpoint: String,
-        max_queue_size: usize,
-        make: impl FnOnce(),
-    ) -> crate::telemetry::Traces {
-        let settings = TraceSettings {
-            endpoint,
-            protocol: Protocol::Grpc,
-            service_name: "test".into(),
-            sampler: Sampler::AlwaysOn,
-            export_timeout: Duration::from_secs(30),
-            schedule_delay: Duration::from_secs(60),
-            max_queue_size,
-        };
-        let (layer, traces) = {
-            let _inside = runtime.enter();
-            install(&settings).unwrap()
-        };
-        let subscriber =
-            tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
-        tracing::subscriber::with_default(subscriber, make);
-        traces
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn stopping_with_a_silent_collector_waits_no_longer_than_asked() {
-        let runtime = runtime();
-        // Takes connections (into the kernel's backlog) and never answers.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let traces = traced(
-            &runtime,
-            format!("http://{}", silent.local_addr().unwrap()),
-            16,
-            || tracing::info_span!("waiting").in_scope(|| {}),
-        );
-        let started = std::time::Instant::now();
-        traces.shutdown(Duration::from_millis(500));
-        let took = started.elapsed();
-        assert!(took < Duration::from_secs(3), "stopping took {took:?}");
-    }
-
-    /// A processor that keeps every span and exports none: nothing leaves its queue.
+    /// Keeps every span and exports none: nothing leaves its queue.
     #[derive(Debug, Default)]
     struct Keeping(std::sync::Mutex<Vec<SpanData>>);
 
@@ -243,13 +182,13 @@ mod tests {
 
     #[test]
     fn spans_beyond_the_queue_are_dropped_and_counted() {
-        use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-
         let before = LOST.get_or_create(&QUEUE_FULL).get();
+        let inner = Keeping::default();
+        let waiting = Arc::new(AtomicUsize::new(0));
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
             .with_span_processor(Bounded {
-                inner: Keeping::default(),
-                waiting: Arc::new(AtomicUsize::new(0)),
+                inner,
+                waiting,
                 limit: 2,
             })
             .build();

@@ -4,7 +4,7 @@
 
 use std::{path::Path, time::Duration};
 
-use bookshop_common::testing::eventually;
+use bookshop_testing::eventually;
 use marketplace::settings::Settings;
 
 use crate::support::{

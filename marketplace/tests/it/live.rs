@@ -232,7 +232,7 @@ async fn a_stop_signal_the_moment_the_binary_listens_is_a_graceful_stop() {
     // half of the starts measured from outside; recommendations' runtime test holds the window
     // open with a large catalog, so there it fails every time).
     for attempt in 1..=3 {
-        let service = bookshop_common::testing::ChildService::start(
+        let service = bookshop_testing::ChildService::start(
             env!("CARGO_BIN_EXE_marketplace"),
             &["--port", "0"],
             &[("TOKIO_WORKER_THREADS", "1"), ("MARKETPLACE_CONFIG", "")],

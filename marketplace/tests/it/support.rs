@@ -1,7 +1,7 @@
 //! Test helpers: a fake Recommendations with scripted answers, a real Recommendations on a
 //! temporary catalog, a real Marketplace on port 0, a resolver the tests set by hand, requests
 //! through the Marketplace's service without a socket, a minimal HTTP client, and polling
-//! (`eventually`, from `bookshop_common::testing`).
+//! (`eventually`, from `bookshop_testing`).
 
 use std::{
     collections::HashMap,
@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-pub use bookshop_common::testing::eventually;
+pub use bookshop_testing::eventually;
 use bookshop_common::{serve::App, testing::Spawned};
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, RecommendationResponse,

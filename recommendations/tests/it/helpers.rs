@@ -6,8 +6,9 @@ use std::{
     time::Duration,
 };
 
-use bookshop_common::testing::Spawned;
-pub use bookshop_common::{serve::App, testing::eventually};
+use bookshop_testing::Spawned;
+pub use bookshop_common::serve::App;
+pub use bookshop_testing::eventually;
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, recommendations_client::RecommendationsClient,
 };

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use bookshop_common::testing::{ChildService, otlp_http_receiver};
+use bookshop_testing::{ChildService, otlp_http_receiver};
 
 use crate::helpers::*;
 

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use bookshop_common::testing::{Pem, TestCa};
+use bookshop_testing::{Pem, TestCa};
 use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
