@@ -66,21 +66,12 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let lines = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(ansi);
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let lines = match format {
-        LogFormat::Json => lines
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).with_current_span(true).boxed(),
         LogFormat::Text => lines.boxed(),
     };
-    tracing_subscriber::registry()
-        .with(traces)
-        .with(filter)
-        .with(lines)
+    tracing_subscriber::registry().with(traces).with(filter).with(lines)
 }
 
 #[cfg(test)]
@@ -111,6 +102,8 @@ mod tests {
             endpoint: "http://127.0.0.1:9".into(),
             protocol: Protocol::Grpc,
             max_queue_size: 16,
+            schedule_delay: None,
+            timeout: None,
         };
         let traces = {
             let _inside = runtime.enter();
@@ -119,13 +112,8 @@ mod tests {
         let layer = traces.layer();
         let lines = Captured::default();
         let writer = lines.clone();
-        let subscriber = subscriber(
-            Some(layer),
-            EnvFilter::new("info"),
-            format,
-            move || writer.clone(),
-            false,
-        );
+        let subscriber =
+            subscriber(Some(layer), EnvFilter::new("info"), format, move || writer.clone(), false);
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("request", trace_id = Empty, span_id = Empty);
             let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
@@ -169,16 +157,10 @@ mod tests {
         assert!(text.contains(&format!("trace_id={TRACE}")), "{text}");
         let span_id = span_id_after(&text, "span_id=");
         assert!(span_id.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
-        assert_ne!(
-            span_id, CALLER_SPAN,
-            "the line's span is ours, not the caller's"
-        );
+        assert_ne!(span_id, CALLER_SPAN, "the line's span is ours, not the caller's");
 
         let json = logged_in_a_traced_span(LogFormat::Json);
-        assert!(
-            json.contains(&format!("\"trace_id\":\"{TRACE}\"")),
-            "{json}"
-        );
+        assert!(json.contains(&format!("\"trace_id\":\"{TRACE}\"")), "{json}");
         let span_id = span_id_after(&json, "\"span_id\":\"");
         assert!(span_id.chars().all(|c| c.is_ascii_hexdigit()), "{json}");
         assert_ne!(span_id, CALLER_SPAN);

@@ -12,9 +12,8 @@ use prometheus_client::{
 pub type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
-    const BUCKETS: [f64; 14] = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ];
+    const BUCKETS: [f64; 14] =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
     Family::new_with_constructor(|| Histogram::new(BUCKETS))
 }
 
@@ -42,11 +41,7 @@ struct BuildLabels {
 pub fn registry(service: &'static str) -> Registry {
     let mut registry = Registry::default();
     let info = Family::<BuildLabels, Gauge>::default();
-    info.get_or_create(&BuildLabels {
-        service,
-        version: env!("CARGO_PKG_VERSION"),
-    })
-    .set(1);
+    info.get_or_create(&BuildLabels { service, version: env!("CARGO_PKG_VERSION") }).set(1);
     registry.register(
         "bookshop_build_info",
         "The running service and its version (always 1)",

@@ -23,32 +23,22 @@ pub enum HostPortError {
     #[error("{0:?} has no valid port (1 to 65535)")]
     BadPort(String),
     #[error("{value:?}: the host {problem}")]
-    BadHost {
-        value: String,
-        problem: &'static str,
-    },
+    BadHost { value: String, problem: &'static str },
 }
 
 impl FromStr for HostPort {
     type Err = HostPortError;
 
     fn from_str(value: &str) -> Result<HostPort, HostPortError> {
-        let (host, port) = value
-            .trim()
-            .rsplit_once(':')
-            .ok_or_else(|| HostPortError::NoPort(value.to_owned()))?;
+        let (host, port) =
+            value.trim().rsplit_once(':').ok_or_else(|| HostPortError::NoPort(value.to_owned()))?;
         let port = port.parse::<u16>().ok().filter(|port| *port != 0);
         let port = port.ok_or_else(|| HostPortError::BadPort(value.to_owned()))?;
         let host = host.strip_prefix('[').unwrap_or(host);
         let host = host.strip_suffix(']').unwrap_or(host);
-        check_host(host).map_err(|problem| HostPortError::BadHost {
-            value: value.to_owned(),
-            problem,
-        })?;
-        Ok(HostPort {
-            host: host.to_owned(),
-            port,
-        })
+        check_host(host)
+            .map_err(|problem| HostPortError::BadHost { value: value.to_owned(), problem })?;
+        Ok(HostPort { host: host.to_owned(), port })
     }
 }
 
@@ -66,9 +56,7 @@ impl Serialize for HostPort {
 
 impl<'de> Deserialize<'de> for HostPort {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostPort, D::Error> {
-        String::deserialize(deserializer)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -148,14 +136,7 @@ mod tests {
 
     #[test]
     fn host_port_refuses_what_is_not_one() {
-        for bad in [
-            "recs",
-            ":50051",
-            "recs:http",
-            "recs:0",
-            "recs:70000",
-            "http://recs:1",
-        ] {
+        for bad in ["recs", ":50051", "recs:http", "recs:0", "recs:70000", "http://recs:1"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(matches!(parse("a/b:1"), Err(HostPortError::BadHost { .. })));
@@ -175,11 +156,7 @@ mod tests {
             .await
             .expect_err("the port is taken")
             .to_string();
-        for part in [
-            "metrics.port",
-            "RECOMMENDATIONS__METRICS__PORT",
-            &port.to_string(),
-        ] {
+        for part in ["metrics.port", "RECOMMENDATIONS__METRICS__PORT", &port.to_string()] {
             assert!(error.contains(part), "{part} missing from: {error}");
         }
     }

@@ -54,13 +54,8 @@ pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> 
         let _inside = runtime.enter();
         telemetry::install(&name.to_lowercase())
     };
-    let _logs = logging::init(
-        traces
-            .as_ref()
-            .ok()
-            .and_then(Option::as_ref)
-            .map(telemetry::Traces::layer),
-    );
+    let _logs =
+        logging::init(traces.as_ref().ok().and_then(Option::as_ref).map(telemetry::Traces::layer));
     let traces = match traces {
         Ok(traces) => traces,
         Err(error) => return failed(&error),
@@ -69,11 +64,7 @@ pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> 
         Ok(settings) => settings,
         Err(error) => return failed(&error),
     };
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        ?settings,
-        "starting {name}"
-    );
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings, "starting {name}");
     if let Some(traces) = &traces {
         tracing::info!(exporter = %traces, "exporting traces");
     }
@@ -188,10 +179,7 @@ mod tests {
         assert_eq!(flavor(None, true), Ok(RuntimeFlavor::MultiThread));
         for bad in ["0", "-1", "two", "1.5", ""] {
             let error = flavor(Some(bad), true).unwrap_err();
-            assert!(
-                error.contains(&format!("TOKIO_WORKER_THREADS={bad:?}")),
-                "{error}"
-            );
+            assert!(error.contains(&format!("TOKIO_WORKER_THREADS={bad:?}")), "{error}");
         }
     }
 
@@ -221,10 +209,7 @@ mod tests {
             // Tokio's default keeps the thread for 10 s.
             let deadline = Instant::now() + Duration::from_secs(5);
             while !exited.load(Ordering::SeqCst) {
-                assert!(
-                    Instant::now() < deadline,
-                    "the blocking thread was still alive after 5 s"
-                );
+                assert!(Instant::now() < deadline, "the blocking thread was still alive after 5 s");
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

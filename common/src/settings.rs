@@ -44,10 +44,7 @@ impl Invalid {
 /// Checks that `duration` (the setting `key`) is at least `min`.
 pub fn at_least(key: &'static str, duration: Duration, min: Duration) -> Result<(), Invalid> {
     match duration < min {
-        true => Err(Invalid::new(
-            key,
-            format!("must be at least {}", crate::millis(min)),
-        )),
+        true => Err(Invalid::new(key, format!("must be at least {}", crate::millis(min)))),
         false => Ok(()),
     }
 }
@@ -64,16 +61,19 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// This process's environment, with `file` (`--config`) and the flags that were given.
-    pub fn from_process(file: Option<PathBuf>, flags: &[(&str, Option<String>)]) -> Sources {
-        let overrides = flags
-            .iter()
-            .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
-        Sources {
-            file,
-            env: std::env::vars().collect(),
-            overrides: overrides.collect(),
-        }
+    /// This process's environment, the file `--config` names (else `<prefix>_CONFIG`, unless
+    /// empty), and the flags that were given.
+    pub fn from_process(
+        prefix: &str,
+        file: Option<PathBuf>,
+        flags: &[(&str, Option<String>)],
+    ) -> Sources {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let named = env.get(&format!("{prefix}_CONFIG")).filter(|file| !file.trim().is_empty());
+        let file = file.or_else(|| named.map(PathBuf::from));
+        let overrides =
+            flags.iter().filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
+        Sources { file, env, overrides: overrides.collect() }
     }
 }
 
@@ -87,12 +87,7 @@ pub enum SettingsError {
     )]
     UnknownKey { key: String, origin: String },
     #[error("invalid configuration: `{key}` = {value}: {problem} (set by {origin})")]
-    Invalid {
-        key: String,
-        value: String,
-        problem: String,
-        origin: String,
-    },
+    Invalid { key: String, value: String, problem: String, origin: String },
 }
 
 /// The variable that sets `key`: `server.port` in `RECOMMENDATIONS` is
@@ -115,52 +110,27 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
             (!value.is_empty()).then(|| (key.to_string(), value.to_owned()))
         })
         .collect();
-    let prefixed = Environment::with_prefix(T::PREFIX)
-        .prefix_separator("__")
-        .separator("__");
+    let prefixed = Environment::with_prefix(T::PREFIX).prefix_separator("__").separator("__");
     builder = builder
         .add_source(Environment::default().source(Some(aliases)))
-        .add_source(
-            prefixed
-                .ignore_empty(true)
-                .source(Some(sources.env.clone())),
-        );
+        .add_source(prefixed.ignore_empty(true).source(Some(sources.env.clone())));
     for (key, value) in &sources.overrides {
         builder = builder.set_override(key.as_str(), value.as_str())?;
     }
-    let layers = Layers {
-        config: builder.build()?,
-        sources,
-        prefix: T::PREFIX,
-        aliases: T::ALIASES,
-    };
+    let layers =
+        Layers { config: builder.build()?, sources, prefix: T::PREFIX, aliases: T::ALIASES };
     let set = layers.config.collect()?;
     if let Some((key, value)) = unknown_key(&defaults.collect()?, &set, "") {
-        return Err(SettingsError::UnknownKey {
-            origin: layers.origin(&key, &value),
-            key,
-        });
+        return Err(SettingsError::UnknownKey { origin: layers.origin(&key, &value), key });
     }
-    let settings: T = layers
-        .config
-        .clone()
-        .try_deserialize()
-        .map_err(|error| match error {
-            ConfigError::Type {
-                expected,
-                key: Some(key),
-                ..
-            } => layers.invalid(&key, format!("expected {expected}")),
-            ConfigError::At {
-                error,
-                key: Some(key),
-                ..
-            } => layers.invalid(&key, error.to_string()),
-            other => SettingsError::Source(other),
-        })?;
-    settings
-        .validate()
-        .map_err(|invalid| layers.invalid(invalid.key, invalid.problem))?;
+    let settings: T = layers.config.clone().try_deserialize().map_err(|error| match error {
+        ConfigError::Type { expected, key: Some(key), .. } => {
+            layers.invalid(&key, format!("expected {expected}"))
+        }
+        ConfigError::At { error, key: Some(key), .. } => layers.invalid(&key, error.to_string()),
+        other => SettingsError::Source(other),
+    })?;
+    settings.validate().map_err(|invalid| layers.invalid(invalid.key, invalid.problem))?;
     Ok(settings)
 }
 
@@ -181,12 +151,7 @@ impl Layers<'_> {
             other => other.to_string(),
         };
         let origin = self.origin(key, &value);
-        SettingsError::Invalid {
-            key: key.to_owned(),
-            value: shown,
-            problem,
-            origin,
-        }
+        SettingsError::Invalid { key: key.to_owned(), value: shown, problem, origin }
     }
 
     /// The layer that set `key` to `value`, in words an operator can act on. A table has no
@@ -205,22 +170,14 @@ impl Layers<'_> {
                 let wanted = env_variable(self.prefix, key);
                 let env = &self.sources.env;
                 let prefixed = env.keys().find(|name| name.eq_ignore_ascii_case(&wanted));
-                let alias = self
-                    .aliases
-                    .iter()
-                    .find(|(_, k)| *k == key)
-                    .map(|(v, _)| *v);
+                let alias = self.aliases.iter().find(|(_, k)| *k == key).map(|(v, _)| *v);
                 match prefixed.map(String::as_str).or(alias) {
                     Some(name) => format!("the environment variable {name}"),
                     None => "the environment".into(),
                 }
             }
             Some(file) => {
-                let named = self
-                    .sources
-                    .file
-                    .as_ref()
-                    .map(|path| path.display().to_string());
+                let named = self.sources.file.as_ref().map(|path| path.display().to_string());
                 format!("the file {}", named.unwrap_or_else(|| file.to_owned()))
             }
         }
@@ -245,11 +202,7 @@ fn unknown_key(
     let mut names: Vec<&String> = actual.keys().collect();
     names.sort();
     names.into_iter().find_map(|name| {
-        let key = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
+        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         match (known.get(name).map(|v| &v.kind), &actual[name].kind) {
             (None, _) => Some((key, actual[name].clone())),
             (Some(ValueKind::Table(known)), ValueKind::Table(actual)) => {
@@ -309,16 +262,9 @@ pub mod comma_list {
             Written::List(list) => list,
         };
         let parse = |entry: &str| {
-            entry
-                .parse()
-                .map_err(|e| serde::de::Error::custom(format!("{entry:?}: {e}")))
+            entry.parse().map_err(|e| serde::de::Error::custom(format!("{entry:?}: {e}")))
         };
-        entries
-            .iter()
-            .map(|e| e.trim())
-            .filter(|e| !e.is_empty())
-            .map(parse)
-            .collect()
+        entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).map(parse).collect()
     }
 }
 
@@ -341,15 +287,9 @@ mod tests {
             path
         });
         let pairs = |list: &[(&str, &str)]| {
-            list.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
+            list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
         };
-        load(&Sources {
-            file,
-            env: pairs(vars).into_iter().collect(),
-            overrides: pairs(flags),
-        })
+        load(&Sources { file, env: pairs(vars).into_iter().collect(), overrides: pairs(flags) })
     }
 
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -370,11 +310,7 @@ mod tests {
 
     impl Default for Server {
         fn default() -> Self {
-            Server {
-                host: "0.0.0.0".into(),
-                port: 80,
-                timeout: Duration::from_millis(1000),
-            }
+            Server { host: "0.0.0.0".into(), port: 80, timeout: Duration::from_millis(1000) }
         }
     }
 
@@ -391,19 +327,14 @@ mod tests {
     }
 
     fn error(file: Option<&str>, env: &[(&str, &str)]) -> String {
-        load_settings::<Example>(file, env, &[])
-            .unwrap_err()
-            .to_string()
+        load_settings::<Example>(file, env, &[]).unwrap_err().to_string()
     }
 
     #[test]
     fn layers_apply_in_order_defaults_file_alias_prefixed_flags() {
         let file = Some("[server]\nhost = \"file\"\nport = 2\ntimeout_ms = 5\n");
         let host = |vars: &[(&str, &str)], flags: &[(&str, &str)]| {
-            load_settings::<Example>(file, vars, flags)
-                .unwrap()
-                .server
-                .host
+            load_settings::<Example>(file, vars, flags).unwrap().server.host
         };
         let loaded = load_settings::<Example>(file, &[], &[]).unwrap();
         assert_eq!(loaded.server.host, "file");
@@ -434,38 +365,25 @@ mod tests {
     #[test]
     fn an_unknown_key_names_the_layer_that_set_it() {
         let err = error(Some("[server]\nprot = 1\n"), &[]);
-        assert!(
-            err.contains("server.prot") && err.contains("settings.toml"),
-            "{err}"
-        );
+        assert!(err.contains("server.prot") && err.contains("settings.toml"), "{err}");
         let err = error(Some("[serverr]\nport = 1\n"), &[]);
-        assert!(
-            err.contains("`serverr`") && err.contains("settings.toml"),
-            "{err}"
-        );
+        assert!(err.contains("`serverr`") && err.contains("settings.toml"), "{err}");
         let err = error(None, &[("example__server__ptah", "x")]);
-        assert!(
-            err.contains("server.ptah") && err.contains("example__server__ptah"),
-            "{err}"
-        );
+        assert!(err.contains("server.ptah") && err.contains("example__server__ptah"), "{err}");
     }
 
     #[test]
     fn a_refused_value_names_where_it_was_set() {
         assert!(error(None, &[("EXAMPLE__SERVER__PORT", "1")]).contains("EXAMPLE__SERVER__PORT"));
-        let err = load_settings::<Example>(None, &[], &[("server.port", "1")])
-            .unwrap_err()
-            .to_string();
+        let err =
+            load_settings::<Example>(None, &[], &[("server.port", "1")]).unwrap_err().to_string();
         assert!(err.contains("a command-line flag"), "{err}");
         let err = error(Some("[server]\nport = 1\n"), &[]);
         assert_eq!(
             err,
             format!(
                 "invalid configuration: `server.port` = 1: must not be 1 (set by the file {})",
-                err.rsplit("the file ")
-                    .next()
-                    .unwrap()
-                    .trim_end_matches(')')
+                err.rsplit("the file ").next().unwrap().trim_end_matches(')')
             )
         );
     }
@@ -484,10 +402,7 @@ mod tests {
 
     #[test]
     fn a_named_file_that_does_not_exist_is_an_error() {
-        let s = Sources {
-            file: Some("/nonexistent/settings.toml".into()),
-            ..Sources::default()
-        };
+        let s = Sources { file: Some("/nonexistent/settings.toml".into()), ..Sources::default() };
         let err = load::<Example>(&s).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/settings.toml"), "{err}");
     }

@@ -28,13 +28,15 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
-    trace::{BatchSpanProcessor, SdkTracerProvider},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
 use tracing_subscriber::{Layer, Registry, filter::Targets};
 
 pub use env::TelemetryError;
 pub use export::register_metrics;
-pub use propagation::{TRACEPARENT, TRACESTATE, continue_from, inject, record_ids, rename};
+pub use propagation::{
+    TRACEPARENT, TRACESTATE, continue_from, inject, is_traceparent, record_ids, rename,
+};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -56,13 +58,19 @@ pub struct Traces {
 /// Sets up export as the `OTEL_*` variables say, or nothing when they leave traces off.
 /// `service` is the default `service.name`. Call it inside the runtime the exports run on.
 pub fn install(service: &str) -> Result<Option<Traces>, TelemetryError> {
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-    };
+    install_with(service, |name| std::env::var(name).ok())
+}
+
+/// [`install`] with the variables `var` gives (tests give their own), for those checked here;
+/// the SDK reads the others from the process.
+pub fn install_with(
+    service: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Traces>, TelemetryError> {
+    let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+    let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_owned());
     match env::exporter(var)? {
-        Some(exporter) => Traces::start(service, exporter).map(Some),
+        Some(exporter) => Traces::start(&service, exporter).map(Some),
         None => Ok(None),
     }
 }
@@ -70,30 +78,28 @@ pub fn install(service: &str) -> Result<Option<Traces>, TelemetryError> {
 impl Traces {
     pub(crate) fn start(service: &str, exporter: env::Exporter) -> Result<Traces, TelemetryError> {
         let built = match exporter.protocol {
-            env::Protocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&exporter.endpoint)
-                .build(),
-            env::Protocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_endpoint(&exporter.endpoint)
-                .build(),
+            env::Protocol::Grpc => {
+                SpanExporter::builder().with_tonic().with_endpoint(&exporter.endpoint).build()
+            }
+            env::Protocol::HttpProtobuf => {
+                SpanExporter::builder().with_http().with_endpoint(&exporter.endpoint).build()
+            }
         };
         let built = built.map_err(|error| TelemetryError::Exporter(error.to_string()))?;
         let waiting = Arc::new(AtomicUsize::new(0));
         let exports = export::OnRuntime::new(built, waiting.clone())?;
+        let mut batch = BatchConfigBuilder::default().with_max_queue_size(exporter.max_queue_size);
+        if let Some(delay) = exporter.schedule_delay {
+            batch = batch.with_scheduled_delay(delay);
+        }
         let batches = export::Bounded {
-            inner: BatchSpanProcessor::builder(exports).build(),
+            inner: BatchSpanProcessor::builder(exports).with_batch_config(batch.build()).build(),
             waiting,
             limit: exporter.max_queue_size,
         };
-        let name = std::env::var("OTEL_SERVICE_NAME")
-            .ok()
-            .filter(|name| !name.trim().is_empty());
-        let name = name.unwrap_or_else(|| service.to_owned());
         let provider = SdkTracerProvider::builder()
             .with_span_processor(batches)
-            .with_resource(Resource::builder().with_service_name(name).build())
+            .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
             .build();
         ENABLED.store(true, Ordering::Relaxed);
         Ok(Traces { provider, exporter })
@@ -125,15 +131,8 @@ impl Traces {
 
 impl fmt::Display for Traces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let env::Exporter {
-            endpoint,
-            protocol,
-            max_queue_size,
-        } = &self.exporter;
-        write!(
-            f,
-            "{protocol} to {endpoint}, at most {max_queue_size} spans queued"
-        )
+        let env::Exporter { endpoint, protocol, max_queue_size, .. } = &self.exporter;
+        write!(f, "{protocol} to {endpoint}, at most {max_queue_size} spans queued")
     }
 }
 
@@ -155,6 +154,8 @@ mod tests {
             endpoint: format!("http://{}", silent.local_addr().unwrap()),
             protocol: env::Protocol::Grpc,
             max_queue_size: 16,
+            schedule_delay: None,
+            timeout: None,
         };
         let traces = {
             let _inside = runtime.enter();

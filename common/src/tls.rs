@@ -14,10 +14,6 @@ pub struct TlsFileError {
 /// Read at start-up, so a missing file stops the service with its name rather than failing the
 /// first connection.
 pub fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
-    let error = |source| TlsFileError {
-        setting,
-        path: path.display().to_string(),
-        source,
-    };
+    let error = |source| TlsFileError { setting, path: path.display().to_string(), source };
     std::fs::read(path).map_err(error)
 }

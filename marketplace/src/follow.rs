@@ -1,13 +1,11 @@
 //! Following the catalog in service: one version stream (`CatalogEvents/Watch`) per process,
-//! whatever the number of open pages. Each new version brings the categories of that version
-//! (`Catalog/ListCategories`, asked of the same replica) into [`LiveShelves`], which the pages
-//! read and the event streams (see [`events`](crate::events)) pass on to browsers.
+//! whatever the number of open pages. Each new version brings its categories
+//! (`Catalog/ListCategories`, asked of the same replica, so the list is of that version) into
+//! the [`LiveCategories`], which the pages read and the event streams pass on to browsers.
 //!
-//! With several replicas the stream goes to one of them; when it ends (the replica stops or
-//! goes away) another is tried, with a randomised backoff. Versions are compared by content
-//! hash, so a stream re-opened on another replica serving the same file changes nothing.
-//! Against a server that only speaks the seed's API (`UNIMPLEMENTED`) the shelves are the
-//! seed's three, and the catalog API is tried again now and then.
+//! When the stream ends (its replica stopped or went away) another replica is tried, after a
+//! randomised backoff. Against a server that speaks only the tutorial's API (`UNIMPLEMENTED`)
+//! the categories are the tutorial's three, and the catalog's API is asked again now and then.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,63 +13,78 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::{
-    client::{GatewayError, RecommendationsGateway},
+    categories::{self, Api, Categories, LiveCategories},
     metrics::Metrics,
-    shelves::{LiveShelves, Shelves, Source},
+    recommendations::{CallError, Client},
 };
 
-/// The first wait before opening the stream again after it failed or ended.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often a server found to speak only the seed's API is asked again (it may have been
-/// replaced by ours).
-const SEED_RECHECK: Duration = Duration::from_secs(30);
+/// How often a server that speaks only the tutorial's API is asked again: it may have been
+/// replaced by ours.
+const TUTORIAL_RECHECK: Duration = Duration::from_secs(30);
 
-/// Keeps `shelves` following the catalog until `stop` is cancelled. `home` is
-/// `homepage.category`: a catalog without it is logged, as the home page then falls back.
+/// Keeps `live` following the catalog until `stop`. `home` is `homepage.category`: a catalog
+/// without it is logged, as the home page then shows the first category.
 pub async fn follow(
-    gateway: RecommendationsGateway,
-    shelves: LiveShelves,
+    client: Client,
+    live: LiveCategories,
     metrics: Arc<Metrics>,
     home: Arc<str>,
     stop: CancellationToken,
 ) {
-    let following = Following {
-        gateway,
-        shelves,
-        metrics,
-        home,
+    let put = |new: Categories| {
+        let (version, count, missing_home) =
+            (new.version.clone(), new.list.len(), new.get(&home).is_none());
+        let first = new.list.first().map(|c| c.key.clone());
+        let changed = categories::replace(&live, new);
+        if changed {
+            metrics.catalog_changes.inc();
+            tracing::info!(version, categories = count, "catalog changed");
+            if missing_home {
+                let (category, shown) = (&*home, first.as_deref());
+                tracing::warn!(
+                    category,
+                    shown,
+                    "homepage.category is not in the catalog: the home page shows its first category"
+                );
+            }
+        }
+        changed
     };
-    stop.run_until_cancelled(following.run()).await;
-}
-
-struct Following {
-    gateway: RecommendationsGateway,
-    shelves: LiveShelves,
-    metrics: Arc<Metrics>,
-    home: Arc<str>,
-}
-
-impl Following {
-    async fn run(self) {
+    let stream = async || -> Result<(), CallError> {
+        let (channel, mut versions) = client.watch_catalog().await?;
+        metrics.catalog_following.set(1);
+        let followed = async {
+            while let Some(version) = versions.message().await.map_err(CallError::Failed)? {
+                if version.version != live.borrow().version {
+                    put(Categories::from_catalog(client.list_categories(channel.clone()).await?));
+                }
+            }
+            Ok(())
+        };
+        let followed = followed.await;
+        metrics.catalog_following.set(0);
+        followed
+    };
+    let following = async {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let wait = match self.stream().await {
-                // The stream was up and ended: the replica went away. Try again soon.
+            let wait = match stream().await {
+                // The stream was up and ended: its replica went away.
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     FIRST_BACKOFF
                 }
-                Err(GatewayError::Failed(status)) if status.code() == Code::Unimplemented => {
-                    if self.put(Shelves::seed(Source::Seed)) {
+                Err(CallError::Failed(status)) if status.code() == Code::Unimplemented => {
+                    if put(Categories::tutorial(Api::Tutorial)) {
+                        let recheck_s = TUTORIAL_RECHECK.as_secs();
                         tracing::info!(
-                            recheck_s = SEED_RECHECK.as_secs(),
-                            "Recommendations speaks only the seed's API: showing the seed's \
-                             three categories"
+                            recheck_s,
+                            "Recommendations speaks only the tutorial's API: showing its three categories"
                         );
                     }
-                    SEED_RECHECK
+                    TUTORIAL_RECHECK
                 }
                 Err(error) => {
                     tracing::debug!(%error, backoff_ms = backoff.as_millis(), "cannot follow the catalog");
@@ -81,45 +94,8 @@ impl Following {
                 }
             };
             // Randomised, so that many Marketplaces do not come back at one replica at once.
-            let jitter = rand::random_range(0.5..1.0);
-            tokio::time::sleep(wait.mul_f64(jitter)).await;
+            tokio::time::sleep(wait.mul_f64(rand::random_range(0.5..1.0))).await;
         }
-    }
-
-    /// Opens the version stream and follows it until it ends (`Ok`) or fails.
-    async fn stream(&self) -> Result<(), GatewayError> {
-        let (channel, mut versions) = self.gateway.watch_catalog().await?;
-        self.metrics.catalog_following.set(1);
-        let followed = async {
-            while let Some(version) = versions.message().await.map_err(GatewayError::Failed)? {
-                if version.version != self.shelves.current().version {
-                    let listed = self.gateway.list_categories(channel.clone()).await?;
-                    self.put(Shelves::from_catalog(listed));
-                }
-            }
-            Ok(())
-        }
-        .await;
-        self.metrics.catalog_following.set(0);
-        followed
-    }
-
-    /// Puts `shelves` in service, counting and logging a change; whether it was one.
-    fn put(&self, shelves: Shelves) -> bool {
-        let missing_home = shelves.get(&self.home).is_none();
-        let (version, count) = (shelves.version.clone(), shelves.list.len());
-        if !self.shelves.replace(shelves) {
-            return false;
-        }
-        self.metrics.catalog_changes.inc();
-        tracing::info!(version, categories = count, "catalog changed");
-        if missing_home {
-            tracing::warn!(
-                category = &*self.home,
-                shown = self.shelves.current().list.first().map(|s| &*s.key),
-                "homepage.category is not in the catalog: the home page shows its first category"
-            );
-        }
-        true
-    }
+    };
+    stop.run_until_cancelled(following).await;
 }

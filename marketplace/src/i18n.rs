@@ -1,21 +1,17 @@
-//! The page's language: English or Russian, from `?lang=` or else `Accept-Language`, and every
-//! piece of text the pages show, in both.
+//! The page's language, English or Russian, from `?lang=` or else `Accept-Language`, and every
+//! text the pages show, in both. Two languages and about thirty strings: a table, not a
+//! runtime and files to ship (fluent, gettext).
 
-/// A language the pages are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
-    /// English, the default.
     #[default]
     En,
-    /// Russian.
     Ru,
 }
 
 impl Lang {
-    /// Every language, in the order of the language switch.
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Ru];
 
-    /// The BCP 47 tag for `<html lang>`, `Content-Language` and `?lang=`.
     pub fn tag(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -23,15 +19,12 @@ impl Lang {
         }
     }
 
-    /// Matches a language tag by its primary subtag, case-insensitively: `ru`, `RU`, `ru-RU`.
+    /// `ru`, `ru-RU`, `RU`: the primary subtag decides.
     pub fn from_tag(tag: &str) -> Option<Lang> {
         let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
-        Lang::ALL
-            .into_iter()
-            .find(|lang| primary.eq_ignore_ascii_case(lang.tag()))
+        Lang::ALL.into_iter().find(|lang| primary.eq_ignore_ascii_case(lang.tag()))
     }
 
-    /// The text of the pages in this language.
     pub fn texts(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
@@ -40,58 +33,38 @@ impl Lang {
     }
 }
 
-/// How the language of a page was chosen.
+/// The language of a page, and whether `?lang=` chose it: only then do its links keep it, so
+/// that `Accept-Language` goes on working otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LangChoice {
-    /// The language.
     pub lang: Lang,
-    /// Whether `?lang=` chose it; links on the page then keep it.
     pub explicit: bool,
 }
 
 impl LangChoice {
-    /// The `?lang=` of the page's links: the language if `?lang=` chose it, else none, so that
-    /// `Accept-Language` goes on choosing.
     pub fn in_links(self) -> Option<Lang> {
         self.explicit.then_some(self.lang)
     }
 }
 
-/// Chooses the language: a known `?lang=` wins; otherwise the best `Accept-Language` match
-/// (q-values honoured, `q=0` meaning "not this one"); otherwise English.
+/// A known `?lang=` wins; else the best `Accept-Language` match by q-value (the header's order
+/// between equals); else English.
 pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> LangChoice {
     if let Some(lang) = query.and_then(Lang::from_tag) {
-        return LangChoice {
-            lang,
-            explicit: true,
-        };
+        return LangChoice { lang, explicit: true };
     }
-    LangChoice {
-        lang: accept_language.and_then(best_match).unwrap_or_default(),
-        explicit: false,
-    }
+    LangChoice { lang: accept_language.and_then(best_match).unwrap_or_default(), explicit: false }
 }
 
-/// The supported language with the highest q-value in an `Accept-Language` header; on equal
-/// q-values the earlier one wins. `*` stands for the default language.
 fn best_match(header: &str) -> Option<Lang> {
     let mut best: Option<(Lang, u16)> = None;
     for item in header.split(',') {
         let mut parts = item.split(';');
         let tag = parts.next().unwrap_or_default().trim();
-        let mut quality = 1000;
-        for param in parts {
-            if let Some((name, value)) = param.split_once('=')
-                && name.trim().eq_ignore_ascii_case("q")
-            {
-                quality = parse_quality(value.trim()).unwrap_or(0);
-            }
-        }
-        let lang = if tag == "*" {
-            Some(Lang::default())
-        } else {
-            Lang::from_tag(tag)
-        };
+        let q = parts
+            .find_map(|param| param.trim().strip_prefix("q=").or(param.trim().strip_prefix("Q=")));
+        let quality = q.map_or(Some(1000), parse_quality).unwrap_or(0);
+        let lang = if tag == "*" { Some(Lang::default()) } else { Lang::from_tag(tag) };
         if let Some(lang) = lang
             && quality > 0
             && best.is_none_or(|(_, q)| quality > q)
@@ -102,87 +75,56 @@ fn best_match(header: &str) -> Option<Lang> {
     best.map(|(lang, _)| lang)
 }
 
-/// A q-value (`0`, `0.5`, `1.000`) in thousandths; `None` if malformed.
+/// A q-value (`0.875`) in thousandths; `None` when malformed.
 fn parse_quality(value: &str) -> Option<u16> {
-    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+    let (int, frac) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
     let int: u16 = match int {
         "0" => 0,
         "1" => 1,
         _ => return None,
     };
-    let frac_value: u16 = format!("{frac:0<3}").parse().ok()?;
-    let q = int * 1000 + frac_value;
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let q = int * 1000 + format!("{frac:0<3}").parse::<u16>().ok()?;
     (q <= 1000).then_some(q)
 }
 
-/// The site's name, the same in every language: in the header, the footer and every `<title>`.
+/// The site's name, the same in every language.
 pub const BRAND: &str = "Bookshop";
 
-/// Every piece of text on the pages, in one language.
 #[derive(Debug)]
 pub struct Texts {
-    /// The line beside the site's name (the seed's title in English).
     pub tagline: &'static str,
-    /// The label of the category navigation.
     pub categories_label: &'static str,
-    /// The label of the language switch.
     pub language_label: &'static str,
-    /// Shown when the category has no books.
     pub empty: &'static str,
-    /// The heading of the unavailable notice.
     pub unavailable_title: &'static str,
-    /// The body of the unavailable notice.
     pub unavailable_body: &'static str,
-    /// The body of the unavailable notice when the books last served are shown below it.
     pub stale_body: &'static str,
-    /// The mark on books that may be out of date.
     pub stale_mark: &'static str,
-    /// The link that reloads the page.
     pub try_again: &'static str,
-    /// The link to the same category with more books.
     pub more_books: &'static str,
-    /// The heading of the 400 page.
     pub bad_request_title: &'static str,
-    /// `?category=` unknown.
     pub bad_category: &'static str,
-    /// `?max_results=` not a number.
     pub bad_max_results: &'static str,
-    /// `?user_id=` not a positive number.
     pub bad_user_id: &'static str,
-    /// Introduces the valid values.
     pub valid_values: &'static str,
-    /// Introduces the categories to choose from instead.
     pub choose_category: &'static str,
-    /// Describes the valid counts (`{min}` and `{max}` stand for the limits).
     pub valid_max_results: &'static str,
-    /// Describes the valid user ids (`{max}` stands for the largest).
     pub valid_user_id: &'static str,
-    /// The heading of the 404 page.
     pub not_found_title: &'static str,
-    /// The body of the 404 page.
     pub not_found_body: &'static str,
-    /// The heading of the 405 page.
     pub method_not_allowed_title: &'static str,
-    /// The body of the 405 page.
     pub method_not_allowed_body: &'static str,
-    /// The heading of any other error page.
     pub other_error_title: &'static str,
-    /// The body of any other error page.
     pub other_error_body: &'static str,
-    /// The link back to the home page.
     pub back_home: &'static str,
-    /// The footer's note on the JSON API.
     pub api_note: &'static str,
-    /// The line under a category's name on its page.
     pub lead: &'static str,
-    /// The notice read out when the books were updated in place (`aria-live`).
     pub updated: &'static str,
 }
 
-/// The name of a language in itself, for the language switch.
 pub fn autonym(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "English",
@@ -270,10 +212,7 @@ mod tests {
 
     #[test]
     fn accept_language_chooses_by_q_value() {
-        assert_eq!(
-            chosen(None, Some("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7")),
-            Lang::Ru
-        );
+        assert_eq!(chosen(None, Some("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7")), Lang::Ru);
         assert_eq!(chosen(None, Some("en;q=0.5, ru;q=0.8")), Lang::Ru);
         assert_eq!(chosen(None, Some("ru;q=0.5, en;q=0.8")), Lang::En);
         assert_eq!(chosen(None, Some("de, ru;q=0.1")), Lang::Ru);
@@ -301,22 +240,10 @@ mod tests {
     #[test]
     fn the_query_overrides_the_header_and_unknown_values_fall_back() {
         let choice = negotiate(Some("ru"), Some("en"));
-        assert_eq!(
-            choice,
-            LangChoice {
-                lang: Lang::Ru,
-                explicit: true
-            }
-        );
+        assert_eq!(choice, LangChoice { lang: Lang::Ru, explicit: true });
         assert_eq!(chosen(Some("EN"), Some("ru")), Lang::En);
         assert_eq!(chosen(Some("ru-RU"), None), Lang::Ru);
         let fallback = negotiate(Some("klingon"), Some("ru"));
-        assert_eq!(
-            fallback,
-            LangChoice {
-                lang: Lang::Ru,
-                explicit: false
-            }
-        );
+        assert_eq!(fallback, LangChoice { lang: Lang::Ru, explicit: false });
     }
 }

@@ -1,49 +1,38 @@
 //! The books last served for each category, kept in memory so that while Recommendations is
 //! unavailable the page shows them, marked as possibly out of date, rather than nothing.
-//!
-//! Bounded: one answer per category (the last one, whoever asked for it, in whichever
-//! language), and at most [`KEPT_BOOKS`] books of it. Nothing is kept across a restart, so a
-//! category not served since the start has nothing to show.
+//! Bounded: the last answer per category, whoever asked for it, at most [`MAX_RESULTS`] books;
+//! nothing survives a restart.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
 };
 
-use crate::{client::Book, params::MAX_RESULTS_RANGE};
+use crate::book::{Book, MAX_RESULTS};
 
-/// The most books kept per category: as many as a page may ask for.
-pub const KEPT_BOOKS: usize = *MAX_RESULTS_RANGE.end() as usize;
-
-/// The last answer of each category.
 #[derive(Debug, Default)]
 pub struct LastServed {
-    answers: Mutex<HashMap<Arc<str>, Arc<Vec<Book>>>>,
+    answers: Mutex<HashMap<Arc<str>, Arc<[Book]>>>,
 }
 
 impl LastServed {
-    /// Keeps `books` as the last answer for `category` (its first [`KEPT_BOOKS`]); an empty
-    /// answer (the category has no books now) forgets the category.
-    pub fn keep(&self, category: &Arc<str>, books: &Arc<Vec<Book>>) {
+    /// An empty answer forgets the category.
+    pub fn keep(&self, category: &Arc<str>, books: &[Book]) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        if books.is_empty() {
-            answers.remove(category);
-        } else if books.len() > KEPT_BOOKS {
-            answers.insert(category.clone(), Arc::new(books[..KEPT_BOOKS].to_vec()));
-        } else {
-            answers.insert(category.clone(), Arc::clone(books));
-        }
+        match books.is_empty() {
+            true => answers.remove(category),
+            false => answers.insert(
+                category.clone(),
+                books.iter().take(*MAX_RESULTS.end() as usize).cloned().collect(),
+            ),
+        };
     }
 
-    /// At most `max` of the books last served for `category`; none if it was not served since
-    /// the start.
+    /// At most `max` of them.
     pub fn last(&self, category: &str, max: u32) -> Vec<Book> {
         let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
-        answers
-            .get(category)
-            .map(|books| books.iter().take(max).cloned().collect())
-            .unwrap_or_default()
+        let books = answers.get(category).map(|books| books.iter().take(max as usize).cloned());
+        books.map(Iterator::collect).unwrap_or_default()
     }
 }
 
@@ -94,8 +83,8 @@ mod tests {
     #[test]
     fn an_answer_longer_than_a_page_is_cut_to_the_limit() {
         let last = LastServed::default();
-        last.keep(&"mystery".into(), &books(KEPT_BOOKS + 10));
-        assert_eq!(last.last("mystery", u32::MAX).len(), KEPT_BOOKS);
+        last.keep(&"mystery".into(), &books((*MAX_RESULTS.end() as usize) + 10));
+        assert_eq!(last.last("mystery", u32::MAX).len(), (*MAX_RESULTS.end() as usize));
     }
 
     #[test]

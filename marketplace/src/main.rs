@@ -1,49 +1,40 @@
 //! The `marketplace` binary: the command line; everything else is in the library.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use bookshop_common::{
-    cli::{Cli, Flag},
+    net::HostPort,
     serve,
-    telemetry::TraceSettings,
+    settings::{self, Sources},
 };
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 use marketplace::{Application, healthcheck, settings::Settings};
 
-/// The allocator: mimalloc, as in Recommendations. A page makes and frees a few hundred small
-/// allocations (headers, the gRPC call, the rendered HTML), and glibc's malloc spent about 20k
-/// instructions of a page's 200k on them (docs/benchmarks.md, "Instructions per page").
+/// A page makes and frees a few hundred small allocations, which mimalloc serves faster than
+/// glibc's malloc (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// What `--help` says.
-const ABOUT: &str = "Bookshop's Marketplace: recommended books from the Recommendations \
-service, as a web page and as JSON.\n\nConfiguration layers, later wins: defaults, the --config \
-file (or MARKETPLACE_CONFIG), RECOMMENDATIONS_HOST, MARKETPLACE__SECTION__KEY variables, then \
---port and --recommendations.";
-
-/// The flags beyond `--config` and `--port`.
-const FLAGS: &[Flag] = &[Flag {
-    long: "recommendations",
-    value_name: "HOST:PORT",
-    help: "The Recommendations service (recommendations.host and recommendations.port)",
-    keys: &["recommendations.host", "recommendations.port"],
-}];
-
-fn main() -> ExitCode {
-    let cli = Cli::<Command>::parse_for("marketplace", ABOUT, FLAGS);
-    let settings = cli.settings::<Settings>();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let traces = TraceSettings::from_env("marketplace");
-            serve::run::<Application>("Marketplace", settings, traces)
-        }
-        Command::Healthcheck { url, timeout_ms } => {
-            let port = settings.map_or(5001, |s| s.server.port);
-            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));
-            serve::once(healthcheck::run(url, Duration::from_millis(timeout_ms)))
-        }
-    }
+/// Bookshop's Marketplace: recommended books from the Recommendations service, as a web page
+/// and as JSON.
+///
+/// Configuration layers, later wins: defaults, the --config file (or MARKETPLACE_CONFIG),
+/// RECOMMENDATIONS_HOST, MARKETPLACE__SECTION__KEY variables, then --port and
+/// --recommendations.
+#[derive(Debug, Parser)]
+#[command(name = "marketplace", version)]
+struct Cli {
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// The port to serve on (server.port)
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// The Recommendations service (recommendations.host and recommendations.port)
+    #[arg(long, value_name = "HOST:PORT")]
+    recommendations: Option<HostPort>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,4 +50,23 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 3000)]
         timeout_ms: u64,
     },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = [
+        ("server.port", cli.port.map(|port| port.to_string())),
+        ("recommendations.host", cli.recommendations.as_ref().map(|r| r.host.clone())),
+        ("recommendations.port", cli.recommendations.as_ref().map(|r| r.port.to_string())),
+    ];
+    let settings =
+        settings::load::<Settings>(&Sources::from_process("MARKETPLACE", cli.config, &flags));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run::<Application>("Marketplace", settings),
+        Command::Healthcheck { url, timeout_ms } => {
+            let port = settings.map_or(5001, |s| s.server.port);
+            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));
+            serve::once(healthcheck::run(url, Duration::from_millis(timeout_ms)))
+        }
+    }
 }

@@ -1,97 +1,32 @@
-//! Prometheus metrics at `GET /metrics`: HTTP requests by route and status with latency
-//! histograms, calls to Recommendations by method and code with latency histograms, retries,
-//! the replicas the balancer knows, the live catalog (event streams, the version stream,
-//! changes), and build info.
+//! Prometheus metrics, at `GET /metrics`: HTTP requests by route and status, calls to
+//! Recommendations by method and code, retries, the replicas, the live catalog.
 
-use std::sync::Arc;
-
-use bookshop_common::metrics::{
-    CONTENT_TYPE, LatencyFamily, latency_family, register, register_build_info, render,
-};
+use bookshop_common::metrics::{LatencyFamily, latency_family, register, render};
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use salvo::{
-    Response, handler,
-    http::{HeaderValue, header},
-};
 
-use crate::balance::ReplicaPool;
+type Labels<const N: usize> = [(&'static str, &'static str); N];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    method: &'static str,
-    route: &'static str,
-    status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpRouteLabels {
-    method: &'static str,
-    route: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct GrpcLabels {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-    grpc_code: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct GrpcMethodLabels {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReplicaLabels {
-    state: &'static str,
-}
-
-/// A gRPC method of Recommendations, as the metrics label it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GrpcMethod {
-    /// The fully qualified service (`Recommendations`, `grpc.health.v1.Health`).
-    pub service: &'static str,
-    /// The method (`Recommend`, `Check`).
-    pub method: &'static str,
-}
-
-/// The Marketplace's metrics, in a registry of their own.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<HttpLabels, Counter>,
-    request_seconds: LatencyFamily<HttpRouteLabels>,
-    calls: Family<GrpcLabels, Counter>,
-    call_seconds: LatencyFamily<GrpcMethodLabels>,
-    retries: Counter,
-    replicas: Family<ReplicaLabels, Gauge>,
-    /// Live-catalog event streams (`GET /events`) open now.
+    requests: Family<(Labels<2>, [(&'static str, u16); 1]), Counter>,
+    request_seconds: LatencyFamily<Labels<2>>,
+    calls: Family<Labels<3>, Counter>,
+    call_seconds: LatencyFamily<Labels<2>>,
+    pub retries: Counter,
+    pub replicas: Family<Labels<1>, Gauge>,
     pub event_streams: Gauge,
-    /// Event streams refused because `server.max_event_streams` were open.
     pub event_streams_refused: Counter,
-    /// 1 while the catalog's version stream from Recommendations is open, else 0.
     pub catalog_following: Gauge,
-    /// Catalog changes seen (new versions, or Recommendations' API changing).
     pub catalog_changes: Counter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    /// Fresh metrics, all at zero.
-    pub fn new() -> Metrics {
-        let mut registry = Registry::default();
-        register_build_info(&mut registry, "marketplace", env!("CARGO_PKG_VERSION"));
-        bookshop_common::telemetry::register_metrics(&mut registry);
+        let mut registry = bookshop_common::metrics::registry("marketplace");
         let r = &mut registry;
         Metrics {
             requests: register(
@@ -157,9 +92,9 @@ impl Metrics {
             registry,
         }
     }
+}
 
-    /// Counts one answered HTTP request; `method` and `route` are fixed labels (see
-    /// [`route_label`](crate::routes::route_label)), never raw request text.
+impl Metrics {
     pub fn observe_request(
         &self,
         method: &'static str,
@@ -167,73 +102,26 @@ impl Metrics {
         status: u16,
         seconds: f64,
     ) {
-        self.request_seconds
-            .get_or_create(&HttpRouteLabels { method, route })
-            .observe(seconds);
-        self.requests
-            .get_or_create(&HttpLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
+        let route = [("method", method), ("route", route)];
+        self.request_seconds.get_or_create(&route).observe(seconds);
+        self.requests.get_or_create(&(route, [("status", status)])).inc();
     }
 
-    /// Counts one attempt of a call to Recommendations. `code` is the gRPC status code name
-    /// (`OK`, `UNAVAILABLE`, …; `CLIENT_TIMEOUT` when our own guard gave up).
-    pub fn observe_call(&self, method: GrpcMethod, code: &'static str, seconds: f64) {
-        let (grpc_service, grpc_method) = (method.service, method.method);
-        self.call_seconds
-            .get_or_create(&GrpcMethodLabels {
-                grpc_service,
-                grpc_method,
-            })
-            .observe(seconds);
-        self.calls
-            .get_or_create(&GrpcLabels {
-                grpc_service,
-                grpc_method,
-                grpc_code: code,
-            })
-            .inc();
+    /// One attempt of a call: `service/method`, and the code (a gRPC code's name,
+    /// `CLIENT_TIMEOUT` when our own guard gave up, `NO_REPLICAS`).
+    pub fn observe_call(
+        &self,
+        method: (&'static str, &'static str),
+        code: &'static str,
+        seconds: f64,
+    ) {
+        let method = [("grpc_service", method.0), ("grpc_method", method.1)];
+        self.call_seconds.get_or_create(&method).observe(seconds);
+        let [service, method] = method;
+        self.calls.get_or_create(&[service, method, ("grpc_code", code)]).inc();
     }
 
-    /// Counts a retry on another replica.
-    pub fn observe_retry(&self) {
-        self.retries.inc();
-    }
-
-    /// The metrics as text, with the replica gauges read from `pool` now.
-    pub fn render(&self, pool: &ReplicaPool) -> String {
-        let states = pool.states();
-        let ejected = states.iter().filter(|s| s.ejected).count();
-        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.replicas
-            .get_or_create(&ReplicaLabels { state: "serving" })
-            .set(count(states.len() - ejected));
-        self.replicas
-            .get_or_create(&ReplicaLabels { state: "ejected" })
-            .set(count(ejected));
+    pub fn render(&self) -> String {
         render(&self.registry)
-    }
-}
-
-/// `GET /metrics`: the Prometheus text.
-#[derive(Debug, Clone)]
-pub struct MetricsHandler {
-    /// The metrics.
-    pub metrics: Arc<Metrics>,
-    /// The replica pool, for the replica gauges.
-    pub pool: ReplicaPool,
-}
-
-#[handler]
-impl MetricsHandler {
-    async fn handle(&self, res: &mut Response) {
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res.body(self.metrics.render(&self.pool));
     }
 }

@@ -1,7 +1,6 @@
-//! The Marketplace's configuration: defaults, then an optional TOML file, then the seed's
-//! `RECOMMENDATIONS_HOST`, then `MARKETPLACE__…` environment variables, then command-line flags
-//! (see `docs/configuration.md`). Loading and its error messages are
-//! [`bookshop_common::settings`]'s; this module holds the keys, their types and their checks.
+//! The Marketplace's configuration: defaults, then an optional TOML file, then the tutorial's
+//! `RECOMMENDATIONS_HOST`, then `MARKETPLACE__…` variables, then flags (docs/configuration.md).
+//! Loading and its errors are [`bookshop_common::settings`]'s; here are the keys and checks.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -9,70 +8,58 @@ use bookshop_common::{
     net::{HostPort, check_host},
     settings::{Invalid, Layered, at_least, comma_list, millis},
 };
-use serde::{Deserialize, Serialize};
-
 use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{params::MAX_RESULTS_RANGE, user_cookie::SecureCookies};
+use crate::{book::MAX_RESULTS, categories::category_key};
 
-/// The environment prefix: `MARKETPLACE__SERVER__PORT` sets `server.port`.
 pub const ENV_PREFIX: &str = "MARKETPLACE";
 
-/// The seed's variable naming the Recommendations host. Honoured below `MARKETPLACE__…`.
-///
-/// Its sibling `RECOMMENDATIONS_PORT` is deliberately **not** read: Kubernetes sets it to
-/// `tcp://10.x.y.z:50051` in every pod beside a Service named `recommendations`.
-pub const LEGACY_HOST_VARIABLE: &str = "RECOMMENDATIONS_HOST";
-
-/// All settings. Unknown keys are errors, so a misspelt key is reported instead of ignored.
+/// Unknown keys are errors, so a misspelt key is reported instead of ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// The HTTP listener.
     pub server: ServerSettings,
-    /// Where Recommendations is and how long to wait for it.
     pub recommendations: RecommendationsSettings,
-    /// What the home page shows when the request does not say.
     pub homepage: HomepageSettings,
 }
 
-/// `[server]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
-    /// Address to bind (`0.0.0.0` for all IPv4 interfaces, `::` for IPv6 too).
     pub host: String,
-    /// HTTP port (0 picks a free port).
     pub port: u16,
     /// How long in-flight requests may take to finish after a stop signal.
     #[serde(rename = "shutdown_timeout_ms", with = "millis")]
     pub shutdown_timeout: Duration,
-    /// How long a client may take to send a request's head (line and headers): bounds
-    /// slow-header (Slowloris) clients, including one that connects and sends nothing.
+    /// How long a client may take to send a request's head: bounds slow-header clients.
     #[serde(rename = "header_read_timeout_ms", with = "millis")]
     pub header_read_timeout: Duration,
-    /// How long a connection may stay without any read or write before it is closed
-    /// (keep-alive connections between requests, stalled clients).
+    /// How long a connection may stay without any read or write.
     #[serde(rename = "idle_timeout_ms", with = "millis")]
     pub idle_timeout: Duration,
-    /// The most connections served at once; beyond it new connections wait in the OS backlog.
     pub max_connections: usize,
-    /// The most live-catalog event streams (`GET /events`) open at once, each holding a
-    /// connection; beyond it, 503. Below `max_connections`, so pages are served whatever the
-    /// number of open browsers.
+    /// Open `GET /events` streams at most, each holding a connection; beyond it, 503.
     pub max_event_streams: usize,
-    /// After a stop signal, how long to go on serving (and accepting) while closing each
-    /// connection after its next answer, before in-flight requests get `shutdown_timeout_ms`:
-    /// a request that arrives on a kept-alive connection just then is answered, not dropped.
+    /// After a stop signal, how long to go on serving while each answer closes its connection,
+    /// so that a request arriving on a kept-alive connection just then is answered.
     #[serde(rename = "drain_ms", with = "millis")]
     pub drain: Duration,
-    /// When the user id cookie is `Secure`: `auto` (the request came over HTTPS, as a trusted
-    /// proxy says), `always` or `never`.
     pub secure_cookies: SecureCookies,
-    /// The proxies (networks, `10.0.0.0/8`) whose `X-Forwarded-Proto` is believed; from
-    /// anyone else it is ignored.
+    /// The proxies whose `X-Forwarded-Proto` is believed.
     #[serde(with = "comma_list")]
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// When the user id cookie is `Secure`: `auto` is when the request came over HTTPS, as a
+/// trusted proxy says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecureCookies {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 impl Default for ServerSettings {
@@ -92,35 +79,27 @@ impl Default for ServerSettings {
     }
 }
 
-/// `[recommendations]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendationsSettings {
-    /// Host name or IP address of the Recommendations service (no port, no scheme).
+    /// A host name or IP address, no port, no scheme.
     pub host: String,
-    /// Its gRPC port.
     pub port: u16,
-    /// The deadline of one call, sent to the server as `grpc-timeout`.
+    /// The deadline of one call, sent as `grpc-timeout`.
     #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
-    /// How long to wait for a TCP connection to be set up.
     #[serde(rename = "connect_timeout_ms", with = "millis")]
     pub connect_timeout: Duration,
     /// The `Retry-After` of the 503 answered while Recommendations is unavailable.
     pub retry_after_secs: u32,
-    /// Replica addresses; when set, used instead of `host` and `port`. Each name is resolved
-    /// too, so one entry may stand for several replicas. Written as one `host:port` string
-    /// separated by commas (as in a variable) or as a TOML array.
+    /// Replica addresses, used instead of `host` and `port` when set; each name is resolved.
     #[serde(with = "comma_list")]
     pub addresses: Vec<HostPort>,
-    /// How often the replica addresses are resolved again.
     #[serde(rename = "resolve_interval_ms", with = "millis")]
     pub resolve_interval: Duration,
-    /// How long a connection to a replica may go without traffic before it is probed: HTTP/2
-    /// pings while calls are in flight, TCP keepalive probes while it is idle.
+    /// How long a connection may go without traffic before it is probed.
     #[serde(rename = "keepalive_ms", with = "millis")]
     pub keepalive: Duration,
-    /// TLS to Recommendations (off unless `ca_path` is set).
     pub tls: ClientTlsSettings,
 }
 
@@ -141,53 +120,36 @@ impl Default for RecommendationsSettings {
 }
 
 impl RecommendationsSettings {
-    /// What to resolve: the `addresses` list if set, else `host` and `port`.
+    /// What to resolve: the `addresses` if set, else `host` and `port`.
     pub fn targets(&self) -> Vec<HostPort> {
-        if self.addresses.is_empty() {
-            vec![HostPort {
-                host: self.host.clone(),
-                port: self.port,
-            }]
-        } else {
-            self.addresses.clone()
+        match self.addresses.is_empty() {
+            true => vec![HostPort { host: self.host.clone(), port: self.port }],
+            false => self.addresses.clone(),
         }
-    }
-
-    /// The name Recommendations' certificate is checked against.
-    pub fn tls_server_name(&self) -> String {
-        self.tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| self.host.clone())
     }
 }
 
-/// `[recommendations.tls]`: TLS to Recommendations when `ca_path` is set; mutual TLS when the
-/// client certificate and key are set too. Files are PEM.
+/// TLS to Recommendations when `ca_path` is set; mutual TLS with the client certificate and key
+/// too. PEM files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTlsSettings {
-    /// The CA that signed Recommendations' certificate (the only one trusted).
     pub ca_path: Option<PathBuf>,
-    /// The name Recommendations' certificate must carry as a subjectAltName; default:
+    /// The subjectAltName Recommendations' certificate must carry; default:
     /// `recommendations.host`.
     pub server_name: Option<String>,
-    /// The Marketplace's client certificate, for mutual TLS.
     pub cert_path: Option<PathBuf>,
-    /// Its private key.
     pub key_path: Option<PathBuf>,
 }
 
-/// `[homepage]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomepageSettings {
-    /// The category key of `GET /`, in the spellings `?category=` takes (`Science-Fiction` is
-    /// `science_fiction`). Any well-formed key: categories are the catalog's, so whether it
-    /// has this one is only known at run time (the first category is shown while it has not).
-    #[serde(with = "category")]
+    /// The category of `GET /`, in the spellings `?category=` takes; any well-formed key, as
+    /// categories are the catalog's (the first is shown while it has not this one).
+    #[serde(deserialize_with = "home_category")]
     pub category: String,
-    /// How many books to ask for when the request has no `max_results` (1 to 50).
+    /// Books asked for when the request does not say.
     pub max_results: u32,
     /// The user id sent when the request has neither `?user_id=` nor a valid cookie.
     pub user_id: i32,
@@ -195,95 +157,76 @@ pub struct HomepageSettings {
 
 impl Default for HomepageSettings {
     fn default() -> Self {
-        HomepageSettings {
-            category: "mystery".into(),
-            max_results: 3,
-            user_id: 1,
-        }
+        HomepageSettings { category: "mystery".into(), max_results: 3, user_id: 1 }
     }
 }
 
-impl Settings {
-    /// The server's limits on slow or idle clients.
-    pub fn fuse(&self) -> salvo::fuse::FuseConfig {
-        salvo::fuse::FuseConfig::default()
-            .with_http1_header_timeout(self.server.header_read_timeout)
-            .with_connection_idle_timeout(self.server.idle_timeout)
-            .with_write_stall_timeout(self.server.idle_timeout)
-            .with_request_body_timeout(self.server.header_read_timeout)
-    }
+fn home_category<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    category_key(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{text:?} cannot be a category key: use a snake_case key of catalog.toml (lower-case \
+             letters, digits and `_`, starting with a letter, at most {} characters), such as \
+             mystery",
+            bookshop_proto::MAX_CATEGORY_KEY_CHARS
+        ))
+    })
 }
 
 impl Layered for Settings {
     const PREFIX: &'static str = ENV_PREFIX;
+    /// Its sibling `RECOMMENDATIONS_PORT` is not read: Kubernetes sets it to `tcp://…` in
+    /// every pod beside a Service named `recommendations`.
     const ALIASES: &'static [(&'static str, &'static str)] =
-        &[(LEGACY_HOST_VARIABLE, "recommendations.host")];
+        &[("RECOMMENDATIONS_HOST", "recommendations.host")];
 
     fn validate(&self) -> Result<(), Invalid> {
-        let home = &self.homepage;
-        if !MAX_RESULTS_RANGE.contains(&home.max_results) {
-            let (min, max) = (MAX_RESULTS_RANGE.start(), MAX_RESULTS_RANGE.end());
-            let problem = format!("must be between {min} and {max}");
-            return Err(Invalid::new("homepage.max_results", problem));
+        let (server, home, rec, tls) =
+            (&self.server, &self.homepage, &self.recommendations, &self.recommendations.tls);
+        let ms = Duration::from_millis;
+        if !MAX_RESULTS.contains(&home.max_results) {
+            let (min, max) = (MAX_RESULTS.start(), MAX_RESULTS.end());
+            return Err(Invalid::new(
+                "homepage.max_results",
+                format!("must be between {min} and {max}"),
+            ));
         }
         if home.user_id < 1 {
             return Err(Invalid::new("homepage.user_id", "must be at least 1"));
         }
-        if self.server.host.trim().is_empty() {
+        if server.host.trim().is_empty() {
             return Err(Invalid::new("server.host", "must name an address"));
         }
-        if self.server.max_connections == 0 {
+        if server.max_connections == 0 {
             return Err(Invalid::new("server.max_connections", "must be at least 1"));
         }
-        if self.server.max_event_streams >= self.server.max_connections {
+        if server.max_event_streams >= server.max_connections {
+            let max = server.max_connections;
             let problem = format!(
-                "must be below server.max_connections ({}), so that pages are still served \
-                 when every event stream is open",
-                self.server.max_connections
+                "must be below server.max_connections ({max}), so that pages are still served when every event stream is open"
             );
             return Err(Invalid::new("server.max_event_streams", problem));
         }
-        let ms = Duration::from_millis;
-        at_least(
-            "server.header_read_timeout_ms",
-            self.server.header_read_timeout,
-            ms(1),
-        )?;
-        at_least("server.idle_timeout_ms", self.server.idle_timeout, ms(1))?;
-
-        let rec = &self.recommendations;
+        at_least("server.header_read_timeout_ms", server.header_read_timeout, ms(1))?;
+        at_least("server.idle_timeout_ms", server.idle_timeout, ms(1))?;
         check_host(&rec.host).map_err(|problem| {
-            let hint = if problem.contains("port") {
-                "; set recommendations.port"
-            } else {
-                ""
-            };
+            let hint = if problem.contains("port") { "; set recommendations.port" } else { "" };
             Invalid::new("recommendations.host", format!("{problem}{hint}"))
         })?;
         if rec.port == 0 {
-            let problem = format!("must be between 1 and {}", u16::MAX);
-            return Err(Invalid::new("recommendations.port", problem));
+            return Err(Invalid::new(
+                "recommendations.port",
+                format!("must be between 1 and {}", u16::MAX),
+            ));
         }
         at_least("recommendations.timeout_ms", rec.timeout, ms(1))?;
-        at_least(
-            "recommendations.connect_timeout_ms",
-            rec.connect_timeout,
-            ms(1),
-        )?;
-        at_least(
-            "recommendations.resolve_interval_ms",
-            rec.resolve_interval,
-            ms(100),
-        )?;
+        at_least("recommendations.connect_timeout_ms", rec.connect_timeout, ms(1))?;
+        at_least("recommendations.resolve_interval_ms", rec.resolve_interval, ms(100))?;
         // TCP keepalive counts whole seconds.
         at_least("recommendations.keepalive_ms", rec.keepalive, ms(1000))?;
         if rec.retry_after_secs == 0 {
-            return Err(Invalid::new(
-                "recommendations.retry_after_secs",
-                "must be at least 1",
-            ));
+            return Err(Invalid::new("recommendations.retry_after_secs", "must be at least 1"));
         }
-        let tls = &rec.tls;
         match (&tls.cert_path, &tls.key_path) {
             (Some(_), None) => {
                 return Err(Invalid::new(
@@ -300,55 +243,26 @@ impl Layered for Settings {
             _ => {}
         }
         if tls.ca_path.is_none() && (tls.cert_path.is_some() || tls.server_name.is_some()) {
-            return Err(Invalid::new(
-                "recommendations.tls.ca_path",
-                "must be set to use TLS (the CA that signed Recommendations' certificate)",
-            ));
+            let problem =
+                "must be set to use TLS (the CA that signed Recommendations' certificate)";
+            return Err(Invalid::new("recommendations.tls.ca_path", problem));
         }
         if tls.ca_path.is_some()
             && tls.server_name.is_none()
             && rec.host.parse::<std::net::IpAddr>().is_ok()
         {
-            return Err(Invalid::new(
-                "recommendations.tls.server_name",
-                "must be set when recommendations.host is an IP address: the name in \
-                 Recommendations' certificate",
-            ));
+            let problem = "must be set when recommendations.host is an IP address: the name in Recommendations' certificate";
+            return Err(Invalid::new("recommendations.tls.server_name", problem));
         }
         Ok(())
-    }
-}
-
-/// `homepage.category` as its key, read in the spellings `?category=` takes.
-mod category {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(key: &str, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(key)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<String, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        crate::params::category_key(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "{text:?} cannot be a category key: use a snake_case key of catalog.toml \
-                 (lower-case letters, digits and `_`, starting with a letter, at most {} \
-                 characters), such as mystery",
-                bookshop_proto::MAX_CATEGORY_KEY_CHARS
-            ))
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use bookshop_common::{
-        settings::env_variable,
-        testing::{assert_mentions, load_settings, settings_error},
-    };
+    use bookshop_common::settings::env_variable;
+    use bookshop_testing::{assert_mentions, load_settings, settings_error};
 
     use super::*;
 
@@ -381,10 +295,7 @@ mod tests {
         assert_eq!(s.recommendations.host, "from-file");
         assert_eq!(s.recommendations.timeout, Duration::from_millis(250));
         assert_eq!(s.homepage.category, "self_help");
-        assert_eq!(
-            s.recommendations.port, 50051,
-            "keys left out keep their defaults"
-        );
+        assert_eq!(s.recommendations.port, 50051, "keys left out keep their defaults");
 
         let legacy = [("RECOMMENDATIONS_HOST", "legacy")];
         let s = loaded(Some(file), &legacy);
@@ -408,10 +319,7 @@ mod tests {
         ];
         let s = load_settings::<Settings>(Some(file), &vars, &flags).unwrap();
         assert_eq!(s.server.port, 8000);
-        assert_eq!(
-            (s.recommendations.host.as_str(), s.recommendations.port),
-            ("from-flag", 9000)
-        );
+        assert_eq!((s.recommendations.host.as_str(), s.recommendations.port), ("from-flag", 9000));
     }
 
     #[test]
@@ -447,12 +355,8 @@ mod tests {
     #[test]
     fn a_malformed_category_names_the_key_the_value_the_variable_and_the_rule() {
         let err = error(None, &[("MARKETPLACE__HOMEPAGE__CATEGORY", "fan tasy")]);
-        let parts = [
-            "homepage.category",
-            "fan tasy",
-            "MARKETPLACE__HOMEPAGE__CATEGORY",
-            "snake_case",
-        ];
+        let parts =
+            ["homepage.category", "fan tasy", "MARKETPLACE__HOMEPAGE__CATEGORY", "snake_case"];
         assert_mentions(&err, &parts);
         let err = error(Some("[homepage]\ncategory = \"<poetry>\"\n"), &[]);
         assert_mentions(&err, &["<poetry>", "settings.toml"]);
@@ -471,44 +375,27 @@ mod tests {
             ("MARKETPLACE__SERVER__MAX_EVENT_STREAMS", "100"),
         ];
         let err = error(None, &vars);
-        assert_mentions(
-            &err,
-            &["server.max_event_streams", "100", "max_connections"],
-        );
+        assert_mentions(&err, &["server.max_event_streams", "100", "max_connections"]);
     }
 
     #[test]
     fn addresses_are_parsed_once_from_a_list_or_a_string() {
         let vars = [("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1, [::1]:2,")];
         let s = loaded(None, &vars);
-        let targets: Vec<String> = s
-            .recommendations
-            .targets()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let targets: Vec<String> =
+            s.recommendations.targets().iter().map(ToString::to_string).collect();
         assert_eq!(targets, ["a:1", "[::1]:2"]);
         let file = "[recommendations]\naddresses = [\"b:3\"]\n";
         let s = loaded(Some(file), &[]);
         assert_eq!(s.recommendations.targets()[0].to_string(), "b:3");
-        let err = error(
-            None,
-            &[("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1,b")],
-        );
-        assert_mentions(
-            &err,
-            &["recommendations.addresses", "\"b\" must be host:port"],
-        );
+        let err = error(None, &[("MARKETPLACE__RECOMMENDATIONS__ADDRESSES", "a:1,b")]);
+        assert_mentions(&err, &["recommendations.addresses", "\"b\" must be host:port"]);
     }
 
     #[test]
     fn a_host_with_a_port_or_a_scheme_is_refused_with_a_hint() {
         let err = error(None, &[("RECOMMENDATIONS_HOST", "recommendations:50051")]);
-        let parts = [
-            "recommendations.host",
-            "RECOMMENDATIONS_HOST",
-            "recommendations.port",
-        ];
+        let parts = ["recommendations.host", "RECOMMENDATIONS_HOST", "recommendations.port"];
         assert_mentions(&err, &parts);
         let err = error(None, &[("MARKETPLACE__RECOMMENDATIONS__HOST", "http://x")]);
         assert_mentions(&err, &["scheme"]);
@@ -529,19 +416,13 @@ mod tests {
             assert_mentions(&error(None, &[(&variable, "0")]), &[key, &variable]);
         }
         // TCP keepalive counts whole seconds; 999 would silently become something else.
-        let err = error(
-            None,
-            &[("MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS", "999")],
-        );
+        let err = error(None, &[("MARKETPLACE__RECOMMENDATIONS__KEEPALIVE_MS", "999")]);
         assert_mentions(&err, &["recommendations.keepalive_ms", "999"]);
     }
 
     #[test]
     fn tls_files_come_in_pairs_and_need_a_ca() {
-        let err = error(
-            None,
-            &[("MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")],
-        );
+        let err = error(None, &[("MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem")]);
         assert_mentions(&err, &["recommendations.tls.cert_path"]);
         let vars = [
             ("MARKETPLACE__RECOMMENDATIONS__TLS__CERT_PATH", "/c.pem"),
@@ -560,11 +441,7 @@ mod tests {
     fn all_keys() -> Vec<(String, bool)> {
         fn walk(prefix: &str, value: &toml::Value, keys: &mut Vec<(String, bool)>) {
             for (name, child) in value.as_table().unwrap() {
-                let key = if prefix.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{prefix}.{name}")
-                };
+                let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
                 match child {
                     toml::Value::Table(_) => walk(&key, child, keys),
                     _ => keys.push((key, false)),
@@ -572,11 +449,7 @@ mod tests {
             }
         }
         let mut keys = Vec::new();
-        walk(
-            "",
-            &toml::Value::try_from(Settings::default()).unwrap(),
-            &mut keys,
-        );
+        walk("", &toml::Value::try_from(Settings::default()).unwrap(), &mut keys);
         // Options unset by default are not serialized; the TLS ones are the only ones.
         for name in ["ca_path", "server_name", "cert_path", "key_path"] {
             keys.push((format!("recommendations.tls.{name}"), true));
@@ -595,16 +468,12 @@ mod tests {
             let name = key.rsplit('.').next().unwrap();
             let present = if unset {
                 // Unset by default: shown commented out.
-                example
-                    .lines()
-                    .any(|l| l.trim_start().starts_with(&format!("# {name} =")))
+                example.lines().any(|l| l.trim_start().starts_with(&format!("# {name} =")))
             } else {
                 let mut value = Some(&parsed);
                 let parts: Vec<&str> = key.split('.').collect();
                 for part in &parts[..parts.len() - 1] {
-                    value = value
-                        .and_then(|t| t.get(*part))
-                        .and_then(toml::Value::as_table);
+                    value = value.and_then(|t| t.get(*part)).and_then(toml::Value::as_table);
                 }
                 value.is_some_and(|t| t.contains_key(name))
             };
@@ -618,10 +487,7 @@ mod tests {
         let marketplace = &docs[docs.find("## Marketplace").unwrap()..];
         for (key, _) in all_keys() {
             let variable = env_variable(ENV_PREFIX, &key);
-            assert!(
-                marketplace.contains(&format!("`{key}`")),
-                "{key} undocumented"
-            );
+            assert!(marketplace.contains(&format!("`{key}`")), "{key} undocumented");
             assert!(marketplace.contains(&variable), "{variable} undocumented");
         }
     }

@@ -48,18 +48,13 @@ pub const MAX_CATEGORY_KEY_CHARS: usize = 40;
 pub fn is_category_key(key: &str) -> bool {
     key.starts_with(|c: char| c.is_ascii_lowercase())
         && key.len() <= MAX_CATEGORY_KEY_CHARS
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl BookCategory {
     /// Every category, in enum order.
-    pub const ALL: [BookCategory; 3] = [
-        BookCategory::Mystery,
-        BookCategory::ScienceFiction,
-        BookCategory::SelfHelp,
-    ];
+    pub const ALL: [BookCategory; 3] =
+        [BookCategory::Mystery, BookCategory::ScienceFiction, BookCategory::SelfHelp];
 
     /// The snake_case name used in `catalog.toml`, in URLs and in configuration.
     pub fn key(self) -> &'static str {

@@ -61,10 +61,7 @@ impl Catalog {
     /// `origin` names the file in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
         let categories = parse::categories(text, origin)?;
-        Ok(Catalog {
-            categories,
-            hash: bookshop_common::fnv1a(text.as_bytes()),
-        })
+        Ok(Catalog { categories, hash: bookshop_common::fnv1a(text.as_bytes()) })
     }
 
     /// Reads and parses a file, refusing one over `max_bytes` before reading it.
@@ -110,11 +107,8 @@ impl Catalog {
 
     /// `mystery: 3, science_fiction: 3`: books per category, for logs.
     pub fn summary(&self) -> String {
-        let counts: Vec<String> = self
-            .categories
-            .iter()
-            .map(|c| format!("{}: {}", c.key, c.books.len()))
-            .collect();
+        let counts: Vec<String> =
+            self.categories.iter().map(|c| format!("{}: {}", c.key, c.books.len())).collect();
         counts.join(", ")
     }
 }
@@ -125,20 +119,10 @@ pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     let catalog = Catalog::load(path, max_bytes).map_err(|error| error.to_string())?;
     let (books, categories) = (catalog.len(), catalog.categories().len());
     let hash = catalog.short_hash();
-    let mut report = format!(
-        "{}: OK, {books} books in {categories} categories, hash {hash}",
-        path.display()
-    );
-    for Category {
-        key,
-        names: [en, ru],
-        books,
-    } in catalog.categories()
-    {
-        report.push_str(&format!(
-            "\n  {key}: {} books; en {en:?}, ru {ru:?}",
-            books.len()
-        ));
+    let mut report =
+        format!("{}: OK, {books} books in {categories} categories, hash {hash}", path.display());
+    for Category { key, names: [en, ru], books } in catalog.categories() {
+        report.push_str(&format!("\n  {key}: {} books; en {en:?}, ru {ru:?}", books.len()));
     }
     Ok(report)
 }
@@ -151,20 +135,15 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
         resolved: resolved(path),
         source,
     };
-    let too_large = |size| CatalogError::TooLarge {
-        path: path.display().to_string(),
-        size,
-        limit: max_bytes,
-    };
+    let too_large =
+        |size| CatalogError::TooLarge { path: path.display().to_string(), size, limit: max_bytes };
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size > max_bytes {
         return Err(too_large(size));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
     match bytes.len() as u64 > max_bytes {
         true => Err(too_large(bytes.len() as u64)),
         false => Ok(bytes),
@@ -177,10 +156,7 @@ pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
         let location = Location::from_span(origin, &text, valid);
-        CatalogError::Invalid {
-            location,
-            problem: Problem::NotUtf8,
-        }
+        CatalogError::Invalid { location, problem: Problem::NotUtf8 }
     })
 }
 
@@ -188,11 +164,7 @@ pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
 fn resolved(path: &Path) -> String {
     match std::env::current_dir() {
         Ok(cwd) if path.is_relative() => {
-            format!(
-                " ({}, from the working directory {})",
-                cwd.join(path).display(),
-                cwd.display()
-            )
+            format!(" ({}, from the working directory {})", cwd.join(path).display(), cwd.display())
         }
         _ => String::new(),
     }
@@ -239,10 +211,7 @@ pub enum CatalogError {
     )]
     TooLarge { path: String, size: u64, limit: u64 },
     #[error("{location}: {problem}")]
-    Invalid {
-        location: Location,
-        problem: Problem,
-    },
+    Invalid { location: Location, problem: Problem },
 }
 
 /// The rule a catalog broke, and how to fix it.
@@ -252,20 +221,13 @@ pub enum Problem {
     #[error("{0}")]
     Toml(String),
     #[error("`{category}` must be an array of tables (`[[{category}]]` entries), found {found}")]
-    NotAnArrayOfTables {
-        category: String,
-        found: &'static str,
-    },
+    NotAnArrayOfTables { category: String, found: &'static str },
     #[error("unknown field `{0}` in a book; expected `id`, `title` and optionally `author`")]
     UnknownField(String),
     #[error("the book has no `{0}`")]
     MissingField(&'static str),
     #[error("`{field}` must be {expected}, found {found}")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-        found: &'static str,
-    },
+    WrongType { field: &'static str, expected: &'static str, found: &'static str },
     #[error("the catalog is not valid UTF-8")]
     NotUtf8,
     #[error(
@@ -298,11 +260,7 @@ pub enum Problem {
     #[error("`title` must not be empty")]
     EmptyTitle,
     #[error("`{field}` is {chars} characters long; the limit is {limit}")]
-    TextTooLong {
-        field: &'static str,
-        chars: usize,
-        limit: usize,
-    },
+    TextTooLong { field: &'static str, chars: usize, limit: usize },
     /// C0 other than tab, DEL, or C1.
     #[error("`{field}` contains the control character U+{code:04X}; remove it (a tab is allowed)")]
     ControlCharacter { field: &'static str, code: u32 },
@@ -358,20 +316,13 @@ title = "Автостопом по галактике"
         let text = include_str!("../../catalog.toml");
         let catalog = Catalog::from_toml_str(text, "catalog.toml").unwrap();
         assert_eq!(catalog.len(), 9);
-        let keys: Vec<&str> = catalog
-            .categories()
-            .iter()
-            .map(|c| c.key.as_str())
-            .collect();
+        let keys: Vec<&str> = catalog.categories().iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["mystery", "science_fiction", "self_help"]);
         for category in catalog.categories() {
             assert_eq!(category.books.len(), 3, "{}", category.key);
         }
-        let sf: Vec<_> = catalog
-            .books("science_fiction")
-            .iter()
-            .map(|b| b.title.as_str())
-            .collect();
+        let sf: Vec<_> =
+            catalog.books("science_fiction").iter().map(|b| b.title.as_str()).collect();
         assert!(sf.contains(&"Автостопом по галактике"));
         assert!(sf.contains(&"Игра Эндера"));
     }
@@ -401,16 +352,8 @@ title = "Автостопом по галактике"
     fn the_names_block_names_and_orders_categories() {
         let text = "[[mystery]]\nid = 1\ntitle = \"m\"\n\n[[poetry]]\nid = 2\ntitle = \"p\"\n\n[[drama]]\nid = 3\ntitle = \"d\"\n\n[categories.poetry]\nen = \"Verse\"\nru = \"Стихи\"\norder = 1\n\n[categories.mystery]\norder = 2\n";
         let catalog = Catalog::from_toml_str(text, "c").unwrap();
-        let keys: Vec<&str> = catalog
-            .categories()
-            .iter()
-            .map(|c| c.key.as_str())
-            .collect();
-        assert_eq!(
-            keys,
-            ["poetry", "mystery", "drama"],
-            "ordered ones first, then file order"
-        );
+        let keys: Vec<&str> = catalog.categories().iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["poetry", "mystery", "drama"], "ordered ones first, then file order");
         assert_eq!(catalog.categories()[0].names, ["Verse", "Стихи"]);
         assert_eq!(catalog.categories()[1].names, ["Mystery", "Детективы"]);
     }
@@ -420,10 +363,7 @@ title = "Автостопом по галактике"
         for key in ["Romance", "sci-fi", "9lives", "\"with space\""] {
             let (at, problem) = problem(&format!("[[{key}]]\nid = 1\ntitle = \"x\"\n"));
             assert_eq!((at.line, at.column), (1, 3), "{key}");
-            assert!(
-                matches!(problem, Problem::BadCategoryKey(_)),
-                "{key}: {problem:?}"
-            );
+            assert!(matches!(problem, Problem::BadCategoryKey(_)), "{key}: {problem:?}");
         }
         let long = "a".repeat(MAX_KEY_CHARS + 1);
         let (_, problem) = problem(&format!("[[{long}]]\nid = 1\ntitle = \"x\"\n"));
@@ -436,26 +376,15 @@ title = "Автостопом по галактике"
             .map(|n| format!("[[shelf_{n}]]\nid = {}\ntitle = \"x\"\n", n + 1))
             .collect();
         let (at, problem) = problem(&text);
-        assert_eq!(
-            (at.line, problem),
-            (3 * MAX_CATEGORIES + 1, Problem::TooManyCategories)
-        );
+        assert_eq!((at.line, problem), (3 * MAX_CATEGORIES + 1, Problem::TooManyCategories));
     }
 
     #[test]
     fn bad_names_are_errors_at_their_place() {
         let book = "[[poetry]]\nid = 1\ntitle = \"x\"\n";
         let cases = [
-            (
-                "[categories.poetyr]\nen = \"P\"\n",
-                4,
-                Problem::NamesNoCategory("poetyr".into()),
-            ),
-            (
-                "[categories.poetry]\nde = \"P\"\n",
-                5,
-                Problem::UnknownNameField("de".into()),
-            ),
+            ("[categories.poetyr]\nen = \"P\"\n", 4, Problem::NamesNoCategory("poetyr".into())),
+            ("[categories.poetry]\nde = \"P\"\n", 5, Problem::UnknownNameField("de".into())),
             ("[categories.poetry]\nen = \" \"\n", 5, Problem::EmptyName),
         ];
         for (names, line, expected) in cases {
@@ -465,19 +394,11 @@ title = "Автостопом по галактике"
         let (at, not_a_table) = self::problem(&format!("categories = 3\n{book}"));
         let expected = Problem::NotANamesTable { found: "integer" };
         assert_eq!((at.line, not_a_table), (1, expected));
-        let long = format!(
-            "{book}[categories.poetry]\nen = \"{}\"\n",
-            "p".repeat(MAX_NAME_CHARS + 1)
-        );
-        assert!(matches!(
-            problem(&long).1,
-            Problem::TextTooLong { field: "name", .. }
-        ));
+        let long =
+            format!("{book}[categories.poetry]\nen = \"{}\"\n", "p".repeat(MAX_NAME_CHARS + 1));
+        assert!(matches!(problem(&long).1, Problem::TextTooLong { field: "name", .. }));
         let control = format!("{book}[categories.poetry]\nru = \"a\\u0007\"\n");
-        assert!(matches!(
-            problem(&control).1,
-            Problem::ControlCharacter { field: "name", .. }
-        ));
+        assert!(matches!(problem(&control).1, Problem::ControlCharacter { field: "name", .. }));
     }
 
     #[test]
@@ -486,11 +407,7 @@ title = "Автостопом по галактике"
         assert_eq!(at.line, 2);
         assert_eq!(
             problem,
-            Problem::WrongType {
-                field: "id",
-                expected: "a positive integer",
-                found: "string"
-            }
+            Problem::WrongType { field: "id", expected: "a positive integer", found: "string" }
         );
         let (at, problem) = self::problem("[[mystery]]\nid = 1\ntitle = 12\n");
         assert_eq!(at.line, 3);
@@ -499,10 +416,7 @@ title = "Автостопом по галактике"
         assert_eq!(at.line, 2);
         assert_eq!(
             problem,
-            Problem::NotAnArrayOfTables {
-                category: "mystery".into(),
-                found: "string"
-            }
+            Problem::NotAnArrayOfTables { category: "mystery".into(), found: "string" }
         );
     }
 
@@ -554,25 +468,15 @@ title = "Автостопом по галактике"
             }
             other => panic!("{other:?}"),
         }
-        let message = Catalog::from_toml_str(text, "catalog.toml")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            message,
-            "catalog.toml:6:6: duplicate id 7, first used at catalog.toml:2:6"
-        );
+        let message = Catalog::from_toml_str(text, "catalog.toml").unwrap_err().to_string();
+        assert_eq!(message, "catalog.toml:6:6: duplicate id 7, first used at catalog.toml:2:6");
     }
 
     #[test]
     fn a_duplicate_id_is_reported_at_the_later_book_in_file_order() {
         let text = "[[mystery]]\nid = 1\ntitle = \"a\"\n\n[[science_fiction]]\nid = 4\ntitle = \"b\"\n\n[[mystery]]\nid = 4\ntitle = \"c\"\n";
-        let message = Catalog::from_toml_str(text, "catalog.toml")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            message,
-            "catalog.toml:10:6: duplicate id 4, first used at catalog.toml:6:6"
-        );
+        let message = Catalog::from_toml_str(text, "catalog.toml").unwrap_err().to_string();
+        assert_eq!(message, "catalog.toml:10:6: duplicate id 4, first used at catalog.toml:6:6");
     }
 
     #[test]
@@ -606,10 +510,7 @@ title = "Автостопом по галактике"
         // An error far down the file names its real line.
         let bad = format!("{text}[[mystery]]\nid = 0\ntitle = \"x\"\n");
         let (at, problem) = self::problem(&bad);
-        assert_eq!(
-            (at.line, problem),
-            (4 * 3000 + 5, Problem::NonPositiveId(0))
-        );
+        assert_eq!((at.line, problem), (4 * 3000 + 5, Problem::NonPositiveId(0)));
         // A key defined at the top and again far below is a duplicate, as in one document.
         let (at, problem) = self::problem(&format!("self_help = []\n{text}"));
         assert_eq!(problem, Problem::DuplicateKey("self_help".into()));
@@ -628,11 +529,7 @@ title = "Автостопом по галактике"
         let (_, problem) = problem(&text);
         assert_eq!(
             problem,
-            Problem::TextTooLong {
-                field: "title",
-                chars: 501,
-                limit: MAX_TEXT_CHARS
-            }
+            Problem::TextTooLong { field: "title", chars: 501, limit: MAX_TEXT_CHARS }
         );
     }
 
@@ -672,23 +569,19 @@ title = "Автостопом по галактике"
     fn a_missing_file_is_an_io_error_naming_the_path() {
         let err = Catalog::load(Path::new("/nonexistent/catalog.toml"), 1000).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("/nonexistent/catalog.toml: cannot read the catalog: "),
+            err.to_string().starts_with("/nonexistent/catalog.toml: cannot read the catalog: "),
             "{err}"
         );
     }
 
     #[test]
     fn a_missing_relative_file_names_the_absolute_path_and_the_working_directory() {
-        let err = Catalog::load(Path::new("no-such-dir/catalog.toml"), 1000)
-            .unwrap_err()
-            .to_string();
+        let err =
+            Catalog::load(Path::new("no-such-dir/catalog.toml"), 1000).unwrap_err().to_string();
         let cwd = std::env::current_dir().unwrap();
         let absolute = cwd.join("no-such-dir/catalog.toml");
-        for part in [
-            absolute.display().to_string(),
-            format!("working directory {}", cwd.display()),
-        ] {
+        for part in [absolute.display().to_string(), format!("working directory {}", cwd.display())]
+        {
             assert!(err.contains(&part), "{part} missing from: {err}");
         }
     }

@@ -125,20 +125,14 @@ impl AsyncRead for Connection {
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Pending => {
                 ready!(this.silence.as_mut().poll(cx));
-                let reason = if this.heard {
-                    "idle_timeout"
-                } else {
-                    "handshake_timeout"
-                };
+                let reason = if this.heard { "idle_timeout" } else { "handshake_timeout" };
                 this.metrics.silent.get_or_create(&Reason { reason }).inc();
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
             }
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
                     this.heard = true;
-                    this.silence
-                        .as_mut()
-                        .reset(Instant::now() + this.idle_timeout);
+                    this.silence.as_mut().reset(Instant::now() + this.idle_timeout);
                 }
                 Poll::Ready(result)
             }

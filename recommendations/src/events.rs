@@ -30,15 +30,8 @@ impl CatalogEvents for CatalogEventsService {
         let versions = WatchStream::new(self.store.subscribe()).filter_map(|catalog| async move {
             let catalog = catalog?;
             let books = u32::try_from(catalog.len()).unwrap_or(u32::MAX);
-            Some(Ok(CatalogVersion {
-                version: catalog.version(),
-                books,
-            }))
+            Some(Ok(CatalogVersion { version: catalog.version(), books }))
         });
-        Ok(Response::new(
-            versions
-                .take_until(self.stopping.clone().cancelled_owned())
-                .boxed(),
-        ))
+        Ok(Response::new(versions.take_until(self.stopping.clone().cancelled_owned()).boxed()))
     }
 }

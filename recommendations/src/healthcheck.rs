@@ -24,31 +24,18 @@ pub async fn run(
             let hint = "TLS is on; set server.health_port (a plaintext health-only listener) and the check uses it";
             return Err(format!("recommendations healthcheck: {hint}"));
         }
-        (None, Ok(s)) => format!(
-            "127.0.0.1:{}",
-            s.server.health_port.unwrap_or(s.server.port)
-        ),
+        (None, Ok(s)) => format!("127.0.0.1:{}", s.server.health_port.unwrap_or(s.server.port)),
         (None, Err(_)) => "127.0.0.1:50051".into(),
     };
     let status = async {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| format!("invalid address: {e}"))?;
-        let channel = endpoint
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .connect()
-            .await;
+        let channel = endpoint.connect_timeout(timeout).timeout(timeout).connect().await;
         let channel = channel.map_err(|e| format!("cannot connect: {e}"))?;
-        let check = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
+        let check =
+            HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
         Ok::<_, String>(
-            check
-                .map_err(|e| format!("health check failed: {e}"))?
-                .into_inner()
-                .status(),
+            check.map_err(|e| format!("health check failed: {e}"))?.into_inner().status(),
         )
     };
     match status.await {

@@ -25,12 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "recommendations", version)]
 struct Cli {
     /// TOML configuration file
-    #[arg(
-        long,
-        value_name = "FILE",
-        global = true,
-        env = "RECOMMENDATIONS_CONFIG"
-    )]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// The port to serve on (server.port)
     #[arg(long, value_name = "N")]
@@ -66,22 +61,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = [
         ("server.port", cli.port.map(|port| port.to_string())),
-        (
-            "catalog.path",
-            cli.catalog.map(|path| path.display().to_string()),
-        ),
+        ("catalog.path", cli.catalog.map(|path| path.display().to_string())),
     ];
-    let settings = settings::load::<Settings>(&Sources::from_process(cli.config, &flags));
+    let settings =
+        settings::load::<Settings>(&Sources::from_process("RECOMMENDATIONS", cli.config, &flags));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run::<Application>("Recommendations", settings),
         Command::Check { file } => {
             let max_bytes = settings.map_or(catalog::DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
             serve::report(catalog::check(&file, max_bytes))
         }
-        Command::Healthcheck { addr, timeout_ms } => serve::once(healthcheck::run(
-            addr,
-            &settings,
-            Duration::from_millis(timeout_ms),
-        )),
+        Command::Healthcheck { addr, timeout_ms } => {
+            serve::once(healthcheck::run(addr, &settings, Duration::from_millis(timeout_ms)))
+        }
     }
 }

@@ -150,20 +150,11 @@ impl Default for Metrics {
 impl Metrics {
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
         let grpc_service = bookshop_proto::SERVICE_NAME;
-        let labels = MethodLabels {
-            grpc_service,
-            grpc_method: method,
-        };
-        self.latency
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        let labels = MethodLabels { grpc_service, grpc_method: method };
+        self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         let grpc_code = bookshop_proto::code_name(code);
         self.calls
-            .get_or_create(&CallLabels {
-                grpc_service,
-                grpc_method: method,
-                grpc_code,
-            })
+            .get_or_create(&CallLabels { grpc_service, grpc_method: method, grpc_code })
             .inc();
     }
 
@@ -173,28 +164,15 @@ impl Metrics {
         self.books.clear();
         for category in catalog.categories() {
             let books = i64::try_from(category.books.len()).unwrap_or(i64::MAX);
-            self.books
-                .get_or_create(&Label {
-                    category: category.key.clone(),
-                })
-                .set(books);
+            self.books.get_or_create(&Label { category: category.key.clone() }).set(books);
         }
         if self.generation.inc() > 0 {
-            self.reloads
-                .get_or_create(&Outcome { result: "success" })
-                .inc();
+            self.reloads.get_or_create(&Outcome { result: "success" }).inc();
         }
         self.catalog.clear();
-        self.catalog
-            .get_or_create(&Hash {
-                hash: catalog.short_hash(),
-            })
-            .set(1);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.last_success
-            .set(i64::try_from(now).unwrap_or(i64::MAX));
+        self.catalog.get_or_create(&Hash { hash: catalog.short_hash() }).set(1);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.last_success.set(i64::try_from(now).unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {
@@ -228,9 +206,7 @@ pub async fn serve(
                 (&Method::GET, "/metrics") => Response::builder()
                     .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
                     .body(Full::new(Bytes::from(metrics.render()))),
-                _ => Response::builder()
-                    .status(StatusCode::NOT_FOUND)
-                    .body(Full::default()),
+                _ => Response::builder().status(StatusCode::NOT_FOUND).body(Full::default()),
             };
             async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
         });
@@ -251,19 +227,12 @@ mod tests {
     fn calls_reloads_and_the_catalog_appear_in_the_text() {
         let metrics = Metrics::default();
         metrics.observe_call("Recommend", tonic::Code::Ok, Duration::from_micros(300));
-        metrics.observe_call(
-            "Recommend",
-            tonic::Code::NotFound,
-            Duration::from_micros(100),
-        );
+        metrics.observe_call("Recommend", tonic::Code::NotFound, Duration::from_micros(100));
         metrics.observe_call("Other", tonic::Code::Ok, Duration::from_micros(100));
         let catalog = Catalog::from_toml_str("[[mystery]]\nid = 1\ntitle = \"A\"\n", "c").unwrap();
         metrics.catalog_loaded(&catalog);
         metrics.catalog_loaded(&catalog);
-        metrics
-            .reloads
-            .get_or_create(&Outcome { result: "failure" })
-            .inc();
+        metrics.reloads.get_or_create(&Outcome { result: "failure" }).inc();
         metrics.read_errors.inc();
         let text = metrics.render();
         for line in [
@@ -281,9 +250,8 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
-        assert!(text.contains(&format!(
-            "bookshop_catalog_info{{hash=\"{}\"}} 1",
-            catalog.short_hash()
-        )));
+        assert!(
+            text.contains(&format!("bookshop_catalog_info{{hash=\"{}\"}} 1", catalog.short_hash()))
+        );
     }
 }

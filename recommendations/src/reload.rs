@@ -58,11 +58,7 @@ impl Stamp {
         let inode = (inode, std::os::unix::fs::MetadataExt::ino(&metadata));
         #[cfg(not(unix))]
         let inode = (0, 0);
-        Some(Stamp {
-            len: metadata.len(),
-            modified: metadata.modified().ok(),
-            inode,
-        })
+        Some(Stamp { len: metadata.len(), modified: metadata.modified().ok(), inode })
     }
 }
 
@@ -99,16 +95,7 @@ impl Reloader {
         metrics: Arc<Metrics>,
     ) -> Reloader {
         let (last_seen, candidate, unreadable) = (None, None, 0);
-        Reloader {
-            path,
-            max_bytes,
-            settle,
-            store,
-            metrics,
-            last_seen,
-            candidate,
-            unreadable,
-        }
+        Reloader { path, max_bytes, settle, store, metrics, last_seen, candidate, unreadable }
     }
 
     /// The first load, at start-up: an error stops the service.
@@ -166,11 +153,7 @@ impl Reloader {
                 self.rejected(Seen::Content(hash), error)
             }
         };
-        let result = if matches!(outcome, Outcome::Loaded(_)) {
-            "loaded"
-        } else {
-            "rejected"
-        };
+        let result = if matches!(outcome, Outcome::Loaded(_)) { "loaded" } else { "rejected" };
         span.record("result", result);
         span.record("duration_ms", millis(started.elapsed()));
         outcome
@@ -209,10 +192,7 @@ impl Reloader {
             return Outcome::Unchanged;
         }
         self.last_seen = Some(seen);
-        self.metrics
-            .reloads
-            .get_or_create(&Result_ { result: "failure" })
-            .inc();
+        self.metrics.reloads.get_or_create(&Result_ { result: "failure" }).inc();
         let kept = self.store.borrow().clone();
         tracing::warn!(
             %error,
@@ -303,13 +283,8 @@ mod tests {
         let path = dir.join("catalog.toml");
         std::fs::write(&path, GOOD).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let reloader = Reloader::new(
-            path,
-            catalog::DEFAULT_MAX_BYTES,
-            SETTLE,
-            store.clone(),
-            metrics,
-        );
+        let reloader =
+            Reloader::new(path, catalog::DEFAULT_MAX_BYTES, SETTLE, store.clone(), metrics);
         (reloader, store)
     }
 
@@ -336,10 +311,7 @@ mod tests {
         // The same bad content again is not re-parsed nor re-logged.
         assert!(matches!(reloader.reload(true), Outcome::Unchanged));
         std::fs::remove_file(&reloader.path).unwrap();
-        assert!(matches!(
-            reloader.reload(true),
-            Outcome::Unreadable(CatalogError::Io { .. })
-        ));
+        assert!(matches!(reloader.reload(true), Outcome::Unreadable(CatalogError::Io { .. })));
         assert_eq!(current(&store), first);
         std::fs::write(&reloader.path, GOOD.replace('A', "C")).unwrap();
         assert!(matches!(reloader.reload(true), Outcome::Loaded(_)));
@@ -370,10 +342,7 @@ mod tests {
         // The writer goes on before the interval is over: the look starts over.
         std::fs::write(&reloader.path, &whole).unwrap();
         assert!(matches!(reloader.reload(false), Outcome::Unsettled));
-        assert!(
-            Arc::ptr_eq(&current(&store), &first),
-            "a partial file was served"
-        );
+        assert!(Arc::ptr_eq(&current(&store), &first), "a partial file was served");
         std::thread::sleep(SETTLE);
         assert!(matches!(reloader.reload(false), Outcome::Loaded(_)));
         assert_eq!(current(&store).len(), 2);

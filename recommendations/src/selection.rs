@@ -50,13 +50,7 @@ mod tests {
     use super::*;
 
     fn books(n: i32) -> Vec<Book> {
-        (1..=n)
-            .map(|id| Book {
-                id,
-                title: format!("Book {id}"),
-                author: None,
-            })
-            .collect()
+        (1..=n).map(|id| Book { id, title: format!("Book {id}"), author: None }).collect()
     }
 
     fn ids(picked: &[&Book]) -> Vec<i32> {
@@ -108,9 +102,8 @@ mod tests {
     #[test]
     fn random_selection_varies_between_calls() {
         let books = books(10);
-        let picks: HashSet<Vec<i32>> = (0..50)
-            .map(|_| ids(&pick(&books, 3, Selection::Random, 1, C, 0)))
-            .collect();
+        let picks: HashSet<Vec<i32>> =
+            (0..50).map(|_| ids(&pick(&books, 3, Selection::Random, 1, C, 0))).collect();
         assert!(picks.len() > 10, "{picks:?}");
     }
 
@@ -126,9 +119,8 @@ mod tests {
     #[test]
     fn per_user_selection_differs_between_users() {
         let books = books(20);
-        let picks: HashSet<Vec<i32>> = (0..50)
-            .map(|user| ids(&pick(&books, 5, Selection::PerUser, user, C, 7)))
-            .collect();
+        let picks: HashSet<Vec<i32>> =
+            (0..50).map(|user| ids(&pick(&books, 5, Selection::PerUser, user, C, 7))).collect();
         assert!(picks.len() > 40, "only {} distinct picks", picks.len());
     }
 

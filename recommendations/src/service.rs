@@ -84,14 +84,7 @@ impl RecommendationService {
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
-        let picked = pick(
-            books,
-            count,
-            self.rules.selection,
-            user_id,
-            key,
-            catalog.content_hash(),
-        );
+        let picked = pick(books, count, self.rules.selection, user_id, key, catalog.content_hash());
         let picked = picked.into_iter().cloned().collect();
         Ok((picked, catalog))
     }
@@ -149,9 +142,7 @@ impl RecommendationService {
         } else {
             access!(tracing::Level::DEBUG);
         }
-        result
-            .map(|(answer, _)| Response::new(answer))
-            .map_err(Status::from)
+        result.map(|(answer, _)| Response::new(answer)).map_err(Status::from)
     }
 }
 
@@ -163,9 +154,7 @@ impl Recommendations for RecommendationService {
     ) -> Result<Response<RecommendationResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         // The enum's three values are the tutorial's keys; anything else is not found.
-        let key = BookCategory::try_from(message.category)
-            .ok()
-            .map(BookCategory::key);
+        let key = BookCategory::try_from(message.category).ok().map(BookCategory::key);
         let category = key.map_or_else(|| message.category.to_string(), str::to_owned);
         let call = Call {
             method: "Recommend",
@@ -195,12 +184,7 @@ impl catalog_server::Catalog for RecommendationService {
         &self,
         request: Request<api::ListCategoriesRequest>,
     ) -> Result<Response<api::ListCategoriesResponse>, Status> {
-        let call = Call {
-            method: "ListCategories",
-            category: "-",
-            user_id: 0,
-            max_results: 0,
-        };
+        let call = Call { method: "ListCategories", category: "-", user_id: 0, max_results: 0 };
         self.observe(request.metadata(), call, || {
             let catalog = self.catalog()?;
             let categories = catalog
@@ -216,13 +200,7 @@ impl catalog_server::Catalog for RecommendationService {
                     books: u32::try_from(category.books.len()).unwrap_or(u32::MAX),
                 })
                 .collect();
-            Ok((
-                api::ListCategoriesResponse {
-                    categories,
-                    version: catalog.version(),
-                },
-                0,
-            ))
+            Ok((api::ListCategoriesResponse { categories, version: catalog.version() }, 0))
         })
     }
 
@@ -238,11 +216,8 @@ impl catalog_server::Catalog for RecommendationService {
             max_results: message.max_results,
         };
         self.observe(&metadata, call, || {
-            let (books, catalog) = self.recommend(
-                message.user_id,
-                Some(&message.category),
-                message.max_results,
-            )?;
+            let (books, catalog) =
+                self.recommend(message.user_id, Some(&message.category), message.max_results)?;
             let books: Vec<api::Book> = books
                 .into_iter()
                 .map(|book| api::Book {
@@ -253,13 +228,7 @@ impl catalog_server::Catalog for RecommendationService {
                 .collect();
             let count = books.len();
             // The version of the snapshot the books came from, not of whatever is in service now.
-            Ok((
-                api::RecommendResponse {
-                    books,
-                    version: catalog.version(),
-                },
-                count,
-            ))
+            Ok((api::RecommendResponse { books, version: catalog.version() }, count))
         })
     }
 }
@@ -284,11 +253,7 @@ fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
         books = tracing::field::Empty,
     );
     let header = |key| metadata.get(key).and_then(|value| value.to_str().ok());
-    telemetry::continue_from(
-        &span,
-        header(telemetry::TRACEPARENT),
-        header(telemetry::TRACESTATE),
-    );
+    telemetry::continue_from(&span, header(telemetry::TRACEPARENT), header(telemetry::TRACESTATE));
     span
 }
 
@@ -328,9 +293,7 @@ mod tests {
         max_results: i32,
     ) -> Result<usize, RecommendError> {
         let key = BookCategory::try_from(category).ok().map(BookCategory::key);
-        service
-            .recommend(1, key, max_results)
-            .map(|(books, _)| books.len())
+        service.recommend(1, key, max_results).map(|(books, _)| books.len())
     }
 
     /// Everything a `tracing` subscriber writes, for tests that read the log.
@@ -362,11 +325,7 @@ mod tests {
     }
 
     fn request(category: i32) -> Request<RecommendationRequest> {
-        Request::new(RecommendationRequest {
-            user_id: 1,
-            category,
-            max_results: 2,
-        })
+        Request::new(RecommendationRequest { user_id: 1, category, max_results: 2 })
     }
 
     #[tokio::test]
@@ -397,10 +356,7 @@ mod tests {
         let answered = log_of(request(0), tracing::Level::INFO).await;
         assert!(!answered.contains(ACCESS_LOG_TARGET), "{answered}");
         let failed = log_of(request(7), tracing::Level::INFO).await;
-        assert!(
-            failed.contains("INFO") && failed.contains("code=\"NOT_FOUND\""),
-            "{failed}"
-        );
+        assert!(failed.contains("INFO") && failed.contains("code=\"NOT_FOUND\""), "{failed}");
     }
 
     #[test]
@@ -418,29 +374,17 @@ mod tests {
 
     #[test]
     fn negative_max_results_is_invalid() {
-        assert_eq!(
-            ask(&service(4), 0, -1),
-            Err(RecommendError::NegativeMaxResults(-1))
-        );
+        assert_eq!(ask(&service(4), 0, -1), Err(RecommendError::NegativeMaxResults(-1)));
         let status = Status::from(RecommendError::NegativeMaxResults(-1));
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]
     fn an_unknown_or_empty_category_is_not_found() {
-        assert_eq!(
-            ask(&service(4), 7, 3),
-            Err(RecommendError::CategoryNotFound)
-        );
-        assert_eq!(
-            ask(&service(4), -1, 3),
-            Err(RecommendError::CategoryNotFound)
-        );
+        assert_eq!(ask(&service(4), 7, 3), Err(RecommendError::CategoryNotFound));
+        assert_eq!(ask(&service(4), -1, 3), Err(RecommendError::CategoryNotFound));
         // science_fiction has no books in this catalog.
-        assert_eq!(
-            ask(&service(4), 1, 3),
-            Err(RecommendError::CategoryNotFound)
-        );
+        assert_eq!(ask(&service(4), 1, 3), Err(RecommendError::CategoryNotFound));
         let status = Status::from(RecommendError::CategoryNotFound);
         assert_eq!(
             (status.code(), status.message()),
@@ -456,10 +400,7 @@ mod tests {
             metrics: Arc::default(),
         };
         assert_eq!(ask(&service, 0, 3), Err(RecommendError::NotReady));
-        assert_eq!(
-            Status::from(RecommendError::NotReady).code(),
-            tonic::Code::Unavailable
-        );
+        assert_eq!(Status::from(RecommendError::NotReady).code(), tonic::Code::Unavailable);
     }
 
     #[tokio::test]
@@ -469,11 +410,7 @@ mod tests {
         let response = Recommendations::recommend(&service, request).await.unwrap();
         assert_eq!(
             response.into_inner().recommendations,
-            vec![BookRecommendation {
-                id: 5,
-                title: "T".into(),
-                author: "A".into()
-            }]
+            vec![BookRecommendation { id: 5, title: "T".into(), author: "A".into() }]
         );
     }
 
@@ -506,9 +443,6 @@ mod tests {
         assert_eq!(missing.code(), tonic::Code::NotFound);
         // The seed's API has no enum value for poetry, and its three keep working.
         assert_eq!(super::tests::ask(&service, 0, 0), Ok(1));
-        assert_eq!(
-            super::tests::ask(&service, 1, 0),
-            Err(RecommendError::CategoryNotFound)
-        );
+        assert_eq!(super::tests::ask(&service, 1, 0), Err(RecommendError::CategoryNotFound));
     }
 }

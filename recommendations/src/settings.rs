@@ -135,10 +135,7 @@ pub struct MetricsSettings {
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        MetricsSettings {
-            enabled: true,
-            port: 9464,
-        }
+        MetricsSettings { enabled: true, port: 9464 }
     }
 }
 
@@ -149,10 +146,7 @@ impl Layered for Settings {
         let (server, recommend, tls) = (&self.server, &self.recommend, &self.tls);
         let ms = Duration::from_millis;
         if recommend.default_max_results == 0 {
-            return Err(Invalid::new(
-                "recommend.default_max_results",
-                "must be at least 1",
-            ));
+            return Err(Invalid::new("recommend.default_max_results", "must be at least 1"));
         }
         if recommend.max_results_cap < recommend.default_max_results
             || recommend.max_results_cap > i32::MAX as u32
@@ -160,17 +154,9 @@ impl Layered for Settings {
             let problem = "must be at least recommend.default_max_results (and fit an int32)";
             return Err(Invalid::new("recommend.max_results_cap", problem));
         }
-        at_least(
-            "catalog.poll_interval_ms",
-            self.catalog.poll_interval,
-            ms(50),
-        )?;
+        at_least("catalog.poll_interval_ms", self.catalog.poll_interval, ms(50))?;
         at_least("server.request_timeout_ms", server.request_timeout, ms(1))?;
-        at_least(
-            "server.handshake_timeout_ms",
-            server.handshake_timeout,
-            ms(1),
-        )?;
+        at_least("server.handshake_timeout_ms", server.handshake_timeout, ms(1))?;
         // Above the 30 s between the server's pings, so a client that answers them is never
         // taken for a silent one.
         at_least("server.idle_timeout_ms", server.idle_timeout, ms(60_000))?;
@@ -196,10 +182,7 @@ impl Layered for Settings {
             return Err(Invalid::new("tls.client_ca_path", problem));
         }
         if server.port != 0 && server.health_port == Some(server.port) {
-            return Err(Invalid::new(
-                "server.health_port",
-                "must differ from server.port",
-            ));
+            return Err(Invalid::new("server.health_port", "must differ from server.port"));
         }
         Ok(())
     }
@@ -242,11 +225,7 @@ mod tests {
         let from_env = load(Some(file), &vars, &[]);
         assert_eq!(from_env.server.port, 7000);
         assert_eq!(from_env.catalog.path, PathBuf::from("/from/env.toml"));
-        assert_eq!(
-            from_env.catalog.watch,
-            WatchMode::Poll,
-            "untouched keys keep the file's value"
-        );
+        assert_eq!(from_env.catalog.watch, WatchMode::Poll, "untouched keys keep the file's value");
 
         let flags = [("catalog.path", "/from/flag.toml"), ("server.port", "8000")];
         let from_flags = load(Some(file), &vars, &flags);
@@ -272,10 +251,7 @@ mod tests {
     fn an_unknown_key_is_an_error_not_silently_ignored() {
         let err = settings_error::<Settings>(Some("[server]\nprot = 1\n"), &[]);
         assert_mentions(&err, &["prot"]);
-        assert_mentions(
-            &error(&[("RECOMMENDATIONS__CATALOG__PTAH", "x")]),
-            &["ptah"],
-        );
+        assert_mentions(&error(&[("RECOMMENDATIONS__CATALOG__PTAH", "x")]), &["ptah"]);
     }
 
     #[test]

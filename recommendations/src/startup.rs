@@ -82,13 +82,7 @@ impl Application {
             false => None,
         };
         let tls = server_tls(&settings)?;
-        Ok(Application {
-            listener,
-            health_listener,
-            metrics_listener,
-            tls,
-            settings,
-        })
+        Ok(Application { listener, health_listener, metrics_listener, tls, settings })
     }
 
     /// With the real port when 0 was asked for.
@@ -111,13 +105,8 @@ impl App for Application {
     const CURRENT_THREAD_ON_ONE: bool = true;
 
     async fn build(settings: Settings) -> Result<Application, StartError> {
-        let listener = bind(
-            &settings.server.host,
-            settings.server.port,
-            ENV_PREFIX,
-            "server.port",
-        )
-        .await?;
+        let listener =
+            bind(&settings.server.host, settings.server.port, ENV_PREFIX, "server.port").await?;
         Self::with_listener(settings, listener).await
     }
 
@@ -130,13 +119,7 @@ impl App for Application {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
         let local_addr = self.local_addr();
-        let Application {
-            listener,
-            health_listener,
-            metrics_listener,
-            tls,
-            settings,
-        } = self;
+        let Application { listener, health_listener, metrics_listener, tls, settings } = self;
         let (server_settings, catalog) = (&settings.server, &settings.catalog);
         let stopping = CancellationToken::new();
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -168,10 +151,7 @@ impl App for Application {
             rules: settings.recommend.clone(),
             metrics: metrics.clone(),
         };
-        let events = CatalogEventsService {
-            store: store.clone(),
-            stopping: stopping.clone(),
-        };
+        let events = CatalogEventsService { store: store.clone(), stopping: stopping.clone() };
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -205,19 +185,11 @@ impl App for Application {
                 stopping.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
-        let (tls, mutual_tls) = (
-            settings.tls.enabled(),
-            settings.tls.client_ca_path.is_some(),
-        );
+        let (tls, mutual_tls) = (settings.tls.enabled(), settings.tls.client_ca_path.is_some());
         tracing::info!(address = %local_addr, tls, mutual_tls, "Recommendations listening (gRPC)");
 
-        let mut reloader = Reloader::new(
-            catalog.path.clone(),
-            catalog.max_bytes,
-            catalog.settle,
-            store,
-            metrics,
-        );
+        let mut reloader =
+            Reloader::new(catalog.path.clone(), catalog.max_bytes, catalog.settle, store, metrics);
         let loading =
             tokio::task::spawn_blocking(move || reloader.load_initial().map(|_| reloader));
         tokio::pin!(shutdown);
@@ -234,12 +206,8 @@ impl App for Application {
                 return outcome.map_or(Ok(()), |outcome| outcome.map(drop));
             }
         };
-        let watcher = Watcher::new(
-            &catalog.path,
-            catalog.watch,
-            catalog.debounce,
-            catalog.poll_interval,
-        );
+        let watcher =
+            Watcher::new(&catalog.path, catalog.watch, catalog.debounce, catalog.poll_interval);
         let reloading = tokio::spawn(reload::run(reloader, watcher));
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!("Recommendations ready");
@@ -257,10 +225,7 @@ impl App for Application {
             Ok(result) => result??,
             Err(_) => {
                 let grace_ms = bookshop_common::millis(grace);
-                tracing::warn!(
-                    grace_ms,
-                    "in-flight calls did not finish in time; stopping anyway"
-                );
+                tracing::warn!(grace_ms, "in-flight calls did not finish in time; stopping anyway");
                 server.abort();
             }
         }
@@ -271,9 +236,7 @@ impl App for Application {
 
 /// Bound listeners have an address.
 fn address(listener: &TcpListener) -> SocketAddr {
-    listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// The files read now, so that a missing one stops start-up with its name.
@@ -281,10 +244,8 @@ fn server_tls(settings: &Settings) -> Result<Option<ServerTlsConfig>, TlsFileErr
     let (Some(cert), Some(key)) = (&settings.tls.cert_path, &settings.tls.key_path) else {
         return Ok(None);
     };
-    let identity = Identity::from_pem(
-        tls::read("tls.cert_path", cert)?,
-        tls::read("tls.key_path", key)?,
-    );
+    let identity =
+        Identity::from_pem(tls::read("tls.cert_path", cert)?, tls::read("tls.key_path", key)?);
     let mut config = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &settings.tls.client_ca_path {
         config = config.client_ca_root(Certificate::from_pem(tls::read("tls.client_ca_path", ca)?));

@@ -169,18 +169,13 @@ struct FileWatch {
 
 impl std::fmt::Debug for FileWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileWatch")
-            .field("file", &self.file)
-            .finish_non_exhaustive()
+        f.debug_struct("FileWatch").field("file", &self.file).finish_non_exhaustive()
     }
 }
 
 impl FileWatch {
     fn new(file: &Path, tx: mpsc::UnboundedSender<Change>) -> notify::Result<FileWatch> {
-        let dir = file
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = file.file_name().map(ToOwned::to_owned);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -188,10 +183,7 @@ impl FileWatch {
                     Ok(event) if event.need_rescan() => Some(Change::Written),
                     Ok(event) => {
                         let relevant = event.paths.is_empty()
-                            || event
-                                .paths
-                                .iter()
-                                .any(|path| is_relevant(path, name.as_deref()));
+                            || event.paths.iter().any(|path| is_relevant(path, name.as_deref()));
                         change_of(&event.kind).filter(|_| relevant)
                     }
                     // Errors (a queue overflow) may hide a change: look again.
@@ -202,11 +194,7 @@ impl FileWatch {
                 }
             })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        let mut watch = FileWatch {
-            watcher,
-            file: file.to_path_buf(),
-            watched: None,
-        };
+        let mut watch = FileWatch { watcher, file: file.to_path_buf(), watched: None };
         watch.rewatch_file();
         Ok(watch)
     }
@@ -220,11 +208,7 @@ impl FileWatch {
         if self.watched.take().is_some() {
             let _ = self.watcher.unwatch(&self.file);
         }
-        if self
-            .watcher
-            .watch(&self.file, RecursiveMode::NonRecursive)
-            .is_ok()
-        {
+        if self.watcher.watch(&self.file, RecursiveMode::NonRecursive).is_ok() {
             self.watched = current;
         }
     }
@@ -291,16 +275,10 @@ mod tests {
         assert_eq!(change_of(&rename(RenameMode::From)), Some(Change::Touched));
         assert_eq!(change_of(&CLOSED), Some(Change::Closed));
         assert_eq!(change_of(&data()), Some(Change::Written));
-        assert_eq!(
-            change_of(&EventKind::Create(CreateKind::File)),
-            Some(Change::Written)
-        );
+        assert_eq!(change_of(&EventKind::Create(CreateKind::File)), Some(Change::Written));
         assert_eq!(change_of(&ATTRIBUTES), Some(Change::Touched));
         assert_eq!(change_of(&REMOVED), Some(Change::Touched));
-        assert_eq!(
-            change_of(&EventKind::Access(AccessKind::Open(AccessMode::Any))),
-            None
-        );
+        assert_eq!(change_of(&EventKind::Access(AccessKind::Open(AccessMode::Any))), None);
     }
 
     /// What a debounced burst of these events says.
@@ -314,12 +292,7 @@ mod tests {
     fn a_rename_over_the_file_is_complete_though_the_old_file_reports_its_end_after_it() {
         // inotify's events for `catalog.toml` when a temporary file is renamed over it: the
         // rename, then the replaced file's attributes (its link count) and its removal.
-        let saved = burst(&[
-            rename(RenameMode::To),
-            rename(RenameMode::Both),
-            ATTRIBUTES,
-            REMOVED,
-        ]);
+        let saved = burst(&[rename(RenameMode::To), rename(RenameMode::Both), ATTRIBUTES, REMOVED]);
         assert_eq!(saved, Change::Replaced);
         assert!(saved.is_complete());
     }

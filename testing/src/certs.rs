@@ -34,10 +34,7 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?.pem();
-        Ok(TestCa {
-            issuer: Issuer::new(params, key),
-            cert,
-        })
+        Ok(TestCa { issuer: Issuer::new(params, key), cert })
     }
 
     /// A server certificate for these subjectAltNames (DNS names or IP addresses).
@@ -64,16 +61,11 @@ impl TestCa {
     ) -> Result<Pem, Error> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?.pem();
-        Ok(Pem {
-            cert,
-            key: key.serialize_pem(),
-        })
+        Ok(Pem { cert, key: key.serialize_pem() })
     }
 }

@@ -78,15 +78,9 @@ pub fn load_settings<T: Layered>(
         path
     });
     let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
+        list.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
     };
-    let sources = Sources {
-        file,
-        env: pairs(vars).into_iter().collect(),
-        overrides: pairs(flags),
-    };
+    let sources = Sources { file, env: pairs(vars).into_iter().collect(), overrides: pairs(flags) };
     settings::load(&sources)
 }
 
@@ -128,10 +122,7 @@ impl<E: Send + 'static> Spawned<E> {
         let signal: StopSignal = Box::pin(async move {
             let _ = stopped.await;
         });
-        Spawned {
-            stop: Some(stop),
-            task: Some(tokio::spawn(run(signal))),
-        }
+        Spawned { stop: Some(stop), task: Some(tokio::spawn(run(signal))) }
     }
 
     /// Sends the stop signal without waiting.

@@ -11,9 +11,8 @@ pub async fn otlp_http_receiver() -> (std::net::SocketAddr, Received) {
     use http_body_util::{BodyExt, Full};
     use hyper::body::{Bytes, Incoming};
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a listener on 127.0.0.1:0");
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a listener on 127.0.0.1:0");
     let addr = listener.local_addr().expect("the listener's address");
     let received = Received::default();
     let kept = received.clone();

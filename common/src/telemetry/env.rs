@@ -2,16 +2,12 @@
 //! says nothing), or that this build cannot honour: each is an error naming it and its value.
 //! Everything else the SDK and the exporter read for themselves.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("{variable}={value:?} is not valid: {expected}")]
-    Invalid {
-        variable: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    Invalid { variable: &'static str, value: String, expected: &'static str },
     #[error("cannot set up the OTLP exporter: {0}")]
     Exporter(String),
 }
@@ -31,13 +27,16 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Where spans go, as the variables say.
+/// Where spans go and how they queue, as the variables say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Exporter {
     /// For HTTP the full URL (`…/v1/traces`), as the exporter would make it.
     pub(crate) endpoint: String,
     pub(crate) protocol: Protocol,
     pub(crate) max_queue_size: usize,
+    /// `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_EXPORTER_OTLP_TIMEOUT`, when set.
+    pub(crate) schedule_delay: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 const SAMPLERS: [&str; 6] = [
@@ -61,10 +60,7 @@ pub(super) fn exporter(
     };
     let first =
         |names: [&'static str; 2]| names.into_iter().find_map(|name| Some((name, var(name)?)));
-    match var("OTEL_SDK_DISABLED")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
+    match var("OTEL_SDK_DISABLED").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("false") => {}
         Some("true") => return Ok(None),
         Some(value) => return Err(invalid("OTEL_SDK_DISABLED", value, "true or false")),
@@ -74,33 +70,29 @@ pub(super) fn exporter(
         Some("none") => return Ok(None),
         Some(value) => return Err(invalid("OTEL_TRACES_EXPORTER", value, "otlp or none")),
     }
-    let protocol = match first([
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ]) {
-        None => Protocol::HttpProtobuf,
-        Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
-        Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
-        Some((name, value)) => {
-            return Err(invalid(
-                name,
-                &value,
-                "grpc or http/protobuf (http/json is not supported)",
-            ));
-        }
-    };
-    if let Some((name, value)) = first([
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-    ]) && value.trim() != "none"
+    let protocol =
+        match first(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+            None => Protocol::HttpProtobuf,
+            Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
+            Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+            Some((name, value)) => {
+                return Err(invalid(
+                    name,
+                    &value,
+                    "grpc or http/protobuf (http/json is not supported)",
+                ));
+            }
+        };
+    if let Some((name, value)) =
+        first(["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"])
+        && value.trim() != "none"
     {
         return Err(invalid(name, &value, "none (compression is not supported)"));
     }
     // The signal's own endpoint is used as it is; to the general one HTTP adds the signal's path.
-    let Some((name, url)) = first([
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]) else {
+    let Some((name, url)) =
+        first(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"])
+    else {
         return Ok(None);
     };
     let url = url.trim();
@@ -130,10 +122,7 @@ pub(super) fn exporter(
         return Err(invalid("OTEL_TRACES_SAMPLER", &sampler, expected));
     }
     if let Some(ratio) = var("OTEL_TRACES_SAMPLER_ARG")
-        && !ratio
-            .trim()
-            .parse::<f64>()
-            .is_ok_and(|r| (0.0..=1.0).contains(&r))
+        && !ratio.trim().parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
     {
         return Err(invalid(
             "OTEL_TRACES_SAMPLER_ARG",
@@ -141,35 +130,27 @@ pub(super) fn exporter(
             "a ratio from 0 to 1, such as 0.25",
         ));
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_BSP_SCHEDULE_DELAY",
-    ] {
-        if let Some(value) = var(name)
-            && value.trim().parse::<u64>().is_err()
-        {
-            return Err(invalid(name, &value, "a whole number of milliseconds"));
-        }
-    }
+    let millis = |names: &[&'static str]| -> Result<Option<Duration>, TelemetryError> {
+        let Some((name, value)) = names.iter().find_map(|name| Some((*name, var(name)?))) else {
+            return Ok(None);
+        };
+        let ms = value.trim().parse();
+        Ok(Some(Duration::from_millis(
+            ms.map_err(|_| invalid(name, &value, "a whole number of milliseconds"))?,
+        )))
+    };
+    let timeout = millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;
+    let schedule_delay = millis(&["OTEL_BSP_SCHEDULE_DELAY"])?;
     let max_queue_size = match var("OTEL_BSP_MAX_QUEUE_SIZE") {
         None => 2048,
         Some(value) => match value.trim().parse() {
             Ok(size) if size > 0 => size,
             _ => {
-                return Err(invalid(
-                    "OTEL_BSP_MAX_QUEUE_SIZE",
-                    &value,
-                    "a whole number above 0",
-                ));
+                return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a whole number above 0"));
             }
         },
     };
-    Ok(Some(Exporter {
-        endpoint,
-        protocol,
-        max_queue_size,
-    }))
+    Ok(Some(Exporter { endpoint, protocol, max_queue_size, schedule_delay, timeout }))
 }
 
 #[cfg(test)]
@@ -181,42 +162,18 @@ mod tests {
 
     fn exporter_of(vars: &[(&str, &str)]) -> Result<Option<Exporter>, TelemetryError> {
         let vars: HashMap<&str, &str> = vars.iter().copied().collect();
-        exporter(|name| {
-            vars.get(name)
-                .map(|v| v.to_string())
-                .filter(|v| !v.trim().is_empty())
-        })
+        exporter(|name| vars.get(name).map(|v| v.to_string()).filter(|v| !v.trim().is_empty()))
     }
 
     #[test]
     fn traces_are_off_without_an_endpoint_or_when_disabled() {
         let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
         assert!(exporter_of(&[]).unwrap().is_none());
-        assert!(
-            exporter_of(&[("OTEL_SERVICE_NAME", "x")])
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            exporter_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")])
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            exporter_of(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")])
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            exporter_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            exporter_of(&[endpoint, ("OTEL_SDK_DISABLED", "false")])
-                .unwrap()
-                .is_some()
-        );
+        assert!(exporter_of(&[("OTEL_SERVICE_NAME", "x")]).unwrap().is_none());
+        assert!(exporter_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]).unwrap().is_none());
+        assert!(exporter_of(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")]).unwrap().is_none());
+        assert!(exporter_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]).unwrap().is_none());
+        assert!(exporter_of(&[endpoint, ("OTEL_SDK_DISABLED", "false")]).unwrap().is_some());
     }
 
     #[test]
@@ -226,18 +183,11 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ]);
         let grpc = grpc.unwrap().unwrap();
-        assert_eq!(
-            (grpc.endpoint.as_str(), grpc.protocol),
-            ("http://jaeger:4317", Protocol::Grpc)
-        );
-        let http = exporter_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318")])
-            .unwrap()
-            .unwrap();
+        assert_eq!((grpc.endpoint.as_str(), grpc.protocol), ("http://jaeger:4317", Protocol::Grpc));
+        let http =
+            exporter_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318")]).unwrap().unwrap();
         assert_eq!(http.endpoint, "http://jaeger:4318/v1/traces");
-        assert_eq!(
-            (http.protocol, http.max_queue_size),
-            (Protocol::HttpProtobuf, 2048)
-        );
+        assert_eq!((http.protocol, http.max_queue_size), (Protocol::HttpProtobuf, 2048));
         let own = exporter_of(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://jaeger:4318/x"),
@@ -259,13 +209,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
         ] {
-            let message = exporter_of(&[endpoint, (variable, value)])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                message.contains(&format!("{variable}={value:?}")),
-                "{message}"
-            );
+            let message = exporter_of(&[endpoint, (variable, value)]).unwrap_err().to_string();
+            assert!(message.contains(&format!("{variable}={value:?}")), "{message}");
         }
         for (variable, value) in [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
@@ -273,10 +218,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http:///v1"),
         ] {
             let message = exporter_of(&[(variable, value)]).unwrap_err().to_string();
-            assert!(
-                message.contains(&format!("{variable}={value:?}")),
-                "{message}"
-            );
+            assert!(message.contains(&format!("{variable}={value:?}")), "{message}");
         }
     }
 }

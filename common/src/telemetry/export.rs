@@ -32,12 +32,8 @@ struct Lost {
     reason: &'static str,
 }
 
-const EXPORT_FAILED: Lost = Lost {
-    reason: "export_failed",
-};
-const QUEUE_FULL: Lost = Lost {
-    reason: "queue_full",
-};
+const EXPORT_FAILED: Lost = Lost { reason: "export_failed" };
+const QUEUE_FULL: Lost = Lost { reason: "queue_full" };
 
 /// The process has one exporter, so the count is the process's, in every registry it is in.
 static LOST: LazyLock<Family<Lost, Counter>> = LazyLock::new(Family::default);
@@ -106,11 +102,7 @@ impl<E> OnRuntime<E> {
             .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
         LOST.get_or_create(&EXPORT_FAILED).inc_by(0);
         LOST.get_or_create(&QUEUE_FULL).inc_by(0);
-        Ok(OnRuntime {
-            inner: Arc::new(inner),
-            runtime,
-            waiting,
-        })
+        Ok(OnRuntime { inner: Arc::new(inner), runtime, waiting })
     }
 }
 
@@ -186,11 +178,7 @@ mod tests {
         let inner = Keeping::default();
         let waiting = Arc::new(AtomicUsize::new(0));
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_span_processor(Bounded {
-                inner,
-                waiting,
-                limit: 2,
-            })
+            .with_span_processor(Bounded { inner, waiting, limit: 2 })
             .build();
         let tracer = provider.tracer("test");
         for _ in 0..5 {

@@ -77,3 +77,9 @@ impl<F: FnMut(&str, String)> Injector for Setter<F> {
         (self.0)(key, value);
     }
 }
+
+/// A well-formed W3C `traceparent`: one that a caller may hand on, traces on or off.
+pub fn is_traceparent(value: &str) -> bool {
+    let context = TraceContextPropagator::new().extract(&Headers(Some(value), None));
+    context.span().span_context().is_valid()
+}

@@ -8,8 +8,7 @@ use bookshop_testing::eventually;
 use marketplace::settings::Settings;
 
 use crate::support::{
-    Event, EventStream, MarketplaceProcess, RecommendationsProcess, catalog_dir, get, settings_for,
-    titles,
+    EventStream, MarketplaceProcess, RecommendationsProcess, catalog_dir, get, settings_for, titles,
 };
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -40,24 +39,19 @@ async fn stack(
         started.push(RecommendationsProcess::start(catalog).await);
     }
     let mut settings = settings_for(started[0].addr.port(), 1000);
-    settings.recommendations.addresses = started
-        .iter()
-        .map(|r| r.addr.to_string().parse().unwrap())
-        .collect();
+    settings.recommendations.addresses =
+        started.iter().map(|r| r.addr.to_string().parse().unwrap()).collect();
     tune(&mut settings);
     let marketplace = MarketplaceProcess::start(settings).await;
     let following = eventually(PATIENCE, async || api_version(&marketplace).await != "").await;
-    assert!(
-        following,
-        "the Marketplace never learnt the catalog's version"
-    );
+    assert!(following, "the Marketplace never learnt the catalog's version");
     (started, marketplace)
 }
 
 /// The version of the next catalog event on `stream`.
 async fn next_version(stream: &mut EventStream) -> String {
-    let event: Event = stream.next(PATIENCE).await.expect("the stream ended");
-    assert_eq!(event.name, "catalog");
+    let event = stream.next(PATIENCE).await.expect("the stream ended");
+    assert_eq!(event.event, "catalog");
     assert_eq!(event.data, format!(r#"{{"version":"{}"}}"#, event.id));
     event.id
 }
@@ -70,10 +64,9 @@ async fn a_shelf_added_to_the_catalog_is_in_the_navigation_and_serves_its_books(
     assert_eq!(before.status, 400, "no poetry yet: {}", before.body);
 
     write_with_poetry(&catalog, "Sonnets");
-    let shown = eventually(PATIENCE, async || {
-        marketplace.get("/?category=poetry").await.status == 200
-    })
-    .await;
+    let shown =
+        eventually(PATIENCE, async || marketplace.get("/?category=poetry").await.status == 200)
+            .await;
     assert!(shown, "the poetry shelf never appeared");
     let page = marketplace.get("/?category=poetry&max_results=2").await;
     assert!(page.body.contains("<h1>Poetry</h1>"), "{}", page.body);
@@ -83,22 +76,13 @@ async fn a_shelf_added_to_the_catalog_is_in_the_navigation_and_serves_its_books(
     assert_eq!(shelf, ["Odes", "Sonnets"]);
     // The catalog orders poetry first, and names it in Russian too.
     let home = marketplace.get("/?lang=ru").await;
-    let nav = home
-        .body
-        .split("class=\"container categories pills\"")
-        .nth(1)
-        .unwrap();
-    assert!(
-        nav.find("Поэзия").unwrap() < nav.find("Детективы").unwrap(),
-        "{nav}"
-    );
+    let nav = home.body.split("class=\"container categories pills\"").nth(1).unwrap();
+    assert!(nav.find("Поэзия").unwrap() < nav.find("Детективы").unwrap(), "{nav}");
     let api = marketplace.get("/api/categories?lang=ru").await;
     let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
     assert_eq!(json["categories"][0]["key"], "poetry");
     assert_eq!(json["categories"][0]["name"], "Поэзия <i>");
-    let books = marketplace
-        .get("/api/recommendations?category=poetry")
-        .await;
+    let books = marketplace.get("/api/recommendations?category=poetry").await;
     let json: serde_json::Value = serde_json::from_str(&books.body).unwrap();
     assert_eq!(json["version"], api_version(&marketplace).await);
     assert!(json["recommendations"][0]["cover"]["initials"].is_string());
@@ -184,32 +168,20 @@ async fn streams_beyond_the_limit_are_refused_and_counted_and_all_end_on_stop() 
     assert!(refused.header("retry-after").is_some());
     let metrics = marketplace.get("/metrics").await.body;
     assert!(metrics.contains("bookshop_event_streams 2\n"), "{metrics}");
-    assert!(
-        metrics.contains("bookshop_event_streams_refused_total 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("bookshop_catalog_following 1\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("bookshop_event_streams_refused_total 1\n"), "{metrics}");
+    assert!(metrics.contains("bookshop_catalog_following 1\n"), "{metrics}");
 
     // A closed stream gives its place back.
     drop(open.pop());
     let admitted = eventually(PATIENCE, async || {
-        EventStream::open(marketplace.addr, "/events", &[])
-            .await
-            .status
-            == 200
+        EventStream::open(marketplace.addr, "/events", &[]).await.status == 200
     })
     .await;
     assert!(admitted, "the closed stream's place was not given back");
 
     let MarketplaceProcess { running, .. } = marketplace;
     let mut stopping = tokio::spawn(running.stop(PATIENCE));
-    assert!(
-        open[0].ended(PATIENCE).await,
-        "the stream outlived the stop"
-    );
+    assert!(open[0].ended(PATIENCE).await, "the stream outlived the stop");
     let stopped = tokio::time::timeout(PATIENCE, &mut stopping).await;
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
 }
@@ -220,10 +192,9 @@ async fn a_home_category_the_catalog_lacks_falls_back_to_its_first_shelf() {
     write_with_poetry(&catalog, "Sonnets");
     let (_replicas, marketplace) =
         stack(&catalog, 1, |s| s.homepage.category = "history".into()).await;
-    let fell_back = eventually(PATIENCE, async || {
-        marketplace.get("/").await.body.contains("<h1>Poetry</h1>")
-    })
-    .await;
+    let fell_back =
+        eventually(PATIENCE, async || marketplace.get("/").await.body.contains("<h1>Poetry</h1>"))
+            .await;
     assert!(fell_back, "{}", marketplace.get("/").await.body);
 }
 
@@ -234,10 +205,7 @@ async fn the_page_carries_its_catalog_version_for_the_live_script() {
     let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
     let version = next_version(&mut stream).await;
     let page = marketplace.get("/").await.body;
-    assert!(
-        page.contains(&format!("<body data-version=\"{version}\">")),
-        "{page}"
-    );
+    assert!(page.contains(&format!("<body data-version=\"{version}\">")), "{page}");
     assert!(page.contains("data-category=\"mystery\""), "{page}");
     let script = marketplace.get("/static/live.js").await;
     assert_eq!(script.status, 200);

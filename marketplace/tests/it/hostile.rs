@@ -46,10 +46,7 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Durat
             Err(_) => panic!("the server kept the connection open for {limit:?}"),
         }
     }
-    (
-        String::from_utf8_lossy(&received).into_owned(),
-        started.elapsed(),
-    )
+    (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
 }
 
 #[tokio::test]
@@ -57,10 +54,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (_fake, marketplace) = strict_marketplace().await;
     let mut stream = connect_and_send(&marketplace, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
     let (_, after) = until_closed(&mut stream, Duration::from_secs(5)).await;
-    assert!(
-        after >= Duration::from_millis(250),
-        "closed too early: {after:?}"
-    );
+    assert!(after >= Duration::from_millis(250), "closed too early: {after:?}");
 }
 
 #[tokio::test]
@@ -83,17 +77,11 @@ async fn an_idle_keep_alive_connection_is_closed() {
 async fn an_oversized_request_head_is_refused_with_431() {
     let (_fake, marketplace) = strict_marketplace().await;
     let mut stream = TcpStream::connect(marketplace.addr).await.unwrap();
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n",
-        "a".repeat(64 * 1024)
-    );
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n", "a".repeat(64 * 1024));
     // The server may close before reading it all; a reset on write is fine.
     let _ = stream.write_all(request.as_bytes()).await;
     let (received, _) = until_closed(&mut stream, Duration::from_secs(5)).await;
-    assert!(
-        received.starts_with("HTTP/1.1 431") || received.is_empty(),
-        "{received}"
-    );
+    assert!(received.starts_with("HTTP/1.1 431") || received.is_empty(), "{received}");
     // And the server is fine afterwards.
     assert_eq!(marketplace.get("/healthz").await.status, 200);
 }
@@ -119,11 +107,7 @@ fn query() -> impl Strategy<Value = String> {
         Just("other"),
     ];
     prop::collection::vec((key, value), 0..6).prop_map(|pairs| {
-        pairs
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&")
+        pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
     })
 }
 
@@ -131,56 +115,44 @@ fn query() -> impl Strategy<Value = String> {
 fn no_query_string_breaks_a_route_or_is_reflected_unescaped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (_server, service) = runtime.block_on(app(Script::Books(three_books())));
-    let config = ProptestConfig {
-        cases: 400,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
+    let config =
+        ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     runner
-        .run(
-            &(
-                query(),
-                prop_oneof![Just("/"), Just("/api/recommendations")],
-            ),
-            |(query, route)| {
-                let url = format!("{BASE}{route}?{query}");
-                // A few generated strings are not valid URIs at all; clients cannot send them.
-                let Ok(uri) = url.parse::<salvo::http::uri::Uri>() else {
-                    return Ok(());
+        .run(&(query(), prop_oneof![Just("/"), Just("/api/recommendations")]), |(query, route)| {
+            let url = format!("{BASE}{route}?{query}");
+            // A few generated strings are not valid URIs at all; clients cannot send them.
+            let Ok(uri) = url.parse::<salvo::http::uri::Uri>() else {
+                return Ok(());
+            };
+            let (status, content_type, nosniff, body) = runtime.block_on(async {
+                let mut res = TestClient::get(uri.to_string()).send(&service).await;
+                let header = |name| {
+                    res.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
                 };
-                let (status, content_type, nosniff, body) = runtime.block_on(async {
-                    let mut res = TestClient::get(uri.to_string()).send(&service).await;
-                    let header = |name| {
-                        res.headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    let (content_type, nosniff) =
-                        (header("content-type"), header("x-content-type-options"));
-                    let body = res.take_string().await.unwrap_or_default();
-                    (res.status_code, content_type, nosniff, body)
-                });
-                prop_assert!(
-                    matches!(status, Some(StatusCode::OK | StatusCode::BAD_REQUEST)),
-                    "{status:?} for {url}: {body}"
-                );
-                // JSON may quote the request as it was sent: it is JSON to the browser, never
-                // markup, as long as it says so and forbids sniffing.
-                prop_assert_eq!(nosniff, "nosniff");
-                if content_type.starts_with("text/html") {
-                    let body = without_own_script(&body);
-                    prop_assert!(!body.contains("<script"), "reflected unescaped for {url}");
-                } else {
-                    prop_assert!(
-                        content_type.starts_with("application/json"),
-                        "{content_type}"
-                    );
-                }
-                Ok(())
-            },
-        )
+                let (content_type, nosniff) =
+                    (header("content-type"), header("x-content-type-options"));
+                let body = res.take_string().await.unwrap_or_default();
+                (res.status_code, content_type, nosniff, body)
+            });
+            prop_assert!(
+                matches!(status, Some(StatusCode::OK | StatusCode::BAD_REQUEST)),
+                "{status:?} for {url}: {body}"
+            );
+            // JSON may quote the request as it was sent: it is JSON to the browser, never
+            // markup, as long as it says so and forbids sniffing.
+            prop_assert_eq!(nosniff, "nosniff");
+            if content_type.starts_with("text/html") {
+                let body = without_own_script(&body);
+                prop_assert!(!body.contains("<script"), "reflected unescaped for {url}");
+            } else {
+                prop_assert!(content_type.starts_with("application/json"), "{content_type}");
+            }
+            Ok(())
+        })
         .unwrap();
 }

@@ -48,10 +48,7 @@ async fn the_page_lists_exactly_the_titles_of_the_catalog() -> TestResult {
     assert_eq!(page.status, 200, "{}", page.body);
     let shown = titles(&page.body);
     assert_eq!(shown.len(), 3);
-    assert_eq!(
-        set(&shown),
-        expected(&["Первая книга", "Second Book", "Третья &amp; последняя"])
-    );
+    assert_eq!(set(&shown), expected(&["Первая книга", "Second Book", "Третья &amp; последняя"]));
     assert!(page.body.contains("Author 1"));
     Ok(())
 }
@@ -91,18 +88,9 @@ async fn with_recommendations_stopped_the_page_is_a_503_notice_and_recovers_when
     let page = marketplace.get("/?category=mystery").await;
     let elapsed = started.elapsed();
     assert_eq!(page.status, 503, "{}", page.body);
-    assert!(
-        elapsed < Duration::from_millis(DEADLINE_MS + 2_000),
-        "the notice took {elapsed:?}"
-    );
-    assert!(
-        page.body
-            .contains("Recommendations are unavailable right now")
-    );
-    assert!(
-        page.body.contains("href=\"/?category=self_help\""),
-        "navigation intact"
-    );
+    assert!(elapsed < Duration::from_millis(DEADLINE_MS + 2_000), "the notice took {elapsed:?}");
+    assert!(page.body.contains("Recommendations are unavailable right now"));
+    assert!(page.body.contains("href=\"/?category=self_help\""), "navigation intact");
     assert_eq!(page.header("retry-after"), Some("5"));
     assert_eq!(marketplace.get("/readyz").await.status, 503);
     assert_eq!(marketplace.get("/healthz").await.status, 200);
@@ -124,10 +112,7 @@ async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestRes
     let (reserved, port) = reserved_port();
     let marketplace = marketplace_on(port).await;
     let page = marketplace.get("/").await;
-    assert_eq!(
-        page.status, 503,
-        "the Marketplace serves before Recommendations is up"
-    );
+    assert_eq!(page.status, 503, "the Marketplace serves before Recommendations is up");
     assert_eq!(marketplace.get("/readyz").await.status, 503);
 
     let (_dir, path) = catalog_dir(&["Late A", "Late B", "Late C"]);
@@ -137,14 +122,8 @@ async fn recommendations_started_after_the_marketplace_is_picked_up() -> TestRes
         page.status == 200 && set(&titles(&page.body)) == expected(&["Late A", "Late B", "Late C"])
     })
     .await;
-    assert!(
-        done,
-        "gave up waiting for the late Recommendations to be used"
-    );
-    let done = eventually(PATIENCE, async || {
-        marketplace.get("/readyz").await.status == 200
-    })
-    .await;
+    assert!(done, "gave up waiting for the late Recommendations to be used");
+    let done = eventually(PATIENCE, async || marketplace.get("/readyz").await.status == 200).await;
     assert!(done, "gave up waiting for readiness");
     Ok(())
 }
@@ -166,19 +145,13 @@ async fn a_server_that_accepts_but_never_answers_gives_a_503_within_the_deadline
         let page = marketplace.get("/").await;
         let elapsed = started.elapsed();
         assert_eq!(page.status, 503);
-        assert!(
-            elapsed < Duration::from_millis(DEADLINE_MS + 2_000),
-            "took {elapsed:?}"
-        );
+        assert!(elapsed < Duration::from_millis(DEADLINE_MS + 2_000), "took {elapsed:?}");
     }
     // tonic's deadline covers the stuck connection set-up too: both calls end CANCELLED (its
     // code for a deadline it enforced itself), and the metrics count them.
     let metrics = marketplace.get("/metrics").await.body;
     let timeouts = "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"CANCELLED\"} 2";
-    assert!(
-        metrics.contains(timeouts),
-        "{timeouts} missing in\n{metrics}"
-    );
+    assert!(metrics.contains(timeouts), "{timeouts} missing in\n{metrics}");
     hold.abort();
     Ok(())
 }
@@ -252,23 +225,13 @@ async fn a_stop_signal_lets_in_flight_requests_finish() -> TestResult {
     let addr = marketplace.addr;
     let in_flight = tokio::spawn(async move { try_get(addr, "/api/recommendations", &[]).await });
     let done = eventually(PATIENCE, async || !server.fake.requests().is_empty()).await;
-    assert!(
-        done,
-        "gave up waiting for the request to reach Recommendations"
-    );
+    assert!(done, "gave up waiting for the request to reach Recommendations");
 
     marketplace.running.signal_stop();
     let reply = in_flight.await?.map_err(|e| e.to_string())?;
-    assert_eq!(
-        reply.status, 200,
-        "the in-flight request finished: {}",
-        reply.body
-    );
+    assert_eq!(reply.status, 200, "the in-flight request finished: {}", reply.body);
     marketplace.running.ended(Duration::from_secs(10)).await?;
-    assert!(
-        try_get(addr, "/healthz", &[]).await.is_err(),
-        "no new connections after the stop"
-    );
+    assert!(try_get(addr, "/healthz", &[]).await.is_err(), "no new connections after the stop");
     Ok(())
 }
 
@@ -278,8 +241,8 @@ async fn after_a_stop_signal_a_request_on_a_kept_alive_connection_is_answered_no
     let mut settings = settings_for(server.addr.port(), DEADLINE_MS);
     settings.server.drain = Duration::from_secs(2);
     let mut marketplace = MarketplaceProcess::start(settings).await;
-    let mut kept = KeptAlive::open(marketplace.addr).await.unwrap();
-    let before = kept.get("/", &[]).await.unwrap();
+    let kept = KeptAlive::open();
+    let before = kept.get(marketplace.addr, "/").await.unwrap();
     assert_eq!((before.status, before.header("connection")), (200, None));
 
     marketplace.running.signal_stop();
@@ -291,17 +254,10 @@ async fn after_a_stop_signal_a_request_on_a_kept_alive_connection_is_answered_no
     .await;
     assert!(draining, "the stop did not begin");
     // ... the next request on the kept-alive connection is answered, and closes it.
-    let after = kept.get("/", &[]).await;
+    let after = kept.get(marketplace.addr, "/").await;
     let after = after.unwrap_or_else(|error| panic!("the request was dropped: {error}"));
-    assert_eq!(
-        (after.status, after.header("connection")),
-        (200, Some("close"))
-    );
-    marketplace
-        .running
-        .ended(Duration::from_secs(10))
-        .await
-        .unwrap();
+    assert_eq!((after.status, after.header("connection")), (200, Some("close")));
+    marketplace.running.ended(Duration::from_secs(10)).await.unwrap();
 }
 
 #[tokio::test]
@@ -314,30 +270,15 @@ async fn the_user_id_cookie_is_secure_only_as_configured_and_as_trusted_proxies_
             trusted.split(',').filter_map(|n| n.parse().ok()).collect();
         let marketplace = MarketplaceProcess::start(settings).await;
         let page = get(marketplace.addr, "/", headers).await;
-        let cookie = page
-            .header("set-cookie")
-            .expect("a first visit gets a cookie")
-            .to_owned();
+        let cookie = page.header("set-cookie").expect("a first visit gets a cookie").to_owned();
         cookie.split("; ").any(|attribute| attribute == "Secure")
     };
     let https = [("x-forwarded-proto", "https")];
     assert!(!secure("auto", "", &[]).await, "plain HTTP");
-    assert!(
-        !secure("auto", "", &https).await,
-        "a header from an untrusted peer"
-    );
-    assert!(
-        !secure("auto", "10.0.0.0/8", &https).await,
-        "a peer outside the networks"
-    );
-    assert!(
-        secure("auto", "127.0.0.1/32", &https).await,
-        "a trusted proxy says HTTPS"
-    );
-    assert!(
-        !secure("auto", "127.0.0.1/32", &[]).await,
-        "a trusted proxy says nothing"
-    );
+    assert!(!secure("auto", "", &https).await, "a header from an untrusted peer");
+    assert!(!secure("auto", "10.0.0.0/8", &https).await, "a peer outside the networks");
+    assert!(secure("auto", "127.0.0.1/32", &https).await, "a trusted proxy says HTTPS");
+    assert!(!secure("auto", "127.0.0.1/32", &[]).await, "a trusted proxy says nothing");
     assert!(secure("always", "", &[]).await);
     assert!(!secure("never", "127.0.0.1/32", &https).await);
 }

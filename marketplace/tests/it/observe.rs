@@ -16,19 +16,13 @@ async fn a_clients_request_id_is_returned_and_passed_to_recommendations() {
     let context = [("x-request-id", "req-42"), ("traceparent", TRACEPARENT)];
     let (res, _) = fetch(&service, "/", &context).await;
     assert_eq!(request_id(&res), "req-42");
-    assert_eq!(
-        server.fake.last_context(),
-        ("req-42".to_owned(), TRACEPARENT.to_owned())
-    );
+    assert_eq!(server.fake.last_context(), ("req-42".to_owned(), TRACEPARENT.to_owned()));
 }
 
 #[tokio::test]
 async fn without_a_usable_request_id_one_is_made_and_passed_on() {
     let (server, service) = app(Script::Books(three_books())).await;
-    let unusable = [
-        ("x-request-id", "has spaces in it"),
-        ("traceparent", "not-a-traceparent"),
-    ];
+    let unusable = [("x-request-id", "has spaces in it"), ("traceparent", "not-a-traceparent")];
     let (res, _) = fetch(&service, "/api/recommendations", &unusable).await;
     let id = request_id(&res);
     assert_eq!(id.len(), 32, "{id}");
@@ -37,11 +31,7 @@ async fn without_a_usable_request_id_one_is_made_and_passed_on() {
 
     let other = request_id(&page(&service, "/").await.0);
     assert_ne!(other, id, "each request gets its own id");
-    assert_eq!(
-        other,
-        server.fake.last_context().0,
-        "the new id is the one passed on"
-    );
+    assert_eq!(other, server.fake.last_context().0, "the new id is the one passed on");
 }
 
 #[tokio::test]
@@ -73,9 +63,7 @@ async fn metrics_count_requests_calls_and_replicas() {
         page(&service, "/").await;
     }
     page(&service, "/?category=poetry").await;
-    server
-        .fake
-        .set(Script::Fail(tonic::Code::NotFound, "Category not found"));
+    server.fake.set(Script::Fail(tonic::Code::NotFound, "Category not found"));
     page(&service, "/api/recommendations").await;
     page(&service, "/readyz").await;
 
@@ -84,22 +72,10 @@ async fn metrics_count_requests_calls_and_replicas() {
         header(&res, "content-type").is_some_and(|v| v.starts_with("application/openmetrics-text")),
     );
     for (prefix, expected) in [
-        (
-            "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}",
-            3.0,
-        ),
-        (
-            "http_requests_total{method=\"GET\",route=\"/\",status=\"400\"}",
-            1.0,
-        ),
-        (
-            "http_requests_total{method=\"GET\",route=\"/api/recommendations\",status=\"404\"}",
-            1.0,
-        ),
-        (
-            "http_request_duration_seconds_count{method=\"GET\",route=\"/\"}",
-            4.0,
-        ),
+        ("http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}", 3.0),
+        ("http_requests_total{method=\"GET\",route=\"/\",status=\"400\"}", 1.0),
+        ("http_requests_total{method=\"GET\",route=\"/api/recommendations\",status=\"404\"}", 1.0),
+        ("http_request_duration_seconds_count{method=\"GET\",route=\"/\"}", 4.0),
         (
             "grpc_client_handled_total{grpc_service=\"Recommendations\",grpc_method=\"Recommend\",grpc_code=\"OK\"}",
             3.0,

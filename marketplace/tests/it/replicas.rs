@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use marketplace::{client::GUARD_MARGIN, routes::AppState};
+use marketplace::{recommendations::GUARD_MARGIN, web::AppState};
 use salvo::{Service, http::StatusCode};
 
 use crate::support::{
@@ -32,17 +32,14 @@ async fn replica(n: u8) -> Replica {
 }
 
 /// The Marketplace in front of whatever `resolver` answers, re-resolving every 100 ms.
-fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
-    marketplace_with_deadline(resolver, 1_000)
+async fn marketplace(resolver: &ManualResolver) -> (Service, Arc<AppState>) {
+    marketplace_with_deadline(resolver, 1_000).await
 }
 
 /// Loads the home page; returns its status and the replica that answered ("Replica n").
 async fn load(service: &Service) -> (StatusCode, Option<String>) {
     let (res, body) = page(service, "/?category=mystery").await;
-    (
-        res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        titles(&body).into_iter().next(),
-    )
+    (res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), titles(&body).into_iter().next())
 }
 
 async fn spread(service: &Service, pages: usize) -> HashMap<String, usize> {
@@ -60,16 +57,13 @@ async fn page_loads_spread_over_every_replica() -> TestResult {
     let replicas = [replica(2).await, replica(3).await, replica(4).await];
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.process.addr).collect();
     let resolver = ManualResolver::new(addrs);
-    let (service, _) = marketplace(&resolver);
+    let (service, _) = marketplace(&resolver).await;
 
     let by_replica = spread(&service, 300).await;
     assert_eq!(by_replica.len(), 3, "{by_replica:?}");
     for (replica, pages) in &by_replica {
         // 100 expected each; power of two choices on sequential loads is close to random.
-        assert!(
-            *pages >= 50,
-            "{replica} served only {pages} of 300: {by_replica:?}"
-        );
+        assert!(*pages >= 50, "{replica} served only {pages} of 300: {by_replica:?}");
     }
     Ok(())
 }
@@ -78,7 +72,7 @@ async fn page_loads_spread_over_every_replica() -> TestResult {
 async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> TestResult {
     let [a, b, c] = [replica(2).await, replica(3).await, replica(4).await];
     let resolver = ManualResolver::new(vec![a.process.addr, b.process.addr, c.process.addr]);
-    let (service, state) = marketplace(&resolver);
+    let (service, state) = marketplace(&resolver).await;
     spread(&service, 30).await;
 
     // Stopped, but still listed by the resolver: only the retry on another replica and the
@@ -87,12 +81,12 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
     let by_replica = spread(&service, 200).await;
     assert!(!by_replica.contains_key("Replica 3"), "{by_replica:?}");
     assert_eq!(by_replica.len(), 2, "{by_replica:?}");
+    let replicas = state.client.pool.replicas();
     assert!(
-        state.gateway.pool().states().iter().any(|s| s.ejected),
-        "the stopped replica was not ejected: {:?}",
-        state.gateway.pool().states()
+        replicas.iter().any(|(_, ejected)| *ejected),
+        "the stopped replica was not ejected: {replicas:?}"
     );
-    let metrics = state.metrics.render(state.gateway.pool());
+    let (_, metrics) = page(&service, "/metrics").await;
     for line in [
         "bookshop_recommendations_replicas{state=\"ejected\"} 1",
         "bookshop_recommendations_replicas{state=\"serving\"} 2",
@@ -111,11 +105,8 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
 
     // The resolver drops it: it leaves the pool.
     resolver.set(vec![a.process.addr, c.process.addr]);
-    let done = eventually(PATIENCE, async || state.gateway.pool().len() == 2).await;
-    assert!(
-        done,
-        "gave up waiting for the stopped replica to leave the pool"
-    );
+    let done = eventually(PATIENCE, async || state.client.pool.len() == 2).await;
+    assert!(done, "gave up waiting for the stopped replica to leave the pool");
     drop(c);
     Ok(())
 }
@@ -124,19 +115,14 @@ async fn a_stopped_replica_costs_no_page_even_before_the_resolver_drops_it() -> 
 async fn a_replica_added_to_the_resolver_starts_receiving_calls() -> TestResult {
     let a = replica(2).await;
     let resolver = ManualResolver::new(vec![a.process.addr]);
-    let (service, _) = marketplace(&resolver);
+    let (service, _) = marketplace(&resolver).await;
     assert_eq!(spread(&service, 20).await.len(), 1);
 
     let b = replica(5).await;
     resolver.set(vec![a.process.addr, b.process.addr]);
-    let done = eventually(PATIENCE, async || {
-        load(&service).await.1.as_deref() == Some("Replica 5")
-    })
-    .await;
-    assert!(
-        done,
-        "gave up waiting for the added replica to serve a page"
-    );
+    let done =
+        eventually(PATIENCE, async || load(&service).await.1.as_deref() == Some("Replica 5")).await;
+    assert!(done, "gave up waiting for the added replica to serve a page");
     let by_replica = spread(&service, 200).await;
     assert!(by_replica["Replica 5"] >= 50, "{by_replica:?}");
     Ok(())
@@ -148,7 +134,7 @@ async fn when_every_replica_is_down_the_page_is_the_503_notice_and_recovers() ->
     let first = RecommendationsProcess::start_on(&path, "127.0.0.6", 0).await;
     let addr = first.addr;
     let resolver = ManualResolver::new(vec![addr]);
-    let (service, _) = marketplace(&resolver);
+    let (service, _) = marketplace(&resolver).await;
     assert_eq!(load(&service).await.0, StatusCode::OK);
 
     first.stop().await;
@@ -166,7 +152,7 @@ async fn when_every_replica_is_down_the_page_is_the_503_notice_and_recovers() ->
 #[tokio::test]
 async fn a_name_that_does_not_resolve_yet_is_a_503_not_a_crash() -> TestResult {
     let resolver = ManualResolver::new(vec![]);
-    let (service, _) = marketplace(&resolver);
+    let (service, _) = marketplace(&resolver).await;
     assert_eq!(load(&service).await.0, StatusCode::SERVICE_UNAVAILABLE);
 
     let a = replica(7).await;
@@ -183,7 +169,7 @@ async fn time_spent_resolving_names_comes_out_of_the_deadline() {
     // guard's margin), not at the deadline plus the resolution.
     let server = FakeServer::start(Script::Sleep(Duration::from_secs(5))).await;
     let resolver = ManualResolver::slow(vec![server.addr], Duration::from_millis(400));
-    let (service, _state) = marketplace_with_deadline(&resolver, 500);
+    let (service, _state) = marketplace_with_deadline(&resolver, 500).await;
     let started = Instant::now();
     let (status, _) = load(&service).await;
     let elapsed = started.elapsed();

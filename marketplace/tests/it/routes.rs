@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bookshop_proto::BookCategory;
-use marketplace::{client::Book, cover::Cover};
+use marketplace::book::Book;
 use salvo::{
     Response, Service,
     http::StatusCode,
@@ -58,27 +58,16 @@ async fn the_home_page_lists_the_books_with_their_authors() {
     let (server, service) = app(Script::Books(three_books())).await;
     let (res, html) = page(&service, "/").await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
-    assert_eq!(
-        header(&res, "content-type"),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(header(&res, "content-type"), Some("text/html; charset=utf-8"));
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert_eq!(title(&html), "Mystery — Bookshop");
     assert!(html.contains("<h1>Mystery</h1>\n<p class=\"lead\">Books you may like</p>"));
     assert_eq!(
         titles(&html),
-        [
-            "Мальтийский сокол",
-            "Убийство в Восточном экспрессе",
-            "The Hound of the Baskervilles"
-        ]
+        ["Мальтийский сокол", "Убийство в Восточном экспрессе", "The Hound of the Baskervilles"]
     );
     assert!(html.contains("<span class=\"book-author\">Дэшил Хэммет</span>"));
-    assert_eq!(
-        html.matches("book-author").count(),
-        2,
-        "a book without an author shows none"
-    );
+    assert_eq!(html.matches("book-author").count(), 2, "a book without an author shows none");
     assert_eq!(
         html.matches("<li ").count() + html.matches("<li>").count(),
         3,
@@ -95,16 +84,11 @@ async fn every_book_has_a_cover_made_from_its_title() {
     let initials: Vec<&str> = covers.iter().map(|(_, i)| i.as_str()).collect();
     assert_eq!(initials, ["МС", "УВ", "TH"]);
     for ((class, _), title) in covers.iter().zip(titles(&html)) {
-        let book = Book {
-            id: 0,
-            title,
-            author: None,
-        };
-        assert_eq!(*class, format!("cover-{}", Cover::of(&book).colour));
+        let book = Book { id: 0, title, author: None };
+        assert_eq!(*class, format!("cover-{}", book.cover().colour));
     }
     assert_eq!(
-        html.matches("<li class=\"book\"><span class=\"cover ")
-            .count(),
+        html.matches("<li class=\"book\"><span class=\"cover ").count(),
         3,
         "each book opens with its cover: {html}"
     );
@@ -131,7 +115,7 @@ async fn the_configured_home_category_count_and_user_are_used() {
     settings.homepage.category = "self_help".into();
     settings.homepage.max_results = 7;
     settings.homepage.user_id = 99;
-    let service = service_for(&settings);
+    let service = service_for(&settings).await;
     let (_, html) = page(&service, "/").await;
     let request = server.fake.last();
     assert_eq!(
@@ -145,18 +129,12 @@ async fn the_configured_home_category_count_and_user_are_used() {
 async fn categories_are_accepted_in_any_case_with_dashes_or_underscores() {
     let (server, service) = app(Script::Books(three_books())).await;
     let spellings = [
-        (
-            BookCategory::ScienceFiction,
-            ["science_fiction", "Science-Fiction"],
-        ),
+        (BookCategory::ScienceFiction, ["science_fiction", "Science-Fiction"]),
         (BookCategory::SelfHelp, ["SELF-HELP", "self_help"]),
         (BookCategory::Mystery, ["MyStErY", ""]),
     ];
     for (expected, queries) in spellings {
-        let current = format!(
-            "<a href=\"/?category={}\" aria-current=\"page\">",
-            expected.key()
-        );
+        let current = format!("<a href=\"/?category={}\" aria-current=\"page\">", expected.key());
         for query in queries {
             let (res, html) = page(&service, &format!("/?category={query}")).await;
             assert_eq!(res.status_code, Some(StatusCode::OK), "{query}");
@@ -171,10 +149,7 @@ async fn every_category_is_linked_from_the_navigation() {
     let (_server, service) = app(Script::Books(three_books())).await;
     let (_, html) = page(&service, "/").await;
     for key in ["mystery", "science_fiction", "self_help"] {
-        assert!(
-            html.contains(&format!("href=\"/?category={key}\"")),
-            "{key}"
-        );
+        assert!(html.contains(&format!("href=\"/?category={key}\"")), "{key}");
     }
 }
 
@@ -184,23 +159,15 @@ async fn an_unknown_category_is_a_400_page_offering_the_categories_as_pills() {
     let html = bad_request_page(&service, "/?category=fantasy&lang=ru&max_results=5").await;
     assert!(html.contains("Нет такой категории"), "{html}");
     assert!(html.contains("<code>fantasy</code>"));
-    let (_, offered) = html
-        .split_once("<div class=\"pills\">")
-        .expect("the categories as pills");
-    for (key, name) in [
-        ("mystery", "Детективы"),
-        ("science_fiction", "Фантастика"),
-        ("self_help", "Саморазвитие"),
-    ] {
+    let (_, offered) = html.split_once("<div class=\"pills\">").expect("the categories as pills");
+    for (key, name) in
+        [("mystery", "Детективы"), ("science_fiction", "Фантастика"), ("self_help", "Саморазвитие")]
+    {
         // As the navigation links them: the explicit language is kept, and nothing of a
         // request that could not be parsed.
         let pill = format!("<a href=\"/?category={key}&amp;lang=ru\">{name}</a>");
         assert!(offered.contains(&pill), "{pill}: {html}");
-        assert_eq!(
-            html.matches(&pill).count(),
-            2,
-            "pill and navigation: {pill}"
-        );
+        assert_eq!(html.matches(&pill).count(), 2, "pill and navigation: {pill}");
     }
     assert!(server.fake.requests().is_empty(), "nothing was asked");
 }
@@ -213,23 +180,15 @@ async fn a_malformed_count_or_user_id_is_a_400_page_saying_what_was_wrong() {
     assert!(html.contains("from 1 to 50"));
 
     let html = bad_request_page(&service, "/?user_id=-4").await;
-    assert!(
-        html.contains("user id") && html.contains("<code>-4</code>"),
-        "{html}"
-    );
+    assert!(html.contains("user id") && html.contains("<code>-4</code>"), "{html}");
 }
 
 #[tokio::test]
 async fn out_of_range_counts_are_clamped_to_one_through_fifty() {
     let (server, service) = app(Script::Books(three_books())).await;
-    for (query, expected) in [
-        ("0", 1),
-        ("-3", 1),
-        ("51", 50),
-        ("1000", 50),
-        ("99999999999999999999999", 50),
-        ("5", 5),
-    ] {
+    for (query, expected) in
+        [("0", 1), ("-3", 1), ("51", 50), ("1000", 50), ("99999999999999999999999", 50), ("5", 5)]
+    {
         let (res, _) = page(&service, &format!("/?max_results={query}")).await;
         assert_eq!(res.status_code, Some(StatusCode::OK), "{query}");
         assert_eq!(server.fake.last().max_results, expected, "{query}");
@@ -238,17 +197,12 @@ async fn out_of_range_counts_are_clamped_to_one_through_fifty() {
 
 #[tokio::test]
 async fn catalog_strings_are_html_escaped() {
-    let hostile = vec![book(
-        1,
-        "<script>alert(1)</script>",
-        "\"><img src=x onerror=alert(2)>",
-    )];
+    let hostile = vec![book(1, "<script>alert(1)</script>", "\"><img src=x onerror=alert(2)>")];
     let (_server, service) = app(Script::Books(hostile)).await;
     let (_, html) = page(&service, "/").await;
-    for escaped in [
-        "&lt;script&gt;alert(1)&lt;/script&gt;",
-        "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;",
-    ] {
+    for escaped in
+        ["&lt;script&gt;alert(1)&lt;/script&gt;", "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"]
+    {
         assert!(html.contains(escaped), "{escaped} missing: {html}");
     }
     let html = without_own_script(&html);
@@ -256,11 +210,7 @@ async fn catalog_strings_are_html_escaped() {
         assert!(!html.contains(markup), "{markup} unescaped: {html}");
     }
     let initials: Vec<String> = covers(&html).into_iter().map(|(_, i)| i).collect();
-    assert_eq!(
-        initials,
-        ["SA"],
-        "the cover shows letters of the title, never its markup"
-    );
+    assert_eq!(initials, ["SA"], "the cover shows letters of the title, never its markup");
 }
 
 #[tokio::test]
@@ -291,16 +241,8 @@ async fn every_response_carries_the_security_headers() {
                 && csp.contains("frame-ancestors 'none'"),
             "{path}: {csp}"
         );
-        assert_eq!(
-            header(&res, "x-content-type-options"),
-            Some("nosniff"),
-            "{path}"
-        );
-        assert_eq!(
-            header(&res, "referrer-policy"),
-            Some("no-referrer"),
-            "{path}"
-        );
+        assert_eq!(header(&res, "x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(header(&res, "referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(header(&res, "x-frame-options"), Some("DENY"), "{path}");
     }
 }
@@ -314,14 +256,8 @@ async fn the_page_links_only_its_own_stylesheet_icon_and_script() {
     assert!(html.contains("<meta name=\"viewport\""));
     assert_eq!(html.matches("<script").count(), 1, "{html}");
     assert!(html.contains("<script src=\"/static/live.js?v="), "{html}");
-    assert!(
-        !without_own_script(&html).contains("<script"),
-        "no inline script"
-    );
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no external assets"
-    );
+    assert!(!without_own_script(&html).contains("<script"), "no inline script");
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
 }
 
 #[tokio::test]
@@ -350,10 +286,7 @@ async fn the_language_follows_accept_language_with_a_query_override() {
 
     let russian_preferred = [("accept-language", "en;q=0.2, ru;q=0.9")];
     let (_, html) = fetch(&service, "/?lang=klingon", &russian_preferred).await;
-    assert!(
-        html.contains("<html lang=\"ru\">"),
-        "unknown ?lang= falls back"
-    );
+    assert!(html.contains("<html lang=\"ru\">"), "unknown ?lang= falls back");
 
     let (_, html) = page(&service, "/").await;
     assert!(html.contains("<html lang=\"en\">"), "English by default");
@@ -379,10 +312,7 @@ async fn a_first_visit_gets_an_anonymous_user_cookie() {
     assert_eq!(name, "bookshop_uid");
     assert!(value.parse::<i32>().is_ok_and(|id| id > 0), "{value}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=31536000"] {
-        assert!(
-            attributes.contains(attribute),
-            "{attribute} missing: {cookie}"
-        );
+        assert!(attributes.contains(attribute), "{attribute} missing: {cookie}");
     }
     assert!(!attributes.contains("Secure"), "not over plain HTTP");
     assert_eq!(
@@ -398,21 +328,13 @@ async fn the_cookie_gives_the_user_id_and_the_query_overrides_it() {
 
     let (res, _) = fetch(&service, "/", &[("cookie", "bookshop_uid=4242")]).await;
     assert_eq!(server.fake.last().user_id, 4242);
-    assert_eq!(
-        header(&res, "set-cookie"),
-        None,
-        "a valid cookie is kept as is"
-    );
+    assert_eq!(header(&res, "set-cookie"), None, "a valid cookie is kept as is");
 
     fetch(&service, "/?user_id=7", &[("cookie", "bookshop_uid=4242")]).await;
     assert_eq!(server.fake.last().user_id, 7);
 
     let (res, _) = fetch(&service, "/", &[("cookie", "bookshop_uid=banana")]).await;
-    assert_eq!(
-        server.fake.last().user_id,
-        1,
-        "an invalid cookie is ignored"
-    );
+    assert_eq!(server.fake.last().user_id, 1, "an invalid cookie is ignored");
     let replaced = header(&res, "set-cookie").unwrap_or_default();
     assert!(
         replaced.starts_with("bookshop_uid=") && !replaced.contains("banana"),
@@ -426,12 +348,7 @@ async fn the_api_reads_the_cookie_but_never_sets_it() {
     let (res, _) = page(&service, "/api/recommendations").await;
     assert_eq!(header(&res, "set-cookie"), None);
     assert_eq!(server.fake.last().user_id, 1);
-    fetch(
-        &service,
-        "/api/recommendations",
-        &[("cookie", "bookshop_uid=31")],
-    )
-    .await;
+    fetch(&service, "/api/recommendations", &[("cookie", "bookshop_uid=31")]).await;
     assert_eq!(server.fake.last().user_id, 31);
 }
 
@@ -441,10 +358,7 @@ async fn the_api_answers_json_with_the_category_and_the_books() {
     let query = "/api/recommendations?category=Science-Fiction&max_results=2&user_id=5";
     let (res, body) = json(&service, query).await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
-    assert_eq!(
-        header(&res, "content-type"),
-        Some("application/json; charset=utf-8")
-    );
+    assert_eq!(header(&res, "content-type"), Some("application/json; charset=utf-8"));
     assert_eq!(body["category"], "science_fiction");
     assert_eq!(body["recommendations"][0]["id"], 1);
     assert_eq!(body["recommendations"][0]["title"], "Мальтийский сокол");
@@ -495,23 +409,14 @@ async fn a_category_without_books_is_an_empty_page_and_a_json_404() {
 
 #[tokio::test]
 async fn a_failing_recommendations_gives_a_503_notice_without_internals() {
-    let (_server, service) = app(Script::Fail(
-        Code::Internal,
-        "panic at db.rs:42 password=hunter2",
-    ))
-    .await;
+    let (_server, service) =
+        app(Script::Fail(Code::Internal, "panic at db.rs:42 password=hunter2")).await;
     let (res, html) = page(&service, "/?category=science_fiction").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(header(&res, "retry-after"), Some("5"));
-    assert!(
-        html.contains("Recommendations are unavailable right now"),
-        "{html}"
-    );
+    assert!(html.contains("Recommendations are unavailable right now"), "{html}");
     assert!(html.contains("role=\"alert\""));
-    assert!(
-        html.contains("href=\"/?category=science_fiction\">Try again</a>"),
-        "{html}"
-    );
+    assert!(html.contains("href=\"/?category=science_fiction\">Try again</a>"), "{html}");
     assert!(has_navigation(&html), "navigation intact");
     for secret in ["hunter2", "db.rs", "Internal", "panic"] {
         assert!(!html.contains(secret), "{secret} leaked");
@@ -520,10 +425,7 @@ async fn a_failing_recommendations_gives_a_503_notice_without_internals() {
     let (res, body) = page(&service, "/api/recommendations").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(header(&res, "retry-after"), Some("5"));
-    assert!(
-        body.contains("\"unavailable\"") && !body.contains("hunter2"),
-        "{body}"
-    );
+    assert!(body.contains("\"unavailable\"") && !body.contains("hunter2"), "{body}");
 }
 
 #[tokio::test]
@@ -544,7 +446,7 @@ async fn a_slow_recommendations_gives_a_503_within_the_deadline() {
 #[tokio::test]
 async fn an_unreachable_recommendations_gives_a_503() {
     let (_reserved, port) = reserved_port();
-    let service = service_for(&settings_for(port, 500));
+    let service = service_for(&settings_for(port, 500)).await;
     let started = Instant::now();
     let (res, _) = page(&service, "/").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
@@ -554,7 +456,7 @@ async fn an_unreachable_recommendations_gives_a_503() {
 #[tokio::test]
 async fn healthz_answers_even_when_recommendations_is_down() {
     let (_reserved, port) = reserved_port();
-    let service = service_for(&settings_for(port, 300));
+    let service = service_for(&settings_for(port, 300)).await;
     let (res, body) = page(&service, "/healthz").await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     assert_eq!(body, "ok\n");
@@ -571,7 +473,7 @@ async fn readyz_follows_the_health_of_recommendations() {
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
 
     let (_reserved, port) = reserved_port();
-    let down = service_for(&settings_for(port, 300));
+    let down = service_for(&settings_for(port, 300)).await;
     let (res, _) = page(&down, "/readyz").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
 }
@@ -589,14 +491,8 @@ async fn static_assets_are_served_with_types_caching_and_etags() {
 
     let (res, css) = page(&service, &href).await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
-    assert_eq!(
-        header(&res, "content-type"),
-        Some("text/css; charset=utf-8")
-    );
-    assert_eq!(
-        header(&res, "cache-control"),
-        Some("public, max-age=31536000, immutable")
-    );
+    assert_eq!(header(&res, "content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(header(&res, "cache-control"), Some("public, max-age=31536000, immutable"));
     assert!(css.contains("max-width"));
     let etag = header(&res, "etag").expect("an etag").to_owned();
 
@@ -607,11 +503,7 @@ async fn static_assets_are_served_with_types_caching_and_etags() {
     for path in ["/static/favicon.svg", "/favicon.ico"] {
         let (res, svg) = page(&service, path).await;
         assert_eq!(res.status_code, Some(StatusCode::OK), "{path}");
-        assert_eq!(
-            header(&res, "content-type"),
-            Some("image/svg+xml"),
-            "{path}"
-        );
+        assert_eq!(header(&res, "content-type"), Some("image/svg+xml"), "{path}");
         assert!(svg.starts_with("<svg"), "{path}");
     }
 }
@@ -641,9 +533,7 @@ async fn unknown_paths_get_our_404_page_and_wrong_methods_our_405() {
 async fn head_requests_get_the_headers_without_a_body() {
     let (_server, service) = app(Script::Books(three_books())).await;
     for path in ["/", "/healthz", "/static/style.css"] {
-        let mut res = TestClient::head(format!("{BASE}{path}"))
-            .send(&service)
-            .await;
+        let mut res = TestClient::head(format!("{BASE}{path}")).send(&service).await;
         assert_eq!(res.status_code, Some(StatusCode::OK), "{path}");
         assert!(res.take_string().await.unwrap().is_empty(), "{path}");
     }
@@ -674,14 +564,8 @@ async fn the_title_names_the_category_or_the_error_then_the_brand() {
     let (server, service) = app(Script::Books(three_books())).await;
     for (path, expected) in [
         ("/?category=self_help", "Self-help — Bookshop"),
-        (
-            "/?category=science_fiction&lang=ru",
-            "Фантастика — Bookshop",
-        ),
-        (
-            "/?category=poetry",
-            "That page address is not quite right — Bookshop",
-        ),
+        ("/?category=science_fiction&lang=ru", "Фантастика — Bookshop"),
+        ("/?category=poetry", "That page address is not quite right — Bookshop"),
         ("/nowhere", "Page not found — Bookshop"),
         ("/nowhere?lang=ru", "Страница не найдена — Bookshop"),
     ] {
@@ -690,10 +574,7 @@ async fn the_title_names_the_category_or_the_error_then_the_brand() {
     }
     server.fake.set(Script::Fail(Code::Unavailable, "down"));
     let (_, html) = page(&service, "/?category=mystery").await;
-    assert_eq!(
-        title(&html),
-        "Recommendations are unavailable right now — Bookshop"
-    );
+    assert_eq!(title(&html), "Recommendations are unavailable right now — Bookshop");
 }
 
 #[tokio::test]
@@ -702,20 +583,13 @@ async fn one_brand_in_header_and_footer_with_the_seeds_title_beside_it() {
     let (_, html) = page(&service, "/").await;
     let brand = "<span class=\"brand-name\">Bookshop</span>";
     assert!(
-        html.contains(&format!(
-            "{brand}<span class=\"tagline\">Online Books For You</span>"
-        )),
+        html.contains(&format!("{brand}<span class=\"tagline\">Online Books For You</span>")),
         "{html}"
     );
-    assert!(
-        html.contains("<div class=\"container\">Bookshop · <a"),
-        "{html}"
-    );
+    assert!(html.contains("<div class=\"container\">Bookshop · <a"), "{html}");
     let (_, html) = page(&service, "/?lang=ru").await;
     assert!(
-        html.contains(&format!(
-            "{brand}<span class=\"tagline\">Книги для вас</span>"
-        )),
+        html.contains(&format!("{brand}<span class=\"tagline\">Книги для вас</span>")),
         "{html}"
     );
 }
@@ -740,10 +614,7 @@ async fn only_pages_with_books_link_to_their_json() {
 async fn more_books_asks_for_more_of_the_category_keeping_the_visitors_choices() {
     let (server, service) = app(Script::Books(numbered_books(3))).await;
     let (_, html) = page(&service, "/?category=self-help").await;
-    assert_eq!(
-        more_books(&html),
-        Some("/?category=self_help&amp;max_results=6")
-    );
+    assert_eq!(more_books(&html), Some("/?category=self_help&amp;max_results=6"));
     assert!(html.contains(">More books</a>"), "{html}");
 
     let (_, html) = page(&service, "/?category=self_help&user_id=7&lang=ru").await;
@@ -756,10 +627,7 @@ async fn more_books_asks_for_more_of_the_category_keeping_the_visitors_choices()
     server.fake.set(Script::Books(numbered_books(6)));
     let (_, html) = page(&service, "/?category=self_help&max_results=6").await;
     assert_eq!(titles(&html).len(), 6);
-    assert_eq!(
-        more_books(&html),
-        Some("/?category=self_help&amp;max_results=9")
-    );
+    assert_eq!(more_books(&html), Some("/?category=self_help&amp;max_results=9"));
 }
 
 #[tokio::test]
@@ -775,10 +643,7 @@ async fn more_books_is_hidden_when_the_category_has_no_more() {
 async fn more_books_stops_at_the_most_a_page_may_ask_for() {
     let (server, service) = app(Script::Books(numbered_books(49))).await;
     let (_, html) = page(&service, "/?max_results=49").await;
-    assert_eq!(
-        more_books(&html),
-        Some("/?category=mystery&amp;max_results=50")
-    );
+    assert_eq!(more_books(&html), Some("/?category=mystery&amp;max_results=50"));
     server.fake.set(Script::Books(numbered_books(50)));
     let (_, html) = page(&service, "/?max_results=50").await;
     assert_eq!(titles(&html).len(), 50);
@@ -822,10 +687,7 @@ async fn a_category_not_served_since_the_start_shows_the_notice_without_books() 
     let (res, html) = page(&service, "/?category=self_help").await;
     assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(header(&res, "retry-after"), Some("5"));
-    assert!(
-        html.contains("We could not load recommendations."),
-        "{html}"
-    );
+    assert!(html.contains("We could not load recommendations."), "{html}");
     assert!(titles(&html).is_empty(), "{html}");
     assert!(!html.contains("stale"), "{html}");
 }
@@ -834,9 +696,7 @@ async fn a_category_not_served_since_the_start_shows_the_notice_without_books() 
 async fn a_category_found_empty_has_no_last_books_to_show() {
     let (server, service) = app(Script::Books(three_books())).await;
     page(&service, "/?category=mystery").await;
-    server
-        .fake
-        .set(Script::Fail(Code::NotFound, "Category not found"));
+    server.fake.set(Script::Fail(Code::NotFound, "Category not found"));
     let (res, _) = page(&service, "/?category=mystery").await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     server.fake.set(Script::Fail(Code::Unavailable, "down"));
@@ -856,8 +716,5 @@ async fn the_category_navigation_stays_on_one_row_that_scrolls_sideways() {
         .and_then(|(_, rest)| rest.split_once('}'))
         .map(|(rule, _)| rule)
         .expect("a .categories rule");
-    assert!(
-        rule.contains("flex-wrap: nowrap;") && rule.contains("overflow-x: auto;"),
-        "{rule}"
-    );
+    assert!(rule.contains("flex-wrap: nowrap;") && rule.contains("overflow-x: auto;"), "{rule}");
 }

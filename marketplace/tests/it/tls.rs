@@ -3,10 +3,8 @@
 
 use std::path::PathBuf;
 
-use bookshop_common::{
-    serve::App,
-    testing::{Spawned, TestCa},
-};
+use bookshop_common::serve::App;
+use bookshop_testing::{Spawned, TestCa};
 use marketplace::settings::ClientTlsSettings;
 use salvo::http::StatusCode;
 use tempfile::TempDir;
@@ -52,12 +50,7 @@ async fn start(clients: Option<&TestCa>) -> TlsRecommendations {
     let (addr, health) = (app.local_addr(), app.health_addr().unwrap());
     let running = Spawned::new(|stop| app.run_until_stopped(stop));
     wait_until_serving(health).await;
-    TlsRecommendations {
-        addr,
-        ca,
-        _running: running,
-        _dirs: (catalog_dir, certs),
-    }
+    TlsRecommendations { addr, ca, _running: running, _dirs: (catalog_dir, certs) }
 }
 
 /// Makes the Marketplace trust `ca` (writing its certificate into `dir`).
@@ -74,12 +67,9 @@ async fn page(
     let mut settings = settings_for(server.addr.port(), 1_000);
     settings.recommendations.tls.server_name = Some(NAME.into());
     configure(&mut settings.recommendations.tls, &dir);
-    let service = service_for(&settings);
+    let service = service_for(&settings).await;
     let (res, body) = support::page(&service, "/?category=mystery").await;
-    (
-        res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
+    (res.status_code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
 }
 
 /// Asserts that the home page is the 503 notice, with `configure` setting the Marketplace's TLS
@@ -130,10 +120,7 @@ async fn a_tls_failure_is_the_503_notice_without_internals() -> TestResult {
     let stranger = TestCa::new("Some other CA")?;
     let (status, body) = page(&server, |tls, dir| trust(tls, dir, &stranger)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        body.contains("href=\"/?category=science_fiction\""),
-        "navigation lost"
-    );
+    assert!(body.contains("href=\"/?category=science_fiction\""), "navigation lost");
     for internal in ["certificate", "UnknownIssuer", "tls", "127.0.0.1"] {
         assert!(!body.contains(internal), "the page shows {internal:?}");
     }

@@ -22,9 +22,9 @@ use std::{
 use bookshop_common::{
     logging::{self, LogFormat},
     serve::App,
-    telemetry::{self, Protocol, TraceSettings},
-    testing::{CapturedLines, Spawned, otlp_http_receiver},
+    telemetry,
 };
+use bookshop_testing::{CapturedLines, Spawned, otlp_http_receiver};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -33,7 +33,6 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value,
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-use opentelemetry_sdk::trace::Sampler;
 use prost::Message;
 use support::{
     ManualResolver, MarketplaceProcess, catalog_dir, eventually, get, marketplace_with_deadline,
@@ -61,9 +60,7 @@ impl TraceService for Receiver {
                 spans.extend(scope.spans);
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
 }
 
@@ -76,24 +73,19 @@ impl Receiver {
     fn serve(&self, listener: TcpListener, stop: oneshot::Receiver<()>) {
         let service = TraceServiceServer::new(self.clone());
         tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = stop.await;
-                    },
-                ),
+            tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = stop.await;
+                },
+            ),
         );
     }
 }
 
 /// A string attribute of `span`.
 fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())
 }
 
 fn text(span: &Span, key: &str) -> Option<String> {
@@ -128,18 +120,12 @@ impl Recommendations {
         settings.metrics.port = 0;
         settings.catalog.path = catalog.to_path_buf();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = recommendations::Application::with_listener(settings, listener)
-            .await
-            .unwrap();
+        let app = recommendations::Application::with_listener(settings, listener).await.unwrap();
         let addr = app.local_addr();
         let metrics = app.metrics_addr().unwrap();
         let running = Spawned::new(|stop| app.run_until_stopped(stop));
         wait_until_serving(addr).await;
-        Recommendations {
-            addr,
-            metrics,
-            running,
-        }
+        Recommendations { addr, metrics, running }
     }
 }
 
@@ -156,16 +142,17 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     let (stop_receiver, stopped) = oneshot::channel();
     receiver.serve(listener, stopped);
 
-    let settings = TraceSettings {
-        endpoint: format!("http://{collector}"),
-        protocol: Protocol::Grpc,
-        service_name: "bookshop-test".into(),
-        sampler: Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        export_timeout: Duration::from_millis(500),
-        schedule_delay: Duration::from_millis(50),
-        max_queue_size: 2048,
-    };
-    let (layer, _traces) = telemetry::install(&settings).unwrap();
+    let endpoint = format!("http://{collector}");
+    let traces = telemetry::install_with("marketplace", |name| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+        "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".into()),
+        "OTEL_SERVICE_NAME" => Some("bookshop-test".into()),
+        "OTEL_EXPORTER_OTLP_TIMEOUT" => Some("500".into()),
+        "OTEL_BSP_SCHEDULE_DELAY" => Some("50".into()),
+        _ => None,
+    });
+    let _traces = traces.unwrap().unwrap();
+    let layer = _traces.layer();
     let lines = CapturedLines::default();
     let writer = lines.clone();
     logging::subscriber(
@@ -193,17 +180,11 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     assert_eq!(page.status, 200);
 
     let in_trace = |spans: &[Span]| -> Vec<Span> {
-        spans
-            .iter()
-            .filter(|s| hex(&s.trace_id) == BROWSER_TRACE)
-            .cloned()
-            .collect()
+        spans.iter().filter(|s| hex(&s.trace_id) == BROWSER_TRACE).cloned().collect()
     };
     let exported = eventually(Duration::from_secs(10), async || {
         let spans = in_trace(&receiver.spans());
-        spans
-            .iter()
-            .any(|s| s.kind == SpanKind::Server as i32 && text(s, "rpc.method").is_some())
+        spans.iter().any(|s| s.kind == SpanKind::Server as i32 && text(s, "rpc.method").is_some())
             && spans
                 .iter()
                 .any(|s| s.kind == SpanKind::Server as i32 && text(s, "http.route").is_some())
@@ -220,11 +201,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     assert_eq!(hex(&page_span.parent_span_id), BROWSER_SPAN);
     assert_eq!(page_span.name, "GET /");
     assert_eq!(text(page_span, "http.route").as_deref(), Some("/"));
-    assert_eq!(
-        number(page_span, "http.response.status_code"),
-        Some(200),
-        "{page_span:#?}"
-    );
+    assert_eq!(number(page_span, "http.response.status_code"), Some(200), "{page_span:#?}");
 
     // Its call to Recommendations is a client span under it, and Recommendations' server span
     // is the child of that attempt.
@@ -241,10 +218,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     );
     assert_eq!(call_span.name, called);
     assert!(called.ends_with("/Recommend"), "{called}");
-    assert_eq!(
-        text(call_span, "rpc.grpc.status_code").as_deref(),
-        Some("OK")
-    );
+    assert_eq!(text(call_span, "rpc.grpc.status_code").as_deref(), Some("OK"));
     assert_eq!(number(call_span, "try_number"), Some(1));
     let served = spans
         .iter()
@@ -274,11 +248,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
         })
     })
     .await;
-    assert!(
-        logged,
-        "no access lines with the trace ids:\n{}",
-        lines.text()
-    );
+    assert!(logged, "no access lines with the trace ids:\n{}", lines.text());
 
     // A catalog reload has its own span: its result and the books now in service.
     write_catalog(&catalog, &["Dune", "Emma", "Ulysses"]);
@@ -300,7 +270,7 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
         recommendations.addr,
         SocketAddr::from(([127, 0, 0, 1], refused_port)),
     ]);
-    let (shop, _state) = marketplace_with_deadline(&resolver, 2000);
+    let (shop, _state) = marketplace_with_deadline(&resolver, 2000).await;
     let retried = eventually(Duration::from_secs(10), async || {
         let (res, _) = support::page(&shop, "/?category=mystery").await;
         assert_eq!(res.status_code.map(|s| s.as_u16()), Some(200));
@@ -350,16 +320,8 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
     assert!(counted, "spans not exported were not counted");
     assert!(not_exported(recommendations.metrics).await > 0);
 
-    marketplace
-        .running
-        .stop(Duration::from_secs(10))
-        .await
-        .unwrap();
-    recommendations
-        .running
-        .stop(Duration::from_secs(10))
-        .await
-        .unwrap();
+    marketplace.running.stop(Duration::from_secs(10)).await.unwrap();
+    recommendations.running.stop(Duration::from_secs(10)).await.unwrap();
     drop(dir);
 }
 
@@ -367,24 +329,20 @@ async fn a_page_is_one_trace_across_both_services_and_a_down_collector_costs_not
 async fn http_protobuf_is_the_default_protocol_and_stopping_flushes_the_queue() {
     let (collector, received) = otlp_http_receiver().await;
     // As the variables set it, and with exports every minute: only the flush sends the span.
-    let settings = TraceSettings::from_vars("recommendations", |name| match name {
+    let traces = telemetry::install_with("recommendations", |name| match name {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(format!("http://{collector}")),
         "OTEL_BSP_SCHEDULE_DELAY" => Some("60000".into()),
         _ => None,
-    })
-    .unwrap()
-    .unwrap();
-    assert_eq!(settings.protocol, Protocol::HttpProtobuf);
-    let (layer, traces) = telemetry::install(&settings).unwrap();
+    });
+    let traces = traces.unwrap().unwrap();
+    let layer = traces.layer();
     // This thread's own subscriber: the other test's global one never sees this span.
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info_span!(target: "recommendations::test", "flushed").in_scope(|| {});
     });
     assert!(received.lock().unwrap().is_empty());
 
-    tokio::task::spawn_blocking(move || traces.shutdown(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || traces.shutdown(Duration::from_secs(5))).await.unwrap();
     let received: Vec<ExportTraceServiceRequest> = (received.lock().unwrap().iter())
         .map(|(path, body)| {
             assert_eq!(path, "/v1/traces");
@@ -408,8 +366,5 @@ async fn http_protobuf_is_the_default_protocol_and_stopping_flushes_the_queue() 
         .iter()
         .find(|kv| kv.key == "service.name")
         .and_then(|kv| kv.value.as_ref()?.value.clone());
-    assert_eq!(
-        service_name,
-        Some(Value::StringValue("recommendations".into()))
-    );
+    assert_eq!(service_name, Some(Value::StringValue("recommendations".into())));
 }

@@ -36,10 +36,7 @@ impl Chunk {
 /// Cuts `text` into pieces of about [`CHUNK_BYTES`], each starting at a top-level `[[key]]`
 /// header (the first one at the start of the text).
 pub(super) fn split(text: &str) -> Vec<Chunk> {
-    let mut chunks = vec![Chunk {
-        range: 0..text.len(),
-        appends: HashSet::new(),
-    }];
+    let mut chunks = vec![Chunk { range: 0..text.len(), appends: HashSet::new() }];
     let mut depth = 0usize;
     let mut line_start = true;
     let mut tokens = Source::new(text).lex().peekable();
@@ -65,10 +62,7 @@ pub(super) fn split(text: &str) -> Vec<Chunk> {
                 let current = chunks.last_mut().expect("there is always a chunk");
                 if span.start() - current.range.start >= CHUNK_BYTES {
                     current.range.end = span.start();
-                    chunks.push(Chunk {
-                        range: span.start()..text.len(),
-                        appends: HashSet::new(),
-                    });
+                    chunks.push(Chunk { range: span.start()..text.len(), appends: HashSet::new() });
                 }
                 let current = chunks.last_mut().expect("there is always a chunk");
                 current.appends.insert(key.to_owned());
@@ -93,10 +87,8 @@ fn header_key(line: &str) -> Option<&str> {
     let inner = line.trim().strip_prefix("[[")?;
     let (key, _) = inner.split_once("]]")?;
     let key = key.trim();
-    let plain = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let plain =
+        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     plain.then_some(key)
 }
 
@@ -109,10 +101,7 @@ mod tests {
     }
 
     fn book(id: usize) -> String {
-        format!(
-            "[[mystery]]\nid = {id}\ntitle = \"{}\"\n\n",
-            "x".repeat(1000)
-        )
+        format!("[[mystery]]\nid = {id}\ntitle = \"{}\"\n\n", "x".repeat(1000))
     }
 
     #[test]
@@ -149,10 +138,7 @@ mod tests {
     #[test]
     fn only_plain_keys_start_a_piece() {
         assert_eq!(header_key("[[mystery]]"), Some("mystery"));
-        assert_eq!(
-            header_key("  [[ self_help ]]  # comment"),
-            Some("self_help")
-        );
+        assert_eq!(header_key("  [[ self_help ]]  # comment"), Some("self_help"));
         assert_eq!(header_key("[[mystery.notes]]"), None);
         assert_eq!(header_key("[[\"quoted\"]]"), None);
         assert_eq!(header_key("[mystery]"), None);

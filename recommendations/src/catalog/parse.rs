@@ -42,10 +42,8 @@ struct Naming {
 /// others in the order the file first mentions them.
 pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, CatalogError> {
     let at = |offset: usize| Location::from_span(origin, text, offset);
-    let invalid = |span: Range<usize>, problem| CatalogError::Invalid {
-        location: at(span.start),
-        problem,
-    };
+    let invalid =
+        |span: Range<usize>, problem| CatalogError::Invalid { location: at(span.start), problem };
     let mut shelves: Vec<Shelf> = Vec::new();
     let mut namings: HashMap<String, Naming> = HashMap::new();
     let mut first_seen: HashMap<i32, usize> = HashMap::new();
@@ -83,10 +81,7 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
             check_key(name).map_err(|problem| error(key.span(), problem))?;
             let DeValue::Array(list) = value.get_ref() else {
                 let found = value.get_ref().type_str();
-                let problem = Problem::NotAnArrayOfTables {
-                    category: name.to_owned(),
-                    found,
-                };
+                let problem = Problem::NotAnArrayOfTables { category: name.to_owned(), found };
                 return Err(error(value.span(), problem));
             };
             let shelf = match shelves.iter().position(|s| s.key == name) {
@@ -96,11 +91,7 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
                         return Err(error(key.span(), Problem::TooManyCategories));
                     }
                     let first_seen = global(key.span()).start;
-                    shelves.push(Shelf {
-                        key: name.to_owned(),
-                        first_seen,
-                        books: Vec::new(),
-                    });
+                    shelves.push(Shelf { key: name.to_owned(), first_seen, books: Vec::new() });
                     shelves.len() - 1
                 }
             };
@@ -117,10 +108,7 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
             let (book, id_span) = parse_book(fields, entry.span(), &error)?;
             let id_offset = global(id_span).start;
             if let Some(first) = first_seen.get(&book.id) {
-                let problem = Problem::DuplicateId {
-                    id: book.id,
-                    first: at(*first),
-                };
+                let problem = Problem::DuplicateId { id: book.id, first: at(*first) };
                 return Err(invalid(id_offset..id_offset, problem));
             }
             first_seen.insert(book.id, id_offset);
@@ -204,10 +192,7 @@ fn read_namings(
             let problem = Problem::DuplicateKey(format!("{NAMES_KEY}.{category}"));
             return Err(error(key.span(), problem));
         }
-        let mut naming = Naming {
-            span: global(key.span()),
-            ..Naming::default()
-        };
+        let mut naming = Naming { span: global(key.span()), ..Naming::default() };
         for (field, value) in fields {
             let field = field.get_ref().as_ref();
             if field == "order" {
@@ -274,11 +259,7 @@ fn parse_book(
         Some(author) => text(author, "author", MAX_TEXT_CHARS, error)?,
         None => None,
     };
-    let book = Book {
-        id: id_value,
-        title,
-        author,
-    };
+    let book = Book { id: id_value, title, author };
     Ok((book, id.span()))
 }
 
@@ -296,23 +277,13 @@ fn text(
     // reach pages and logs as they are; looked for before trimming, which would drop some of
     // them silently.
     if let Some(control) = text.chars().find(|c| c.is_control() && *c != '\t') {
-        let problem = Problem::ControlCharacter {
-            field,
-            code: u32::from(control),
-        };
+        let problem = Problem::ControlCharacter { field, code: u32::from(control) };
         return Err(error(value.span(), problem));
     }
     let text = text.trim();
     let chars = text.chars().count();
     if chars > limit {
-        return Err(error(
-            value.span(),
-            Problem::TextTooLong {
-                field,
-                chars,
-                limit,
-            },
-        ));
+        return Err(error(value.span(), Problem::TextTooLong { field, chars, limit }));
     }
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
@@ -324,12 +295,5 @@ fn wrong_type(
     error: &impl Fn(Range<usize>, Problem) -> CatalogError,
 ) -> CatalogError {
     let found = value.get_ref().type_str();
-    error(
-        value.span(),
-        Problem::WrongType {
-            field,
-            expected,
-            found,
-        },
-    )
+    error(value.span(), Problem::WrongType { field, expected, found })
 }

@@ -97,11 +97,7 @@ async fn per_user_selection_is_stable_per_user_and_differs_between_users() {
         }
         set
     };
-    assert!(
-        others.len() > 15,
-        "only {} distinct picks for 20 users",
-        others.len()
-    );
+    assert!(others.len() > 15, "only {} distinct picks for 20 users", others.len());
 }
 
 #[tokio::test]
@@ -138,62 +134,29 @@ async fn a_shelf_added_to_the_file_is_listed_and_served_by_key_while_the_seeds_a
     save_by_rename(&app.catalog, &with_poetry);
     let mut catalog = CatalogClient::new(app.channel().await);
     let listed = eventually(SOON, async || {
-        let listed = catalog
-            .list_categories(ListCategoriesRequest {})
-            .await
-            .unwrap();
-        listed
-            .into_inner()
-            .categories
-            .iter()
-            .any(|c| c.key == "poetry")
+        let listed = catalog.list_categories(ListCategoriesRequest {}).await.unwrap();
+        listed.into_inner().categories.iter().any(|c| c.key == "poetry")
     })
     .await;
     assert!(listed, "the new shelf was never listed");
-    let categories = catalog
-        .list_categories(ListCategoriesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .categories;
+    let categories =
+        catalog.list_categories(ListCategoriesRequest {}).await.unwrap().into_inner().categories;
     let poetry = categories.iter().find(|c| c.key == "poetry").unwrap();
-    assert_eq!(
-        (poetry.names["en"].as_str(), poetry.names["ru"].as_str()),
-        ("Poetry", "Поэзия")
-    );
+    assert_eq!((poetry.names["en"].as_str(), poetry.names["ru"].as_str()), ("Poetry", "Поэзия"));
     assert_eq!(poetry.books, 1);
-    let request = |category: &str| RecommendRequest {
-        user_id: 1,
-        category: category.into(),
-        max_results: 5,
-    };
-    let books = catalog
-        .recommend(request("poetry"))
-        .await
-        .unwrap()
-        .into_inner()
-        .books;
+    let request =
+        |category: &str| RecommendRequest { user_id: 1, category: category.into(), max_results: 5 };
+    let books = catalog.recommend(request("poetry")).await.unwrap().into_inner().books;
     assert_eq!(books[0].title, "Evgeny Onegin");
-    let mystery = catalog
-        .recommend(request("mystery"))
-        .await
-        .unwrap()
-        .into_inner()
-        .books;
+    let mystery = catalog.recommend(request("mystery")).await.unwrap().into_inner().books;
     assert_eq!(mystery.len(), 2);
     let missing = catalog.recommend(request("history")).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    let negative = RecommendRequest {
-        max_results: -1,
-        ..request("poetry")
-    };
+    let negative = RecommendRequest { max_results: -1, ..request("poetry") };
     let invalid = catalog.recommend(negative).await.unwrap_err();
     assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
     // The seed's API: its enum values as before, nothing else.
     assert_eq!(app.titles(MYSTERY, 5).await.unwrap().len(), 2);
     assert_eq!(app.titles(SELF_HELP, 5).await.unwrap(), ["Help"]);
-    assert_eq!(
-        app.titles(7, 5).await.unwrap_err().code(),
-        tonic::Code::NotFound
-    );
+    assert_eq!(app.titles(7, 5).await.unwrap_err().code(), tonic::Code::NotFound);
 }

@@ -40,19 +40,15 @@ fn check_rejects_an_invalid_catalog_with_exit_1_and_the_location() {
     let output = run(&["check", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("bad.toml:6:6: duplicate id 1, first used at"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("bad.toml:6:6: duplicate id 1, first used at"), "{stderr}");
 }
 
 #[tokio::test]
 async fn healthcheck_exits_0_for_a_serving_server_and_1_otherwise() {
     let app = spawn_app(&catalog_with(&["A"])).await;
     let addr = app.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr]))
-        .await
-        .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr])).await.unwrap();
     assert!(output.status.success(), "{output:?}");
 
     let closed = {
@@ -71,30 +67,20 @@ async fn healthcheck_exits_0_for_a_serving_server_and_1_otherwise() {
 async fn healthcheck_exits_1_while_the_catalog_is_still_loading() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("catalog.toml");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let app = start(dir, fifo.clone(), |s| {
-        s.catalog.watch = recommendations::watch::WatchMode::Off
-    })
-    .await;
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let app =
+        start(dir, fifo.clone(), |s| s.catalog.watch = recommendations::watch::WatchMode::Off)
+            .await;
     let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
     assert!(answered);
     let addr = app.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr]))
-        .await
-        .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr])).await.unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("NOT_SERVING"));
     // Unblock the loader so the server can stop cleanly.
     let text = catalog_with(&["A"]);
-    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap()).await.unwrap();
     app.wait_until_serving().await;
 }
 

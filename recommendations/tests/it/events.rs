@@ -39,10 +39,7 @@ async fn the_watch_sends_the_version_in_service_at_once_and_each_new_one() {
     // The same content on another server (or later) is the same version.
     assert_eq!(
         second.version,
-        format!(
-            "{:016x}",
-            bookshop_common::fnv1a(catalog_with(&["A", "B", "C"]).as_bytes())
-        )
+        format!("{:016x}", bookshop_common::fnv1a(catalog_with(&["A", "B", "C"]).as_bytes()))
     );
 }
 
@@ -53,9 +50,7 @@ async fn a_rejected_edit_sends_nothing() {
     let first = next(&mut versions).await;
     save_by_rename(&app.catalog, "[[mystery]]\nid = 0\ntitle = \"broken\"\n");
     let rejected = eventually(SOON, async || {
-        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}")
-            .await
-            >= 1.0
+        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}").await >= 1.0
     })
     .await;
     assert!(rejected, "the broken edit was not looked at");
@@ -69,10 +64,7 @@ async fn a_rejected_edit_sends_nothing() {
 #[tokio::test]
 async fn the_watch_is_covered_by_the_health_service_and_ends_when_the_server_stops() {
     let app = spawn_app(&catalog_with(&["A"])).await;
-    let status = app
-        .health("bookshop.catalog.v1.CatalogEvents")
-        .await
-        .unwrap();
+    let status = app.health("bookshop.catalog.v1.CatalogEvents").await.unwrap();
     assert_eq!(status, ServingStatus::Serving);
     let mut versions = watch(&app).await;
     next(&mut versions).await;
@@ -89,11 +81,7 @@ async fn catalog_recommend_tells_the_version_its_books_were_drawn_from() {
     let mut versions = watch(&app).await;
     let mut catalog = CatalogClient::new(app.channel().await);
     let mut ask = async || -> RecommendResponse {
-        let request = RecommendRequest {
-            user_id: 1,
-            category: "mystery".into(),
-            max_results: 5,
-        };
+        let request = RecommendRequest { user_id: 1, category: "mystery".into(), max_results: 5 };
         catalog.recommend(request).await.unwrap().into_inner()
     };
     let first = next(&mut versions).await;

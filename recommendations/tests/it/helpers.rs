@@ -6,12 +6,12 @@ use std::{
     time::Duration,
 };
 
-use bookshop_testing::Spawned;
 pub use bookshop_common::serve::App;
-pub use bookshop_testing::eventually;
 use bookshop_proto::{
     BookRecommendation, RecommendationRequest, recommendations_client::RecommendationsClient,
 };
+use bookshop_testing::Spawned;
+pub use bookshop_testing::eventually;
 use recommendations::{Application, StartError, settings::Settings};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -49,13 +49,8 @@ pub async fn recommend(
     category: i32,
     max_results: i32,
 ) -> Result<Vec<BookRecommendation>, tonic::Status> {
-    let response = client
-        .recommend(RecommendationRequest {
-            user_id,
-            category,
-            max_results,
-        })
-        .await?;
+    let response =
+        client.recommend(RecommendationRequest { user_id, category, max_results }).await?;
     Ok(response.into_inner().recommendations)
 }
 
@@ -118,9 +113,7 @@ pub async fn start(
     settings.catalog.path = catalog.clone();
     configure(&mut settings);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::with_listener(settings, listener)
-        .await
-        .unwrap();
+    let app = Application::with_listener(settings, listener).await.unwrap();
     TestApp {
         addr: app.local_addr(),
         health_addr: app.health_addr(),
@@ -223,18 +216,15 @@ impl TestApp {
             None => self.channel().await,
         };
         let response = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
+            .check(HealthCheckRequest { service: service.into() })
             .await?;
         Ok(response.into_inner().status())
     }
 
     pub async fn wait_until_serving(&self) {
-        let done = eventually(SOON, async || {
-            matches!(self.health("").await, Ok(ServingStatus::Serving))
-        })
-        .await;
+        let done =
+            eventually(SOON, async || matches!(self.health("").await, Ok(ServingStatus::Serving)))
+                .await;
         assert!(done, "the service did not become SERVING");
     }
 
@@ -285,11 +275,7 @@ pub fn save_by_rename(path: &Path, text: &str) {
 /// Writes `path` in place (same inode), as `echo > file` or a bind-mounted file's host edit.
 pub fn write_in_place(path: &Path, text: &str) {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
     file.write_all(text.as_bytes()).unwrap();
     file.sync_all().unwrap();
 }

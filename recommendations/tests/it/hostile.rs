@@ -95,10 +95,7 @@ async fn an_oversized_request_is_refused_before_it_is_decoded() {
     let app = spawn_app(&catalog_with(&["A"])).await;
     let mut grpc = tonic::client::Grpc::new(app.channel().await);
     grpc.ready().await.unwrap();
-    let request = Request::new(BloatedRequest {
-        user_id: 1,
-        padding: "x".repeat(64 * 1024),
-    });
+    let request = Request::new(BloatedRequest { user_id: 1, padding: "x".repeat(64 * 1024) });
     let status = grpc
         .unary::<_, bookshop_proto::RecommendationResponse, _>(
             request,

@@ -14,35 +14,23 @@ async fn health_is_not_serving_until_the_catalog_is_loaded_then_serving() {
     // the health service while the catalog is still loading.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("catalog.toml");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
-    let app = start(dir, fifo.clone(), |s| {
-        s.catalog.watch = recommendations::watch::WatchMode::Off
-    })
-    .await;
+    let app =
+        start(dir, fifo.clone(), |s| s.catalog.watch = recommendations::watch::WatchMode::Off)
+            .await;
 
     let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
     assert!(answered, "the health service did not answer while loading");
     assert_eq!(app.health("").await.unwrap(), ServingStatus::NotServing);
-    assert_eq!(
-        app.health("Recommendations").await.unwrap(),
-        ServingStatus::NotServing
-    );
+    assert_eq!(app.health("Recommendations").await.unwrap(), ServingStatus::NotServing);
     let status = app.titles(MYSTERY, 3).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
 
     let text = catalog_with(&["Loaded"]);
-    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap()).await.unwrap();
     app.wait_until_serving().await;
-    assert_eq!(
-        app.health("Recommendations").await.unwrap(),
-        ServingStatus::Serving
-    );
+    assert_eq!(app.health("Recommendations").await.unwrap(), ServingStatus::Serving);
     assert_eq!(app.mystery_titles().await, ["Loaded"]);
 }
 
@@ -67,10 +55,7 @@ async fn a_missing_catalog_at_start_up_is_an_error() {
     let path = dir.path().join("missing.toml");
     let app = start(dir, path, |_| {}).await;
     let error = app.ended().await.unwrap_err().to_string();
-    assert!(
-        error.contains("missing.toml") && error.contains("cannot read"),
-        "{error}"
-    );
+    assert!(error.contains("missing.toml") && error.contains("cannot read"), "{error}");
 }
 
 #[tokio::test]
@@ -78,10 +63,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let error = start_up_error(|s| s.server.port = taken.local_addr().unwrap().port()).await;
     assert!(matches!(error, StartError::Bind { .. }), "{error:?}");
-    assert!(
-        error.to_string().contains("cannot listen on 127.0.0.1:"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("cannot listen on 127.0.0.1:"), "{error}");
 }
 
 #[tokio::test]
@@ -89,10 +71,8 @@ async fn shutdown_stops_serving_and_closes_the_port() {
     let app = spawn_app(&catalog_with(&["A"])).await;
     let addr = app.addr;
     app.stop().await.unwrap();
-    let refused = eventually(SOON, async || {
-        tokio::net::TcpStream::connect(addr).await.is_err()
-    })
-    .await;
+    let refused =
+        eventually(SOON, async || tokio::net::TcpStream::connect(addr).await.is_err()).await;
     assert!(refused, "the port still accepts connections after shutdown");
 }
 
@@ -110,10 +90,7 @@ async fn an_in_flight_call_finishes_during_shutdown() {
         })
         .collect();
     // Make sure the connection is established and the calls are on the wire.
-    client
-        .recommend(bookshop_proto::RecommendationRequest::default())
-        .await
-        .unwrap();
+    client.recommend(bookshop_proto::RecommendationRequest::default()).await.unwrap();
     app.stop().await.unwrap();
     for call in calls {
         call.await.unwrap().unwrap();
@@ -145,10 +122,7 @@ async fn reflection_v1_and_v1alpha_list_the_service() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"Recommendations".to_string()), "{names:?}");
     for name in ["grpc.health.v1.Health", "bookshop.catalog.v1.CatalogEvents"] {
-        assert!(
-            names.contains(&name.to_string()),
-            "{name} missing from {names:?}"
-        );
+        assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");
     }
 
     use tonic_reflection::pb::v1alpha::{
@@ -159,9 +133,7 @@ async fn reflection_v1_and_v1alpha_list_the_service() {
     };
     let request = AlphaRequest {
         host: String::new(),
-        message_request: Some(AlphaMessageRequest::FileContainingSymbol(
-            "Recommendations".into(),
-        )),
+        message_request: Some(AlphaMessageRequest::FileContainingSymbol("Recommendations".into())),
     };
     let mut responses = AlphaClient::new(app.channel().await)
         .server_reflection_info(tokio_stream::iter([request]))
@@ -188,20 +160,12 @@ async fn a_slow_stop_is_bounded_by_the_shutdown_timeout() {
     let _client = app.client().await;
     let started = std::time::Instant::now();
     app.stop().await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 /// Asserts the catalog's metrics: `books` mystery books, in its `generation`th version.
 async fn assert_catalog_metrics(app: &TestApp, books: f64, generation: f64) {
-    assert_eq!(
-        app.metric("bookshop_catalog_books{category=\"mystery\"}")
-            .await,
-        books
-    );
+    assert_eq!(app.metric("bookshop_catalog_books{category=\"mystery\"}").await, books);
     assert_eq!(app.metric("bookshop_catalog_generation").await, generation);
 }
 
@@ -223,30 +187,16 @@ async fn metrics_count_calls_by_code_and_follow_reloads() {
         4.0
     );
     assert_catalog_metrics(&app, 2.0, 1.0).await;
-    assert!(
-        app.metric("bookshop_catalog_last_success_timestamp_seconds")
-            .await
-            > 1.7e9
-    );
-    assert!(
-        app.metrics()
-            .await
-            .contains("bookshop_build_info{service=\"recommendations\"")
-    );
+    assert!(app.metric("bookshop_catalog_last_success_timestamp_seconds").await > 1.7e9);
+    assert!(app.metrics().await.contains("bookshop_build_info{service=\"recommendations\""));
 
     app.edit_catalog(save_by_rename, &["A", "B", "C"]).await;
     assert_catalog_metrics(&app, 3.0, 2.0).await;
-    assert_eq!(
-        app.metric("bookshop_catalog_reloads_total{result=\"success\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(app.metric("bookshop_catalog_reloads_total{result=\"success\"}").await, 1.0);
 
     save_by_rename(&app.catalog, "not a catalog");
     let counted = eventually(SOON, async || {
-        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}")
-            .await
-            == 1.0
+        app.metric("bookshop_catalog_reloads_total{result=\"failure\"}").await == 1.0
     })
     .await;
     assert!(counted, "the rejected reload was not counted");

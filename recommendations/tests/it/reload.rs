@@ -27,8 +27,7 @@ async fn a_save_by_rename_is_served_and_later_edits_too() {
     app.edit_catalog(save_by_rename, &["Renamed 1"]).await;
     // The file now has a new inode: the next edits, of both kinds, must still be seen.
     app.edit_catalog(save_by_rename, &["Renamed 2"]).await;
-    app.edit_catalog(write_in_place, &["In place after rename"])
-        .await;
+    app.edit_catalog(write_in_place, &["In place after rename"]).await;
 }
 
 #[tokio::test]
@@ -160,10 +159,8 @@ async fn reloads_during_a_stream_of_calls_fail_no_call_and_never_mix_catalogs() 
                 let books = recommend(&mut client, 1, MYSTERY, 50)
                     .await
                     .expect("a call failed during reloads");
-                let prefixes: HashSet<char> = books
-                    .iter()
-                    .map(|r| r.title.chars().next().unwrap())
-                    .collect();
+                let prefixes: HashSet<char> =
+                    books.iter().map(|r| r.title.chars().next().unwrap()).collect();
                 assert_eq!(books.len(), 8);
                 assert_eq!(prefixes.len(), 1, "one call saw two catalogs: {prefixes:?}");
                 if prefixes.contains(&'B') {
@@ -176,25 +173,15 @@ async fn reloads_during_a_stream_of_calls_fail_no_call_and_never_mix_catalogs() 
 
     for round in 0..10 {
         let titles = if round % 2 == 0 { &b } else { &a };
-        let write = if round % 4 < 2 {
-            save_by_rename
-        } else {
-            write_in_place
-        };
+        let write = if round % 4 < 2 { save_by_rename } else { write_in_place };
         app.edit_catalog(write, titles).await;
     }
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
         caller.await.unwrap();
     }
-    assert!(
-        calls.load(Ordering::Relaxed) > 100,
-        "too few calls to mean anything"
-    );
-    assert!(
-        seen_b.load(Ordering::Relaxed),
-        "the callers never saw a reload"
-    );
+    assert!(calls.load(Ordering::Relaxed) > 100, "too few calls to mean anything");
+    assert!(seen_b.load(Ordering::Relaxed), "the callers never saw a reload");
 }
 
 /// Writes `catalog_with(mystery)` into `path` in place, one book at a time, holding the file
@@ -203,11 +190,7 @@ async fn reloads_during_a_stream_of_calls_fail_no_call_and_never_mix_catalogs() 
 fn write_slowly(path: &Path, mystery: &[String], pauses: &mut impl Iterator<Item = Duration>) {
     use std::io::Write;
     let text = catalog_with(mystery);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
     for (i, book) in text.split("\n[[").enumerate() {
         if i > 0 {
             std::thread::sleep(pauses.next().unwrap());
@@ -270,10 +253,9 @@ async fn dangling_link_in_place(app: &TestApp) -> (tempfile::TempDir, std::path:
     let link = app.dir.path().join("catalog.toml.new");
     symlink(&target, &link).unwrap();
     std::fs::rename(&link, &app.catalog).unwrap();
-    let failed = eventually(SOON, async || {
-        app.metric("bookshop_catalog_read_errors_total").await >= 1.0
-    })
-    .await;
+    let failed =
+        eventually(SOON, async || app.metric("bookshop_catalog_read_errors_total").await >= 1.0)
+            .await;
     assert!(failed, "the dangling link was not read");
     (elsewhere, target)
 }
@@ -284,12 +266,8 @@ async fn a_read_that_fails_for_a_passing_reason_is_tried_again_until_it_succeeds
     // The catalog becomes a link to a file that does not exist yet, in a directory that is not
     // watched: when the file appears, no event says so, and only trying again finds it.
     let (_elsewhere, target) = dangling_link_in_place(&app).await;
-    app.assert_keeps_serving(
-        &["Old"],
-        Duration::from_millis(200),
-        "the last good catalog stays",
-    )
-    .await;
+    app.assert_keeps_serving(&["Old"], Duration::from_millis(200), "the last good catalog stays")
+        .await;
     std::fs::write(&target, catalog_with(&["Found later"])).unwrap();
     app.wait_for_titles(&["Found later"]).await;
 }

@@ -18,10 +18,8 @@ fn start(vars: &[(&str, &str)]) -> ChildService {
 
 /// [`start`] with another catalog.
 fn start_with(catalog: &str, vars: &[(&str, &str)]) -> ChildService {
-    let mut all = vec![
-        ("TOKIO_WORKER_THREADS", "1"),
-        ("RECOMMENDATIONS__METRICS__ENABLED", "false"),
-    ];
+    let mut all =
+        vec![("TOKIO_WORKER_THREADS", "1"), ("RECOMMENDATIONS__METRICS__ENABLED", "false")];
     all.extend_from_slice(vars);
     let program = env!("CARGO_BIN_EXE_recommendations");
     ChildService::start(program, &["--catalog", catalog, "--port", "0"], &all)
@@ -31,9 +29,8 @@ fn start_with(catalog: &str, vars: &[(&str, &str)]) -> ChildService {
 async fn a_stop_signal_the_moment_it_listens_is_a_graceful_stop() {
     // A large catalog keeps the service busy loading it after it listens: a stop signal
     // handler installed only once the service is ready would let SIGTERM kill it here.
-    let books: String = (1..=20_000)
-        .map(|id| format!("[[mystery]]\nid = {id}\ntitle = \"Book {id}\"\n"))
-        .collect();
+    let books: String =
+        (1..=20_000).map(|id| format!("[[mystery]]\nid = {id}\ntitle = \"Book {id}\"\n")).collect();
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(&catalog, books).unwrap();
@@ -60,16 +57,11 @@ async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     // It listens before its catalog is loaded (answering UNAVAILABLE until then).
     let mut client = connect(addr).await;
     let served = eventually(Duration::from_secs(10), async || {
-        recommend(&mut client, 1, 0, 3)
-            .await
-            .is_ok_and(|books| books.len() == 3)
+        recommend(&mut client, 1, 0, 3).await.is_ok_and(|books| books.len() == 3)
     })
     .await;
     assert!(served, "no three books within 10 s");
-    assert!(
-        received.lock().unwrap().is_empty(),
-        "exported before the stop"
-    );
+    assert!(received.lock().unwrap().is_empty(), "exported before the stop");
 
     let started = Instant::now();
     service.terminate();
@@ -80,9 +72,7 @@ async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     assert!(took < Duration::from_secs(2), "stopping took {took:?}");
     let received = received.lock().unwrap();
     assert!(
-        received
-            .iter()
-            .any(|(path, body)| path == "/v1/traces" && !body.is_empty()),
+        received.iter().any(|(path, body)| path == "/v1/traces" && !body.is_empty()),
         "{received:?}"
     );
 }

@@ -2,8 +2,8 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use bookshop_testing::{Pem, TestCa};
 use bookshop_proto::{RecommendationRequest, recommendations_client::RecommendationsClient};
+use bookshop_testing::{Pem, TestCa};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::helpers::*;
@@ -17,10 +17,7 @@ struct Certs {
 
 impl Certs {
     fn new() -> Certs {
-        Certs {
-            dir: tempfile::tempdir().unwrap(),
-            ca: TestCa::new("Bookshop test CA").unwrap(),
-        }
+        Certs { dir: tempfile::tempdir().unwrap(), ca: TestCa::new("Bookshop test CA").unwrap() }
     }
 
     fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
@@ -31,10 +28,7 @@ impl Certs {
 
     /// Writes a server certificate and key; returns their paths.
     fn server(&self, pem: &Pem) -> (std::path::PathBuf, std::path::PathBuf) {
-        (
-            self.write("server.pem", &pem.cert),
-            self.write("server.key", &pem.key),
-        )
+        (self.write("server.pem", &pem.cert), self.write("server.key", &pem.key))
     }
 }
 
@@ -61,10 +55,7 @@ async fn tls_app_for_name() -> (Certs, TestApp) {
 /// Asserts that a client trusting `ca` and expecting `name` refuses the server's certificate.
 async fn assert_certificate_refused(app: &TestApp, ca: &str, name: &str) {
     let error = call(app.addr, ca, name, None).await.unwrap_err();
-    assert!(
-        error.contains("NotValidForName") || error.contains("certificate"),
-        "{error}"
-    );
+    assert!(error.contains("NotValidForName") || error.contains("certificate"), "{error}");
 }
 
 /// One `Recommend` over TLS trusting `ca`, expecting `name`, optionally with a client identity.
@@ -74,9 +65,8 @@ async fn call(
     name: &str,
     identity: Option<&Pem>,
 ) -> Result<Vec<String>, String> {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca))
-        .domain_name(name);
+    let mut tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(name);
     if let Some(id) = identity {
         tls = tls.identity(Identity::from_pem(&id.cert, &id.key));
     }
@@ -98,16 +88,8 @@ async fn call(
 #[tokio::test]
 async fn tls_serves_a_client_that_trusts_the_ca_and_refuses_plaintext() {
     let certs = Certs::new();
-    let app = tls_app(
-        &certs,
-        &certs.ca.server(&[NAME, "localhost"]).unwrap(),
-        None,
-    )
-    .await;
-    assert_eq!(
-        call(app.addr, &certs.ca.cert, NAME, None).await.unwrap(),
-        ["Secret"]
-    );
+    let app = tls_app(&certs, &certs.ca.server(&[NAME, "localhost"]).unwrap(), None).await;
+    assert_eq!(call(app.addr, &certs.ca.cert, NAME, None).await.unwrap(), ["Secret"]);
 
     let plaintext = Endpoint::from_shared(format!("http://{}", app.addr))
         .unwrap()
@@ -149,32 +131,17 @@ async fn a_certificate_with_only_a_common_name_is_rejected_by_rustls() {
 async fn mutual_tls_accepts_a_client_of_its_ca_and_rejects_the_others() {
     let certs = Certs::new();
     let clients = TestCa::new("Bookshop clients").unwrap();
-    let app = tls_app(
-        &certs,
-        &certs.ca.server(&[NAME]).unwrap(),
-        Some(&clients.cert),
-    )
-    .await;
+    let app = tls_app(&certs, &certs.ca.server(&[NAME]).unwrap(), Some(&clients.cert)).await;
 
     let marketplace = clients.client("marketplace").unwrap();
-    assert_eq!(
-        call(app.addr, &certs.ca.cert, NAME, Some(&marketplace))
-            .await
-            .unwrap(),
-        ["Secret"]
-    );
+    assert_eq!(call(app.addr, &certs.ca.cert, NAME, Some(&marketplace)).await.unwrap(), ["Secret"]);
     assert!(
         call(app.addr, &certs.ca.cert, NAME, None).await.is_err(),
         "a client without a certificate was served"
     );
-    let intruder = TestCa::new("Another CA")
-        .unwrap()
-        .client("marketplace")
-        .unwrap();
+    let intruder = TestCa::new("Another CA").unwrap().client("marketplace").unwrap();
     assert!(
-        call(app.addr, &certs.ca.cert, NAME, Some(&intruder))
-            .await
-            .is_err(),
+        call(app.addr, &certs.ca.cert, NAME, Some(&intruder)).await.is_err(),
         "a client certificate from another CA was accepted"
     );
 }
@@ -189,11 +156,8 @@ async fn the_plaintext_health_listener_answers_while_tls_is_on() {
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
     // The health listener serves nothing else.
-    let channel = Endpoint::from_shared(format!("http://{health}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
     let status = RecommendationsClient::new(channel)
         .recommend(RecommendationRequest::default())
         .await

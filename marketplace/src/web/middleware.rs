@@ -1,0 +1,137 @@
+//! What every request goes through, 404s and 405s included: its id and span, the access log and
+//! the request metrics, the security headers, and `Connection: close` while the server drains.
+
+use std::{sync::Arc, time::Instant};
+
+use bookshop_common::telemetry;
+use salvo::{
+    Depot, FlowCtrl, Request, Response, handler,
+    http::{HeaderValue, StatusCode, header},
+};
+use tracing::Instrument;
+
+use crate::{recommendations::Caller, web::AppState};
+
+/// `RUST_LOG=info,marketplace::access=debug` logs every request, not only failed and slow ones.
+pub const ACCESS_LOG_TARGET: &str = "marketplace::access";
+
+/// Our own stylesheet, images and script, no inline script, and the script talks only to us.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The request id: the client's `x-request-id` when usable, else a new one; returned in the
+/// response and passed to Recommendations, with a well-formed `traceparent`, as the
+/// [`Caller`]. The rest of the request runs in its span, so every line it logs carries the id.
+/// With traces on, that span is the request's server span, the child of the caller's
+/// `traceparent`, named after the route once routed.
+#[handler]
+pub async fn request_context(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok());
+    let request_id = header(REQUEST_ID).filter(|id| bookshop_common::loggable_id(id.as_bytes()));
+    let request_id =
+        request_id.map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
+    let traceparent = header(telemetry::TRACEPARENT)
+        .filter(|value| telemetry::is_traceparent(value))
+        .map(str::to_owned);
+    // Loggable ids are visible ASCII: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let span = if telemetry::enabled() {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %req.method(),
+            http.route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let tracestate = header(telemetry::TRACESTATE).filter(|value| value.len() <= 512);
+        telemetry::continue_from(&span, traceparent.as_deref(), tracestate);
+        span
+    } else {
+        tracing::info_span!("request", request_id = %request_id)
+    };
+    depot.insert_typed(Caller { request_id, traceparent });
+    ctrl.call_next(req, depot, res).instrument(span.clone()).await;
+    if telemetry::enabled() {
+        let (route, _) = super::route(req);
+        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+        telemetry::rename(&span, format!("{} {route}", req.method()));
+        span.record("http.route", route);
+        span.record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+    }
+}
+
+/// Each request counted (route, status, latency) and logged with its method, route (the matched
+/// pattern, `-` when none matched), path, status and latency: at `info` when it failed or was
+/// slow, at `debug` otherwise and for the probes, so that the default log carries what needs
+/// attention and costs nothing per page.
+#[handler]
+pub async fn access_log(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let started = Instant::now();
+    ctrl.call_next(req, depot, res).await;
+    let elapsed = started.elapsed();
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    let (route, probe) = super::route(req);
+    let method = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        _ => "OTHER",
+    };
+    if let Ok(state) = depot.get_typed::<Arc<AppState>>() {
+        state.metrics.observe_request(method, route, status, elapsed.as_secs_f64());
+    }
+    let (path, latency_ms) = (req.uri().path(), elapsed.as_secs_f64() * 1000.0);
+    if (status >= 400 || elapsed >= bookshop_common::logging::SLOW) && !probe {
+        tracing::info!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
+    } else {
+        tracing::debug!(target: ACCESS_LOG_TARGET, method, route, path, status, latency_ms, "request");
+    }
+}
+
+#[handler]
+pub async fn security_headers(res: &mut Response) {
+    let headers = res.headers_mut();
+    headers
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+}
+
+/// Once a stop signal came, while the server drains, every answer closes its connection, so
+/// clients reconnect elsewhere rather than send their next request on a closing connection.
+#[handler]
+pub async fn close_when_draining(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    ctrl.call_next(req, depot, res).await;
+    if depot.get_typed::<Arc<AppState>>().is_ok_and(|state| state.stopping.is_cancelled()) {
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
