@@ -1,13 +1,10 @@
 //! What both Bookshop services share, so each `main.rs` stays thin and both behave alike.
 //!
 //! # Layout
-//! - [`serve`]: the [`serve::App`] trait and the serve path: runtime, traces, logging, settings,
-//!   the stop signal ([`shutdown`]), the exit code.
+//! - [`serve`]: the [`serve::App`] trait and the serve path, stopped by [`shutdown`].
 //! - [`settings`]: layered configuration whose errors name the key, the value and the layer.
-//! - [`net`]: `host:port` values, and binding with an error naming the setting; [`tls`]: the
-//!   PEM files a setting names.
-//! - [`logging`], [`metrics`] and [`telemetry`]: `tracing` to stderr, Prometheus text, traces
-//!   over OTLP.
+//! - [`net`]: `host:port` values and binding; [`tls`]: the PEM files a setting names.
+//! - [`logging`], [`metrics`], [`telemetry`]: logs to stderr, Prometheus text, traces over OTLP.
 //! - here: which request ids a caller may hand us, a hash that is the same on every machine.
 
 pub mod logging;
@@ -24,27 +21,21 @@ use std::time::Duration;
 /// The longest request id (or trace header) taken from a caller.
 pub const MAX_ID_LEN: usize = 128;
 
-/// 1 to [`MAX_ID_LEN`] visible ASCII characters: anything else is replaced or left out, so that
-/// logs and headers never carry control characters, spaces that split a log line's fields, or
-/// megabytes.
+/// 1 to [`MAX_ID_LEN`] visible ASCII characters: no control characters, spaces or megabytes.
 pub fn loggable_id(value: &[u8]) -> bool {
     (1..=MAX_ID_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
-/// 64-bit FNV-1a: stable across processes, machines and releases (unlike `std`'s hashers), and
-/// `const`, so embedded files get their version at compile time.
-pub const fn fnv1a(bytes: &[u8]) -> u64 {
+/// 64-bit FNV-1a: the same on every machine and release (unlike `std`'s hashers), and `const`.
+pub const fn fnv1a(mut bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
+    while let [byte, rest @ ..] = bytes {
+        hash = (hash ^ *byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        bytes = rest;
     }
     hash
 }
 
-/// Whole milliseconds, as logs and settings write them.
 pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,17 +1,10 @@
-//! Logging through `tracing`, filtered by `RUST_LOG` (default `info`), as text or as JSON
-//! (`LOG_FORMAT=json`).
-//!
-//! Lines are written to stderr by a thread of their own, one `write` per batch; nothing is
-//! dropped: when the queue is full, logging waits. With the default filter, answered requests
-//! and calls are not logged one by one (their access lines are at `debug`): failures, slow
-//! answers ([`SLOW`]), reloads and start-up are.
+//! `tracing` to stderr as text or JSON (`LOG_FORMAT`), by a thread that drops nothing (a full queue
+//! makes logging wait). By default answered requests are left out (`debug`), [`SLOW`] ones are not.
 
 use std::io::{BufWriter, IsTerminal};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::{
-    EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
-};
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter, prelude::*};
 
 use crate::telemetry::TraceLayer;
 
@@ -24,10 +17,8 @@ pub enum LogFormat {
 impl LogFormat {
     /// An unknown `LOG_FORMAT` falls back to text: logging must never stop start-up.
     pub fn from_env() -> Self {
-        match std::env::var("LOG_FORMAT") {
-            Ok(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
-            _ => LogFormat::Text,
-        }
+        let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+        if format.trim().eq_ignore_ascii_case("json") { LogFormat::Json } else { LogFormat::Text }
     }
 }
 
@@ -37,35 +28,28 @@ pub const DEFAULT_FILTER: &str = "info,notify=warn";
 /// Requests and calls slower than this are logged at `info` even when they succeed.
 pub const SLOW: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Installs the global subscriber, with the trace layer when traces are on. Keep the guard
-/// until the process ends: dropping it writes out the lines still queued.
+/// Installs the global subscriber. Keep the guard: dropping it writes out the lines still queued.
 pub fn init(traces: Option<TraceLayer>) -> WorkerGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let (writer, guard) = NonBlockingBuilder::default()
-        // Its slots are allocated up front: the default of 128k lines is 4 MB of resident memory.
-        .buffered_lines_limit(8_192)
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Its slots are allocated up front: the default of 128k lines is 4 MB of resident memory.
+    let writer = NonBlockingBuilder::default().buffered_lines_limit(8_192).lossy(false);
+    let stderr = BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let (writer, guard) = writer.thread_name("log-writer").finish(stderr);
     // Colours only on a terminal; `try_init`, so that a second call (tests) is harmless.
     let ansi = std::io::stderr().is_terminal();
     let _ = subscriber(traces, filter, LogFormat::from_env(), writer, ansi).try_init();
     guard
 }
 
-/// The trace layer (if any), the filter, and lines in `format` written to `writer`. Both
-/// formats carry the fields of the spans a line is logged in (with traces on, their ids).
-pub fn subscriber<W>(
+/// Lines in either format carry the fields of their spans (with traces on, the spans' ids).
+pub fn subscriber<W: for<'w> MakeWriter<'w> + Send + Sync + 'static>(
     traces: Option<TraceLayer>,
     filter: EnvFilter,
     format: LogFormat,
     writer: W,
     ansi: bool,
-) -> impl tracing::Subscriber + Send + Sync
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
+) -> impl tracing::Subscriber + Send + Sync {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let lines = match format {
         LogFormat::Json => lines.json().flatten_event(true).with_current_span(true).boxed(),
@@ -103,7 +87,6 @@ mod tests {
             protocol: Protocol::Grpc,
             max_queue_size: 16,
             schedule_delay: None,
-            timeout: None,
         };
         let traces = {
             let _inside = runtime.enter();

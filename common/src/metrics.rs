@@ -1,14 +1,10 @@
-//! What both services' Prometheus metrics share: latency buckets, the build-info metric, and
-//! the text served at `/metrics`.
+//! What both services' Prometheus metrics share: latency buckets, build info, `/metrics` text.
 
-use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
-    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
-    registry::{Metric, Registry},
-};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::{family::Family, gauge::Gauge, histogram::Histogram};
+use prometheus_client::registry::{Metric, Registry};
 
-/// Latency histograms by label set, from 0.5 ms to 10 s: answers take well under a
-/// millisecond, pages a few; deadlines are around a second.
+/// From 0.5 ms to 10 s: answers take well under a millisecond, pages a few, deadlines a second.
 pub type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
@@ -17,8 +13,7 @@ pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
     Family::new_with_constructor(|| Histogram::new(BUCKETS))
 }
 
-/// Registers `metric` and returns it: a metric is a shared handle, so the service updates the
-/// one the registry renders.
+/// Registers `metric` and returns it: a shared handle, so the registry renders what it counts.
 pub fn register<M: Metric + Clone>(
     registry: &mut Registry,
     name: &str,
@@ -31,22 +26,13 @@ pub fn register<M: Metric + Clone>(
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
-    service: &'static str,
-    version: &'static str,
-}
-
 /// A registry with `bookshop_build_info{service, version} 1` and the trace export's counts.
 pub fn registry(service: &'static str) -> Registry {
     let mut registry = Registry::default();
-    let info = Family::<BuildLabels, Gauge>::default();
-    info.get_or_create(&BuildLabels { service, version: env!("CARGO_PKG_VERSION") }).set(1);
-    registry.register(
-        "bookshop_build_info",
-        "The running service and its version (always 1)",
-        info,
-    );
+    let info = Family::<[(&str, &str); 2], Gauge>::default();
+    info.get_or_create(&[("service", service), ("version", env!("CARGO_PKG_VERSION"))]).set(1);
+    let help = "The running service and its version (always 1)";
+    registry.register("bookshop_build_info", help, info);
     crate::telemetry::register_metrics(&mut registry);
     registry
 }

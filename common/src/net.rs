@@ -1,5 +1,4 @@
-//! Addresses: one `host:port` type for every address the services are given, and binding a
-//! listener with an error that names the setting behind its port.
+//! `host:port` values, and binding a listener with an error naming the setting behind its port.
 
 use std::{fmt, net::Ipv6Addr, str::FromStr};
 
@@ -60,8 +59,7 @@ impl<'de> Deserialize<'de> for HostPort {
     }
 }
 
-/// Whether `host` can stand for a host name or IP address (no scheme, port or path), and what
-/// is wrong with it if not.
+/// Whether `host` is a host name or IP address (no scheme, port or path), or what is wrong.
 pub fn check_host(host: &str) -> Result<(), &'static str> {
     if host.trim().is_empty() {
         Err("is empty")
@@ -78,13 +76,9 @@ pub fn check_host(host: &str) -> Result<(), &'static str> {
 
 /// `host:port`, with an IPv6 literal in brackets (`[::]:50051`), as sockets and URIs want it.
 pub fn join_host_port(host: &str, port: u16) -> String {
-    match host.contains(':') {
-        true => format!("[{host}]:{port}"),
-        false => format!("{host}:{port}"),
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-/// The message names the setting that chose the port and its variable: the fix is one line away.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot listen on {address}: {source}; the port is set by {setting} (environment variable {variable})"
@@ -97,8 +91,7 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Binds `host:port` (port 0 picks a free one); `prefix` and `setting` name where the port came
-/// from in the error.
+/// Binds `host:port` (port 0 picks a free one); the error names `setting` and its variable.
 pub async fn bind(
     host: &str,
     port: u16,
@@ -106,13 +99,9 @@ pub async fn bind(
     setting: &'static str,
 ) -> Result<TcpListener, BindError> {
     let address = join_host_port(host, port);
-    let error = |source| BindError {
-        address: address.clone(),
-        setting,
-        variable: env_variable(prefix, setting),
-        source,
-    };
-    TcpListener::bind(&address).await.map_err(error)
+    let variable = env_variable(prefix, setting);
+    let listener = TcpListener::bind(&address).await;
+    listener.map_err(|source| BindError { address, setting, variable, source })
 }
 
 #[cfg(test)]

@@ -1,14 +1,7 @@
-//! The serve path of both binaries: the Tokio runtime, traces, logging, the settings, the
-//! service itself until a stop signal, and the exit code. Each `main.rs` only parses its command
-//! line and hands its application over.
+//! The serve path of both binaries: runtime, traces, logging, settings, service, exit code.
 
-use std::{
-    fmt::{Debug, Display},
-    future::Future,
-    num::NonZeroUsize,
-    process::ExitCode,
-    time::Duration,
-};
+use std::fmt::{Debug, Display};
+use std::{num::NonZeroUsize, process::ExitCode, time::Duration};
 
 use tokio::runtime::{Builder, Runtime};
 
@@ -18,27 +11,22 @@ use crate::{logging, settings::SettingsError, shutdown, telemetry};
 pub trait App: Sized {
     type Settings: Debug + Send;
     type Error: Display;
-    /// On one worker thread, Tokio's current-thread scheduler: it runs a connection's task once
-    /// every ready stream has answered, so answers of calls in flight together leave in one
-    /// write, where the multi-threaded scheduler runs the woken task at once (docs/benchmarks.md).
+    /// On one worker, the current-thread scheduler: answers ready together leave in one write.
     const CURRENT_THREAD_ON_ONE: bool = false;
 
     /// Binds the listeners (port 0 picks a free port) and reads what start-up must read.
     fn build(settings: Self::Settings) -> impl Future<Output = Result<Self, Self::Error>> + Send;
 
-    /// Serves until `shutdown` resolves, then stops gracefully.
     fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// How long a stopped service waits for its last spans to reach the collector: well within the
-/// grace period of Docker (10 s) and the Kubernetes manifests (15 s).
+/// For the last spans to reach the collector: within the grace periods of Docker and Kubernetes.
 pub const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs the service `name` until SIGTERM or Ctrl-C. Start-up and run-time errors are logged and
-/// make a failing exit code.
+/// Runs the service `name` until SIGTERM or Ctrl-C; an error is logged and fails the exit code.
 pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> ExitCode {
     let threads = std::env::var("TOKIO_WORKER_THREADS").ok();
     let runtime = match runtime(threads.as_deref(), A::CURRENT_THREAD_ON_ONE) {
@@ -48,21 +36,17 @@ pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> 
             return failed(&error);
         }
     };
-    // The exporter's connections live on the runtime; logging comes after, as its trace layer
-    // is one of logging's layers.
+    // The exporter's connections live on the runtime; logging takes its trace layer.
     let traces = {
         let _inside = runtime.enter();
         telemetry::install(&name.to_lowercase())
     };
     let _logs =
         logging::init(traces.as_ref().ok().and_then(Option::as_ref).map(telemetry::Traces::layer));
-    let traces = match traces {
-        Ok(traces) => traces,
-        Err(error) => return failed(&error),
-    };
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(error) => return failed(&error),
+    let (traces, settings) = match (traces, settings) {
+        (Ok(traces), Ok(settings)) => (traces, settings),
+        (Err(error), _) => return failed(&error),
+        (_, Err(error)) => return failed(&error),
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings, "starting {name}");
     if let Some(traces) = &traces {
@@ -75,8 +59,7 @@ pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> 
             Ok(app) => app.run_until_stopped(stop).await,
             Err(error) => Err(error),
         };
-        // The exports run on this runtime, which a current-thread runtime drives only inside
-        // `block_on`: the flush waits on a blocking thread while it still does.
+        // A current-thread runtime drives exports only in `block_on`: flush on a blocking thread.
         if let Some(traces) = traces {
             let _ = tokio::task::spawn_blocking(move || traces.shutdown(TRACE_FLUSH_TIMEOUT)).await;
         }
@@ -96,60 +79,43 @@ fn failed(error: &dyn Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The worker threads `TOKIO_WORKER_THREADS` gives (`threads`; Tokio's default of one per CPU
-/// when unset); with one, the current-thread scheduler if the service asks for it.
+/// With `threads` workers (else one per CPU); with one, current-thread if the service asks.
 fn runtime(threads: Option<&str>, current_thread_on_one: bool) -> Result<Runtime, String> {
-    let threads = match threads {
-        None => None,
-        Some(value) => Some(value.trim().parse::<NonZeroUsize>().map_err(|_| {
-            format!(
-                "TOKIO_WORKER_THREADS={value:?} is not a number of threads: give a whole number \
-                 of 1 or more, or unset it for one per CPU"
-            )
-        })?),
-    };
+    let parse = |value: &str| value.trim().parse::<NonZeroUsize>().map_err(|_| value.to_owned());
+    let threads = threads.map(parse).transpose().map_err(|value| {
+        format!(
+            "TOKIO_WORKER_THREADS={value:?} is not a number of threads: give a whole number of 1 \
+             or more, or unset it for one per CPU"
+        )
+    })?;
     let mut builder = match threads.map(NonZeroUsize::get) {
         Some(1) if current_thread_on_one => Builder::new_current_thread(),
-        Some(threads) => {
-            let mut builder = Builder::new_multi_thread();
-            builder.worker_threads(threads);
-            builder
-        }
-        None => Builder::new_multi_thread(),
+        _ => Builder::new_multi_thread(),
     };
-    // An idle blocking thread keeps the allocator caches of its last task (a large catalog's
-    // parse) until it exits: Tokio's default of 10 s holds that memory for as long.
-    builder
-        .enable_all()
-        .thread_keep_alive(Duration::from_secs(1))
-        .build()
-        .map_err(|error| format!("cannot start the async runtime: {error}"))
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.get());
+    }
+    // An idle blocking thread keeps its allocator caches (a catalog's parse) until it exits.
+    builder.enable_all().thread_keep_alive(Duration::from_secs(1));
+    builder.build().map_err(|error| format!("cannot start the async runtime: {error}"))
 }
 
-/// Runs a one-shot client subcommand (a `healthcheck`) on a single-threaded runtime and
-/// [`report`]s its outcome.
+/// Runs a one-shot client subcommand (a `healthcheck`) and [`report`]s its outcome.
 pub fn once(task: impl Future<Output = Result<String, String>>) -> ExitCode {
-    let outcome = match Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(task),
-        Err(error) => Err(format!("cannot start the async runtime: {error}")),
-    };
-    report(outcome)
+    let runtime = Builder::new_current_thread().enable_all().build();
+    let runtime = runtime.map_err(|error| format!("cannot start the async runtime: {error}"));
+    report(runtime.and_then(|runtime| runtime.block_on(task)))
 }
 
-/// The exit of a one-shot subcommand: what it found on stdout and success, or what went wrong
-/// on stderr and failure.
+/// A one-shot subcommand's exit: what it found on stdout, or what went wrong on stderr.
 #[allow(clippy::print_stdout)]
 pub fn report(outcome: Result<String, String>) -> ExitCode {
+    let code = if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     match outcome {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(text) => {
-            eprintln!("{text}");
-            ExitCode::FAILURE
-        }
+        Ok(text) => println!("{text}"),
+        Err(text) => eprintln!("{text}"),
     }
+    code
 }
 
 #[cfg(test)]

@@ -1,15 +1,9 @@
-//! Layered configuration with the `config` crate, the same way in both services.
-//!
-//! Layers, later wins: the settings type's `Default`, an optional TOML file, variables outside
-//! the prefix that a service honours for compatibility ([`Layered::ALIASES`]), variables named
-//! `PREFIX__SECTION__KEY`, then command-line flags. Only variables that start with the prefix
-//! and `__` are read, so the `RECOMMENDATIONS_PORT=tcp://…` that Kubernetes injects beside a
-//! Service named `recommendations` never reaches the configuration.
-//!
-//! Every error names the key, the value and the layer that set it (the file, the variable, the
-//! flag); an unknown key is an error too, so a typo never goes unnoticed.
+//! Layered configuration, later wins: the type's `Default`, an optional TOML file, aliases, then
+//! `PREFIX__SECTION__KEY` variables and flags. Only variables with the prefix and `__` count, so a
+//! Kubernetes `RECOMMENDATIONS_PORT=tcp://…` never does. Every error names the key, the value and
+//! the layer that set it; an unknown key is an error too.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{collections::HashMap, marker::PhantomData, path::PathBuf, time::Duration};
 
 use config::{Config, ConfigError, Environment, File, FileFormat, Map, Source, Value, ValueKind};
 use serde::{Serialize, de::DeserializeOwned};
@@ -34,46 +28,47 @@ pub struct Invalid {
     pub problem: String,
 }
 
-impl Invalid {
-    pub fn new(key: &'static str, problem: impl Into<String>) -> Invalid {
-        let problem = problem.into();
-        Invalid { key, problem }
-    }
+pub fn ensure(holds: bool, key: &'static str, problem: impl Into<String>) -> Result<(), Invalid> {
+    holds.then_some(()).ok_or_else(|| Invalid { key, problem: problem.into() })
 }
 
-/// Checks that `duration` (the setting `key`) is at least `min`.
 pub fn at_least(key: &'static str, duration: Duration, min: Duration) -> Result<(), Invalid> {
-    match duration < min {
-        true => Err(Invalid::new(key, format!("must be at least {}", crate::millis(min)))),
-        false => Ok(()),
-    }
+    ensure(duration >= min, key, format!("must be at least {}", crate::millis(min)))
 }
 
-/// Where the configuration comes from. `main` fills it from the process; tests by hand, so that
-/// they never change the process environment (which races between parallel tests).
+/// Where the configuration comes from: the process, or a test (so tests never race on the env).
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// An optional TOML file, which must exist when named.
     pub file: Option<PathBuf>,
     pub env: HashMap<String, String>,
     /// Command-line flags as dotted keys (`server.port` = `6000`).
     pub overrides: Vec<(String, String)>,
 }
 
-impl Sources {
-    /// This process's environment, the file `--config` names (else `<prefix>_CONFIG`, unless
-    /// empty), and the flags that were given.
-    pub fn from_process(
-        prefix: &str,
-        file: Option<PathBuf>,
-        flags: &[(&str, Option<String>)],
-    ) -> Sources {
+/// What both command lines have: the file and the port, flags above every other layer.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The port to serve on (server.port)
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+}
+
+impl Args {
+    /// This process's sources: the environment, the file `--config` (else a non-empty
+    /// `<prefix>_CONFIG`) names, `--port` and the service's own `flags`.
+    pub fn sources(self, prefix: &str, flags: &[(&str, Option<String>)]) -> Sources {
         let env: HashMap<String, String> = std::env::vars().collect();
         let named = env.get(&format!("{prefix}_CONFIG")).filter(|file| !file.trim().is_empty());
-        let file = file.or_else(|| named.map(PathBuf::from));
-        let overrides =
-            flags.iter().filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
-        Sources { file, env, overrides: overrides.collect() }
+        let file = self.config.or_else(|| named.map(PathBuf::from));
+        let port = ("server.port", self.port.map(|port| port.to_string()));
+        let flags = flags
+            .iter()
+            .chain([&port])
+            .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
+        Sources { file, env, overrides: flags.collect() }
     }
 }
 
@@ -90,26 +85,22 @@ pub enum SettingsError {
     Invalid { key: String, value: String, problem: String, origin: String },
 }
 
-/// The variable that sets `key`: `server.port` in `RECOMMENDATIONS` is
-/// `RECOMMENDATIONS__SERVER__PORT`.
+/// The variable that sets `key`: `RECOMMENDATIONS__SERVER__PORT` for `server.port`.
 pub fn env_variable(prefix: &str, key: &str) -> String {
     format!("{prefix}__{}", key.replace('.', "__").to_uppercase())
 }
 
-/// Builds the layered configuration, deserializes it and checks it.
 pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     let defaults = Config::try_from(&T::default())?;
     let mut builder = Config::builder().add_source(defaults.clone());
     if let Some(file) = &sources.file {
         builder = builder.add_source(File::from(file.as_path()).format(FileFormat::Toml));
     }
-    let aliases: HashMap<String, String> = T::ALIASES
-        .iter()
-        .filter_map(|(variable, key)| {
-            let value = sources.env.get(*variable)?.trim();
-            (!value.is_empty()).then(|| (key.to_string(), value.to_owned()))
-        })
-        .collect();
+    let alias = |(variable, key): &(&str, &str)| {
+        let value = sources.env.get(*variable)?.trim();
+        (!value.is_empty()).then(|| (key.to_string(), value.to_owned()))
+    };
+    let aliases: HashMap<String, String> = T::ALIASES.iter().filter_map(alias).collect();
     let prefixed = Environment::with_prefix(T::PREFIX).prefix_separator("__").separator("__");
     builder = builder
         .add_source(Environment::default().source(Some(aliases)))
@@ -117,10 +108,8 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     for (key, value) in &sources.overrides {
         builder = builder.set_override(key.as_str(), value.as_str())?;
     }
-    let layers =
-        Layers { config: builder.build()?, sources, prefix: T::PREFIX, aliases: T::ALIASES };
-    let set = layers.config.collect()?;
-    if let Some((key, value)) = unknown_key(&defaults.collect()?, &set, "") {
+    let layers = Layers::<T> { config: builder.build()?, sources, settings: PhantomData };
+    if let Some((key, value)) = unknown_key(&defaults.collect()?, &layers.config.collect()?, "") {
         return Err(SettingsError::UnknownKey { origin: layers.origin(&key, &value), key });
     }
     let settings: T = layers.config.clone().try_deserialize().map_err(|error| match error {
@@ -135,16 +124,15 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
 }
 
 /// The built configuration, and what it takes to say where a value came from.
-struct Layers<'a> {
+struct Layers<'a, T> {
     config: Config,
     sources: &'a Sources,
-    prefix: &'static str,
-    aliases: &'static [(&'static str, &'static str)],
+    settings: PhantomData<T>,
 }
 
-impl Layers<'_> {
+impl<T: Layered> Layers<'_, T> {
     fn invalid(&self, key: &str, problem: String) -> SettingsError {
-        let value = lookup(self.config.collect().unwrap_or_default(), key).unwrap_or_default();
+        let value = lookup(&self.config.cache, key).cloned().unwrap_or_default();
         let shown = match &value.kind {
             ValueKind::Nil => "(unset)".to_owned(),
             ValueKind::String(text) => format!("{text:?}"),
@@ -154,8 +142,7 @@ impl Layers<'_> {
         SettingsError::Invalid { key: key.to_owned(), value: shown, problem, origin }
     }
 
-    /// The layer that set `key` to `value`, in words an operator can act on. A table has no
-    /// origin of its own: the first value in it speaks for it.
+    /// The layer that set `key` to `value`, for an operator; a table's first value speaks for it.
     fn origin(&self, key: &str, value: &Value) -> String {
         if self.sources.overrides.iter().any(|(flag, _)| flag == key) {
             return "a command-line flag".into();
@@ -167,10 +154,10 @@ impl Layers<'_> {
         match origin {
             None => "the built-in default".into(),
             Some("the environment") => {
-                let wanted = env_variable(self.prefix, key);
+                let wanted = env_variable(T::PREFIX, key);
                 let env = &self.sources.env;
                 let prefixed = env.keys().find(|name| name.eq_ignore_ascii_case(&wanted));
-                let alias = self.aliases.iter().find(|(_, k)| *k == key).map(|(v, _)| *v);
+                let alias = T::ALIASES.iter().find(|alias| alias.1 == key).map(|alias| alias.0);
                 match prefixed.map(String::as_str).or(alias) {
                     Some(name) => format!("the environment variable {name}"),
                     None => "the environment".into(),
@@ -184,37 +171,30 @@ impl Layers<'_> {
     }
 }
 
-/// The value at dotted `key` of `table`.
-fn lookup(mut table: Map<String, Value>, key: &str) -> Option<Value> {
-    let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
-    for part in path.split('.').filter(|part| !part.is_empty()) {
-        table = table.remove(part)?.into_table().ok()?;
-    }
-    table.remove(last)
+fn lookup<'a>(root: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(root, |value, part| match &value.kind {
+        ValueKind::Table(table) => table.get(part),
+        _ => None,
+    })
 }
 
-/// The first key (in sorted order, for a stable message) set in `actual` that `known` lacks.
-fn unknown_key(
-    known: &Map<String, Value>,
-    actual: &Map<String, Value>,
-    prefix: &str,
-) -> Option<(String, Value)> {
-    let mut names: Vec<&String> = actual.keys().collect();
+type Table = Map<String, Value>;
+
+/// The first key (in sorted order, for a stable message) in `set` that `known` lacks.
+fn unknown_key(known: &Table, set: &Table, prefix: &str) -> Option<(String, Value)> {
+    let mut names: Vec<&String> = set.keys().collect();
     names.sort();
     names.into_iter().find_map(|name| {
         let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
-        match (known.get(name).map(|v| &v.kind), &actual[name].kind) {
-            (None, _) => Some((key, actual[name].clone())),
-            (Some(ValueKind::Table(known)), ValueKind::Table(actual)) => {
-                unknown_key(known, actual, &key)
-            }
+        match (known.get(name).map(|value| &value.kind), &set[name].kind) {
+            (None, _) => Some((key, set[name].clone())),
+            (Some(ValueKind::Table(known)), ValueKind::Table(set)) => unknown_key(known, set, &key),
             _ => None,
         }
     })
 }
 
-/// `Duration` fields as whole milliseconds (`timeout_ms = 250`), with
-/// `#[serde(rename = "timeout_ms", with = "bookshop_common::settings::millis")]`.
+/// `Duration` fields as whole milliseconds: `#[serde(rename = "timeout_ms", with = "millis")]`.
 pub mod millis {
     use std::time::Duration;
 
@@ -229,8 +209,7 @@ pub mod millis {
     }
 }
 
-/// Lists of values that parse from text (`host:port`, `10.0.0.0/8`), written as one string
-/// separated by commas (what a variable can hold) or as a TOML array.
+/// Values that parse from text (`host:port`): a TOML array, or comma-separated as in a variable.
 pub mod comma_list {
     use std::{fmt::Display, str::FromStr};
 
@@ -252,11 +231,9 @@ pub mod comma_list {
     }
 
     /// Each entry must parse; the error names the one that does not.
-    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: FromStr<Err: Display>,
-    {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: FromStr<Err: Display>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
         let entries = match Written::deserialize(deserializer)? {
             Written::Text(text) => text.split(',').map(str::to_owned).collect(),
             Written::List(list) => list,
@@ -319,10 +296,7 @@ mod tests {
         const ALIASES: &'static [(&'static str, &'static str)] = &[("EXAMPLE_HOST", "server.host")];
 
         fn validate(&self) -> Result<(), Invalid> {
-            if self.server.port == 1 {
-                return Err(Invalid::new("server.port", "must not be 1"));
-            }
-            Ok(())
+            ensure(self.server.port != 1, "server.port", "must not be 1")
         }
     }
 

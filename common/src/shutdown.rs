@@ -1,13 +1,7 @@
 //! The stop signal shared by both services.
 
-use std::future::Future;
-
-/// Listens for SIGTERM and Ctrl-C (SIGINT) from this call on; the future resolves at the first.
-///
-/// Call it, inside the runtime, before anything listens: until a handler is installed, SIGTERM
-/// kills the process without draining (and PID 1 in a container ignores it), so a stop just
-/// after start would drop in-flight calls. A signal that arrives before the future is first
-/// polled is kept, not lost.
+/// Resolves at the first SIGTERM or Ctrl-C from this call on. Call it in the runtime before
+/// anything listens: until then SIGTERM kills without draining (and PID 1 ignores it).
 pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {

@@ -1,35 +1,18 @@
-//! Distributed traces: the services' `tracing` spans exported over OTLP, configured by the
-//! standard `OTEL_*` variables, which the OpenTelemetry SDK and exporter read themselves.
-//!
-//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set; then no layer is
-//! installed, [`enabled`] is false and the services make none of their trace-only spans, so
-//! traces cost nothing when off. When on, spans are exported in batches from the SDK's own
-//! thread through a bounded queue: a collector that is down or slow costs a request nothing.
-//!
-//! # Layout
-//! - [`env`]: the variables that would otherwise crash or silently misbehave, checked.
-//! - [`export`]: the bounded queue, the exports run on the runtime, and the lost spans counted.
-//! - [`propagation`]: W3C trace context in and out, and the span ids in log lines.
+//! Spans exported over OTLP as `OTEL_*` says; without an endpoint, [`enabled`] is false and the
+//! services skip trace-only spans. A bounded queue (`export`) keeps the collector off the path.
 
 pub(crate) mod env;
 mod export;
 mod propagation;
 
-use std::{
-    fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::{fmt, sync::Arc, time::Duration};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::{
-    Resource,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
-};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing::Level;
 use tracing_subscriber::{Layer, Registry, filter::Targets};
 
 pub use env::TelemetryError;
@@ -40,12 +23,11 @@ pub use propagation::{
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Whether traces are on: when not, the services skip their trace-only spans.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The layer that turns spans into OpenTelemetry spans, for the global subscriber.
+/// Turns spans into OpenTelemetry spans, in the global subscriber.
 pub type TraceLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// The running export; [`Traces::shutdown`] flushes what is queued.
@@ -55,35 +37,28 @@ pub struct Traces {
     exporter: env::Exporter,
 }
 
-/// Sets up export as the `OTEL_*` variables say, or nothing when they leave traces off.
-/// `service` is the default `service.name`. Call it inside the runtime the exports run on.
+/// Starts export as `OTEL_*` says, `service` the default `service.name`, on the current runtime.
 pub fn install(service: &str) -> Result<Option<Traces>, TelemetryError> {
     install_with(service, |name| std::env::var(name).ok())
 }
 
-/// [`install`] with the variables `var` gives (tests give their own), for those checked here;
-/// the SDK reads the others from the process.
+/// [`install`] with the variables `var` gives (tests give their own) for those checked here.
 pub fn install_with(
     service: &str,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Traces>, TelemetryError> {
     let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
     let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_owned());
-    match env::exporter(var)? {
-        Some(exporter) => Traces::start(&service, exporter).map(Some),
-        None => Ok(None),
-    }
+    env::exporter(var)?.map(|exporter| Traces::start(&service, exporter)).transpose()
 }
 
 impl Traces {
     pub(crate) fn start(service: &str, exporter: env::Exporter) -> Result<Traces, TelemetryError> {
+        let builder = SpanExporter::builder();
+        let endpoint = exporter.endpoint.as_str();
         let built = match exporter.protocol {
-            env::Protocol::Grpc => {
-                SpanExporter::builder().with_tonic().with_endpoint(&exporter.endpoint).build()
-            }
-            env::Protocol::HttpProtobuf => {
-                SpanExporter::builder().with_http().with_endpoint(&exporter.endpoint).build()
-            }
+            env::Protocol::Grpc => builder.with_tonic().with_endpoint(endpoint).build(),
+            env::Protocol::HttpProtobuf => builder.with_http().with_endpoint(endpoint).build(),
         };
         let built = built.map_err(|error| TelemetryError::Exporter(error.to_string()))?;
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -92,11 +67,8 @@ impl Traces {
         if let Some(delay) = exporter.schedule_delay {
             batch = batch.with_scheduled_delay(delay);
         }
-        let batches = export::Bounded {
-            inner: BatchSpanProcessor::builder(exports).with_batch_config(batch.build()).build(),
-            waiting,
-            limit: exporter.max_queue_size,
-        };
+        let inner = BatchSpanProcessor::builder(exports).with_batch_config(batch.build()).build();
+        let batches = export::Bounded { inner, waiting, limit: exporter.max_queue_size };
         let provider = SdkTracerProvider::builder()
             .with_span_processor(batches)
             .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
@@ -105,23 +77,15 @@ impl Traces {
         Ok(Traces { provider, exporter })
     }
 
-    /// The layer for the services' own spans: the exporter's own clients (tonic, hyper, h2)
-    /// stay out, or exporting would make spans to export.
+    /// For the services' own spans only: the exporter's clients' spans would make spans to export.
     pub fn layer(&self) -> TraceLayer {
-        let own = Targets::new()
-            .with_target("marketplace", tracing::Level::TRACE)
-            .with_target("recommendations", tracing::Level::TRACE)
-            .with_target("bookshop_common", tracing::Level::TRACE);
-        tracing_opentelemetry::layer()
-            .with_tracer(self.provider.tracer("bookshop"))
-            .with_location(false)
-            .with_threads(false)
-            .with_filter(own)
-            .boxed()
+        let own_crates = ["marketplace", "recommendations", "bookshop_common"];
+        let own: Targets = own_crates.into_iter().map(|name| (name, Level::TRACE)).collect();
+        let layer = tracing_opentelemetry::layer().with_tracer(self.provider.tracer("bookshop"));
+        layer.with_location(false).with_threads(false).with_filter(own).boxed()
     }
 
-    /// Exports what is still queued, waiting at most `timeout`. Call it from a thread that is
-    /// not the runtime's, while the runtime still runs (the exports run on it).
+    /// Exports what is queued, waiting at most `timeout`, off the runtime's threads while it runs.
     pub fn shutdown(self, timeout: Duration) {
         if let Err(error) = self.provider.shutdown_with_timeout(timeout) {
             tracing::warn!(%error, "traces: could not export every span before stopping");
@@ -155,7 +119,6 @@ mod tests {
             protocol: env::Protocol::Grpc,
             max_queue_size: 16,
             schedule_delay: None,
-            timeout: None,
         };
         let traces = {
             let _inside = runtime.enter();

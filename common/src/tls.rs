@@ -11,8 +11,7 @@ pub struct TlsFileError {
     pub source: std::io::Error,
 }
 
-/// Read at start-up, so a missing file stops the service with its name rather than failing the
-/// first connection.
+/// Read at start-up, so a missing file stops the service by name, not its first connection.
 pub fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
     let error = |source| TlsFileError { setting, path: path.display().to_string(), source };
     std::fs::read(path).map_err(error)

@@ -22,14 +22,11 @@ impl Book {
         Book { id, title, author: Some(author).filter(|a| !a.trim().is_empty()) }
     }
 
-    /// Made, not downloaded. The Content-Security-Policy allows no `style="…"`, so the colour
-    /// is one of the stylesheet's classes `cover-0` to `cover-11`, by a stable hash of the
-    /// title: a book keeps its colour across pages and restarts.
+    /// Made, not downloaded. The CSP allows no `style="…"`, so the colour is a stylesheet class
+    /// (`cover-0`…), by a stable hash of the title: the same across pages and restarts.
     pub fn cover(&self) -> Cover {
-        Cover {
-            colour: bookshop_common::fnv1a(self.title.as_bytes()) % COLOURS,
-            initials: initials(&self.title),
-        }
+        let colour = bookshop_common::fnv1a(self.title.as_bytes()) % COLOURS;
+        Cover { colour, initials: initials(&self.title) }
     }
 }
 

@@ -1,7 +1,5 @@
-//! The shop's categories as the catalog in service defines them: keys, names in each language,
-//! order. Categories are data: Recommendations lists them (`Catalog/ListCategories`) and
-//! [`follow`](crate::follow) keeps them current, so a category added to `catalog.toml` is in
-//! the navigation without a restart.
+//! The shop's categories as the catalog in service defines them (keys, names, order): data that
+//! Recommendations lists and `follow` keeps current, so a new category needs no restart.
 
 use std::sync::Arc;
 
@@ -13,11 +11,9 @@ use crate::i18n::Lang;
 /// Which API Recommendations speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// Not known yet (not reached since start): the tutorial's three categories are shown, and
-    /// any well-formed key is asked for.
+    /// Not reached yet: the tutorial's three categories are shown, any well-formed key asked for.
     Unknown,
-    /// Only the tutorial's (`UNIMPLEMENTED` for the catalog's): its three categories, asked for
-    /// with its `Recommend`.
+    /// Only the tutorial's (`UNIMPLEMENTED` for the catalog's): its categories, its `Recommend`.
     Tutorial,
     /// The catalog's: its categories, asked for by key.
     Catalog,
@@ -37,7 +33,6 @@ impl Category {
     }
 }
 
-/// The categories at one moment.
 #[derive(Debug)]
 pub struct Categories {
     pub api: Api,
@@ -84,8 +79,7 @@ impl Categories {
         self.api != Api::Unknown
     }
 
-    /// The category of a home page that asks for none: `configured` (`homepage.category`)
-    /// while the catalog has it, else the first one.
+    /// A home page's category: `configured` (`homepage.category`) while listed, else the first.
     pub fn home(&self, configured: &str) -> Arc<str> {
         match self.list.first() {
             Some(first) if self.known() && self.get(configured).is_none() => first.key.clone(),
@@ -112,9 +106,8 @@ pub fn category_key(raw: &str) -> Option<String> {
     bookshop_proto::is_category_key(&key).then_some(key)
 }
 
-/// `version` if plain (ASCII letters and digits, at most 64), as Recommendations' content hashes
-/// are; else a hash of it: it goes into event streams, attributes and JSON as it stands, so
-/// nothing another server sends can break out of them.
+/// `version` if plain (ASCII letters and digits, at most 64), else a hash of it: it goes into
+/// event streams, attributes and JSON as it stands, so nothing a server sends breaks out.
 pub fn plain_version(version: String) -> String {
     match version.len() <= 64 && version.bytes().all(|b| b.is_ascii_alphanumeric()) {
         true => version,

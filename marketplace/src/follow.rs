@@ -1,27 +1,19 @@
 //! Following the catalog in service: one version stream (`CatalogEvents/Watch`) per process,
-//! whatever the number of open pages. Each new version brings its categories
-//! (`Catalog/ListCategories`, asked of the same replica, so the list is of that version) into
-//! the [`LiveCategories`], which the pages read and the event streams pass on to browsers.
-//!
-//! When the stream ends (its replica stopped or went away) another replica is tried, after a
-//! randomised backoff. Against a server that speaks only the tutorial's API (`UNIMPLEMENTED`)
-//! the categories are the tutorial's three, and the catalog's API is asked again now and then.
+//! whatever the number of open pages, brings each version's categories, listed by the same
+//! replica, into the [`LiveCategories`] (docs/architecture.md, "The live catalog").
 
 use std::{sync::Arc, time::Duration};
 
+use bookshop_common::millis;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::{
-    categories::{self, Api, Categories, LiveCategories},
-    metrics::Metrics,
-    recommendations::{CallError, Client},
-};
+use crate::categories::{self, Api, Categories, LiveCategories};
+use crate::{metrics::Metrics, recommendations::CallError, recommendations::Client};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often a server that speaks only the tutorial's API is asked again: it may have been
-/// replaced by ours.
+/// How often a tutorial's server is asked again: it may have been replaced by ours.
 const TUTORIAL_RECHECK: Duration = Duration::from_secs(30);
 
 /// Keeps `live` following the catalog until `stop`. `home` is `homepage.category`: a catalog
@@ -34,21 +26,18 @@ pub async fn follow(
     stop: CancellationToken,
 ) {
     let put = |new: Categories| {
-        let (version, count, missing_home) =
-            (new.version.clone(), new.list.len(), new.get(&home).is_none());
-        let first = new.list.first().map(|c| c.key.clone());
+        let (version, count) = (new.version.clone(), new.list.len());
+        let shown = new.get(&home).is_none().then(|| new.list.first().map(|c| c.key.clone()));
         let changed = categories::replace(&live, new);
         if changed {
             metrics.catalog_changes.inc();
             tracing::info!(version, categories = count, "catalog changed");
-            if missing_home {
-                let (category, shown) = (&*home, first.as_deref());
-                tracing::warn!(
-                    category,
-                    shown,
-                    "homepage.category is not in the catalog: the home page shows its first category"
-                );
-            }
+        }
+        if let Some(shown) = shown.filter(|_| changed) {
+            let (category, shown) = (&*home, shown.as_deref());
+            let message = "homepage.category is not in the catalog: \
+                           the home page shows its first category";
+            tracing::warn!(category, shown, "{message}");
         }
         changed
     };
@@ -72,6 +61,7 @@ pub async fn follow(
         loop {
             let wait = match stream().await {
                 // The stream was up and ended: its replica went away.
+                // The stream was up and ended: its replica went away.
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     FIRST_BACKOFF
@@ -79,15 +69,15 @@ pub async fn follow(
                 Err(CallError::Failed(status)) if status.code() == Code::Unimplemented => {
                     if put(Categories::tutorial(Api::Tutorial)) {
                         let recheck_s = TUTORIAL_RECHECK.as_secs();
-                        tracing::info!(
-                            recheck_s,
-                            "Recommendations speaks only the tutorial's API: showing its three categories"
-                        );
+                        let message = "Recommendations speaks only the tutorial's API: \
+                                       showing its three categories";
+                        tracing::info!(recheck_s, "{message}");
                     }
                     TUTORIAL_RECHECK
                 }
                 Err(error) => {
-                    tracing::debug!(%error, backoff_ms = backoff.as_millis(), "cannot follow the catalog");
+                    let backoff_ms = millis(backoff);
+                    tracing::debug!(%error, backoff_ms, "cannot follow the catalog");
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     wait

@@ -1,6 +1,5 @@
-//! The page's language, English or Russian, from `?lang=` or else `Accept-Language`, and every
-//! text the pages show, in both. Two languages and about thirty strings: a table, not a
-//! runtime and files to ship (fluent, gettext).
+//! The page's language (`?lang=`, else `Accept-Language`) and every text the pages show, in
+//! English and Russian: thirty strings, so a table rather than fluent or gettext.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
@@ -13,10 +12,7 @@ impl Lang {
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Ru];
 
     pub fn tag(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Ru => "ru",
-        }
+        ["en", "ru"][self as usize]
     }
 
     /// `ru`, `ru-RU`, `RU`: the primary subtag decides.
@@ -26,10 +22,7 @@ impl Lang {
     }
 
     pub fn texts(self) -> &'static Texts {
-        match self {
-            Lang::En => &EN,
-            Lang::Ru => &RU,
-        }
+        [&EN, &RU][self as usize]
     }
 }
 
@@ -57,40 +50,26 @@ pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> LangChoi
 }
 
 fn best_match(header: &str) -> Option<Lang> {
-    let mut best: Option<(Lang, u16)> = None;
+    let mut best: Option<(Lang, f32)> = None;
     for item in header.split(',') {
-        let mut parts = item.split(';');
-        let tag = parts.next().unwrap_or_default().trim();
-        let q = parts
-            .find_map(|param| param.trim().strip_prefix("q=").or(param.trim().strip_prefix("Q=")));
-        let quality = q.map_or(Some(1000), parse_quality).unwrap_or(0);
+        let mut parts = item.split(';').map(str::trim);
+        let tag = parts.next().unwrap_or_default();
+        let q = parts.find_map(|param| param.strip_prefix("q=").or(param.strip_prefix("Q=")));
+        let quality = q.map_or(Some(1.0), quality).unwrap_or(0.0);
         let lang = if tag == "*" { Some(Lang::default()) } else { Lang::from_tag(tag) };
-        if let Some(lang) = lang
-            && quality > 0
-            && best.is_none_or(|(_, q)| quality > q)
-        {
+        let better = quality > 0.0 && best.is_none_or(|(_, q)| quality > q);
+        if let Some(lang) = lang.filter(|_| better) {
             best = Some((lang, quality));
         }
     }
     best.map(|(lang, _)| lang)
 }
 
-/// A q-value (`0.875`) in thousandths; `None` when malformed.
-fn parse_quality(value: &str) -> Option<u16> {
-    let (int, frac) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
-    let int: u16 = match int {
-        "0" => 0,
-        "1" => 1,
-        _ => return None,
-    };
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let q = int * 1000 + format!("{frac:0<3}").parse::<u16>().ok()?;
-    (q <= 1000).then_some(q)
+/// A q-value from 0 to 1; `None` when malformed.
+fn quality(value: &str) -> Option<f32> {
+    value.parse().ok().filter(|q| (0.0..=1.0).contains(q))
 }
 
-/// The site's name, the same in every language.
 pub const BRAND: &str = "Bookshop";
 
 #[derive(Debug)]
@@ -126,10 +105,7 @@ pub struct Texts {
 }
 
 pub fn autonym(lang: Lang) -> &'static str {
-    match lang {
-        Lang::En => "English",
-        Lang::Ru => "Русский",
-    }
+    ["English", "Русский"][lang as usize]
 }
 
 static EN: Texts = Texts {
@@ -232,9 +208,9 @@ mod tests {
     fn a_malformed_q_value_counts_as_zero() {
         assert_eq!(chosen(None, Some("ru;q=high, en;q=0.2")), Lang::En);
         assert_eq!(chosen(None, Some("ru;q=1.5")), Lang::En);
-        assert_eq!(parse_quality("0.875"), Some(875));
-        assert_eq!(parse_quality("1"), Some(1000));
-        assert_eq!(parse_quality("1.0001"), None);
+        assert_eq!(quality("0.875"), Some(0.875));
+        assert_eq!(quality("1"), Some(1.0));
+        assert_eq!(quality("1.0001"), None);
     }
 
     #[test]

@@ -1,12 +1,8 @@
-//! The books last served for each category, kept in memory so that while Recommendations is
-//! unavailable the page shows them, marked as possibly out of date, rather than nothing.
-//! Bounded: the last answer per category, whoever asked for it, at most [`MAX_RESULTS`] books;
-//! nothing survives a restart.
+//! The last answer for each category (at most [`MAX_RESULTS`] books, in memory), which the page
+//! shows, marked as possibly out of date, while Recommendations is unavailable.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::book::{Book, MAX_RESULTS};
 
@@ -19,13 +15,12 @@ impl LastServed {
     /// An empty answer forgets the category.
     pub fn keep(&self, category: &Arc<str>, books: &[Book]) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        match books.is_empty() {
-            true => answers.remove(category),
-            false => answers.insert(
-                category.clone(),
-                books.iter().take(*MAX_RESULTS.end() as usize).cloned().collect(),
-            ),
-        };
+        if books.is_empty() {
+            answers.remove(category);
+        } else {
+            let kept = books.iter().take(*MAX_RESULTS.end() as usize).cloned().collect();
+            answers.insert(category.clone(), kept);
+        }
     }
 
     /// At most `max` of them.

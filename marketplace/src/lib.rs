@@ -1,13 +1,10 @@
-//! Bookshop's **Marketplace**: the tutorial's web app done properly. It shows recommended books
-//! of a category, asking the Recommendations service over gRPC, as an HTML page (English or
-//! Russian) and as JSON, and keeps open pages current when the catalog changes. `main.rs` only
-//! parses the command line, so the tests drive the code the binary runs; docs/architecture.md
-//! walks through a request and what happens when Recommendations is down, slow or failing.
+//! Bookshop's **Marketplace**: recommended books of a category, asked of Recommendations over
+//! gRPC, as an HTML page (English or Russian) and as JSON; open pages follow the catalog.
+//! `main.rs` only parses the command line, so the tests drive the code the binary runs.
 //!
 //! # Layout
 //! From the bottom up; a module uses only those above it in this list.
-//! - [`settings`], [`i18n`], [`book`], [`categories`]: the configuration, the languages and
-//!   their texts, a book and its cover, the catalog's categories.
+//! - [`settings`], [`i18n`], [`book`], [`categories`]: configuration, texts, books, categories.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`recommendations`]: the client: deadlines, one retry, balancing over the replicas.
 //! - [`follow`]: one version stream from Recommendations keeps the categories current.

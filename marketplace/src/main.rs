@@ -1,14 +1,13 @@
 //! The `marketplace` binary: the command line; everything else is in the library.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
-use bookshop_common::{
-    net::HostPort,
-    serve,
-    settings::{self, Sources},
-};
+use bookshop_common::{net::HostPort, serve, settings};
 use clap::{Parser, Subcommand};
-use marketplace::{Application, healthcheck, settings::Settings};
+use marketplace::{
+    Application, healthcheck,
+    settings::{ENV_PREFIX, Settings},
+};
 
 /// A page makes and frees a few hundred small allocations, which mimalloc serves faster than
 /// glibc's malloc (docs/benchmarks.md).
@@ -24,12 +23,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "marketplace", version)]
 struct Cli {
-    /// TOML configuration file
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    /// The port to serve on (server.port)
-    #[arg(long, value_name = "N")]
-    port: Option<u16>,
+    #[command(flatten)]
+    settings: settings::Args,
     /// The Recommendations service (recommendations.host and recommendations.port)
     #[arg(long, value_name = "HOST:PORT")]
     recommendations: Option<HostPort>,
@@ -55,12 +50,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = [
-        ("server.port", cli.port.map(|port| port.to_string())),
         ("recommendations.host", cli.recommendations.as_ref().map(|r| r.host.clone())),
         ("recommendations.port", cli.recommendations.as_ref().map(|r| r.port.to_string())),
     ];
-    let settings =
-        settings::load::<Settings>(&Sources::from_process("MARKETPLACE", cli.config, &flags));
+    let settings = settings::load::<Settings>(&cli.settings.sources(ENV_PREFIX, &flags));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run::<Application>("Marketplace", settings),
         Command::Healthcheck { url, timeout_ms } => {

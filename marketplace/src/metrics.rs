@@ -1,18 +1,22 @@
 //! Prometheus metrics, at `GET /metrics`: HTTP requests by route and status, calls to
 //! Recommendations by method and code, retries, the replicas, the live catalog.
 
+use std::time::Duration;
+
 use bookshop_common::metrics::{LatencyFamily, latency_family, register, render};
-use prometheus_client::{
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
-};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
 
 type Labels<const N: usize> = [(&'static str, &'static str); N];
+type Status = [(&'static str, u16); 1];
+
+/// A gRPC method as the metrics and spans name it: service and method.
+pub type Method = (&'static str, &'static str);
 
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<(Labels<2>, [(&'static str, u16); 1]), Counter>,
+    requests: Family<(Labels<2>, Status), Counter>,
     request_seconds: LatencyFamily<Labels<2>>,
     calls: Family<Labels<3>, Counter>,
     call_seconds: LatencyFamily<Labels<2>>,
@@ -28,68 +32,40 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("marketplace");
         let r = &mut registry;
+        let help = "HTTP requests by method, route and status";
+        let requests = register(r, "http_requests", help, Family::default());
+        let help = "Time to answer an HTTP request, in seconds";
+        let request_seconds = register(r, "http_request_duration_seconds", help, latency_family());
+        let help = "Calls to Recommendations (each attempt), by method and status code";
+        let calls = register(r, "grpc_client_handled", help, Family::default());
+        let help = "Time of a call to Recommendations (each attempt), in seconds";
+        let call_seconds = register(r, "grpc_client_handling_seconds", help, latency_family());
+        let help = "Calls retried on another replica after the first could not be reached";
+        let retries = register(r, "bookshop_recommendations_retries", help, Counter::default());
+        let help = "Recommendations replicas known to the balancer, by state (serving or ejected)";
+        let replicas = register(r, "bookshop_recommendations_replicas", help, Family::default());
+        let help = "Live-catalog event streams (GET /events) open now";
+        let event_streams = register(r, "bookshop_event_streams", help, Gauge::default());
+        let help = "Event streams refused because server.max_event_streams were open";
+        let event_streams_refused =
+            register(r, "bookshop_event_streams_refused", help, Counter::default());
+        let help = "1 while the catalog's version stream from Recommendations is open, else 0";
+        let catalog_following = register(r, "bookshop_catalog_following", help, Gauge::default());
+        let help =
+            "Catalog changes seen: a new version in service, or the API Recommendations speaks";
+        let catalog_changes = register(r, "bookshop_catalog_changes", help, Counter::default());
         Metrics {
-            requests: register(
-                r,
-                "http_requests",
-                "HTTP requests answered, by method, route and status",
-                Family::default(),
-            ),
-            request_seconds: register(
-                r,
-                "http_request_duration_seconds",
-                "Time to answer an HTTP request, in seconds",
-                latency_family(),
-            ),
-            calls: register(
-                r,
-                "grpc_client_handled",
-                "Calls to Recommendations (each attempt), by method and status code",
-                Family::default(),
-            ),
-            call_seconds: register(
-                r,
-                "grpc_client_handling_seconds",
-                "Time of a call to Recommendations (each attempt), in seconds",
-                latency_family(),
-            ),
-            retries: register(
-                r,
-                "bookshop_recommendations_retries",
-                "Calls retried on another replica after the first could not be reached",
-                Counter::default(),
-            ),
-            replicas: register(
-                r,
-                "bookshop_recommendations_replicas",
-                "Recommendations replicas known to the balancer, by state (serving or ejected)",
-                Family::default(),
-            ),
-            event_streams: register(
-                r,
-                "bookshop_event_streams",
-                "Live-catalog event streams (GET /events) open now",
-                Gauge::default(),
-            ),
-            event_streams_refused: register(
-                r,
-                "bookshop_event_streams_refused",
-                "Event streams refused because server.max_event_streams were open",
-                Counter::default(),
-            ),
-            catalog_following: register(
-                r,
-                "bookshop_catalog_following",
-                "1 while the catalog's version stream from Recommendations is open, else 0",
-                Gauge::default(),
-            ),
-            catalog_changes: register(
-                r,
-                "bookshop_catalog_changes",
-                "Catalog changes seen: a new version in service, or the API Recommendations speaks",
-                Counter::default(),
-            ),
             registry,
+            requests,
+            request_seconds,
+            calls,
+            call_seconds,
+            retries,
+            replicas,
+            event_streams,
+            event_streams_refused,
+            catalog_following,
+            catalog_changes,
         }
     }
 }
@@ -100,24 +76,18 @@ impl Metrics {
         method: &'static str,
         route: &'static str,
         status: u16,
-        seconds: f64,
+        took: Duration,
     ) {
         let route = [("method", method), ("route", route)];
-        self.request_seconds.get_or_create(&route).observe(seconds);
+        self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());
         self.requests.get_or_create(&(route, [("status", status)])).inc();
     }
 
-    /// One attempt of a call: `service/method`, and the code (a gRPC code's name,
-    /// `CLIENT_TIMEOUT` when our own guard gave up, `NO_REPLICAS`).
-    pub fn observe_call(
-        &self,
-        method: (&'static str, &'static str),
-        code: &'static str,
-        seconds: f64,
-    ) {
-        let method = [("grpc_service", method.0), ("grpc_method", method.1)];
-        self.call_seconds.get_or_create(&method).observe(seconds);
-        let [service, method] = method;
+    /// One attempt of a call to Recommendations.
+    pub fn observe_call(&self, (service, method): Method, code: &'static str, took: Duration) {
+        let labels = [("grpc_service", service), ("grpc_method", method)];
+        self.call_seconds.get_or_create(&labels).observe(took.as_secs_f64());
+        let [service, method] = labels;
         self.calls.get_or_create(&[service, method, ("grpc_code", code)]).inc();
     }
 

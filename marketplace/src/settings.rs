@@ -1,13 +1,12 @@
 //! The Marketplace's configuration: defaults, then an optional TOML file, then the tutorial's
-//! `RECOMMENDATIONS_HOST`, then `MARKETPLACE__…` variables, then flags (docs/configuration.md).
-//! Loading and its errors are [`bookshop_common::settings`]'s; here are the keys and checks.
+//! `RECOMMENDATIONS_HOST`, then `MARKETPLACE__…` variables, then flags. Loading and its errors
+//! are [`bookshop_common::settings`]'s; here are the keys (docs/configuration.md says what each
+//! means) and the checks.
 
 use std::{path::PathBuf, time::Duration};
 
-use bookshop_common::{
-    net::{HostPort, check_host},
-    settings::{Invalid, Layered, at_least, comma_list, millis},
-};
+use bookshop_common::net::{HostPort, check_host};
+use bookshop_common::settings::{Invalid, Layered, at_least, comma_list, ensure, millis};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -29,30 +28,21 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    /// How long in-flight requests may take to finish after a stop signal.
     #[serde(rename = "shutdown_timeout_ms", with = "millis")]
     pub shutdown_timeout: Duration,
-    /// How long a client may take to send a request's head: bounds slow-header clients.
     #[serde(rename = "header_read_timeout_ms", with = "millis")]
     pub header_read_timeout: Duration,
-    /// How long a connection may stay without any read or write.
     #[serde(rename = "idle_timeout_ms", with = "millis")]
     pub idle_timeout: Duration,
     pub max_connections: usize,
-    /// Open `GET /events` streams at most, each holding a connection; beyond it, 503.
     pub max_event_streams: usize,
-    /// After a stop signal, how long to go on serving while each answer closes its connection,
-    /// so that a request arriving on a kept-alive connection just then is answered.
     #[serde(rename = "drain_ms", with = "millis")]
     pub drain: Duration,
     pub secure_cookies: SecureCookies,
-    /// The proxies whose `X-Forwarded-Proto` is believed.
     #[serde(with = "comma_list")]
     pub trusted_proxies: Vec<IpNet>,
 }
 
-/// When the user id cookie is `Secure`: `auto` is when the request came over HTTPS, as a
-/// trusted proxy says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecureCookies {
@@ -82,22 +72,17 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendationsSettings {
-    /// A host name or IP address, no port, no scheme.
     pub host: String,
     pub port: u16,
-    /// The deadline of one call, sent as `grpc-timeout`.
     #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
     #[serde(rename = "connect_timeout_ms", with = "millis")]
     pub connect_timeout: Duration,
-    /// The `Retry-After` of the 503 answered while Recommendations is unavailable.
     pub retry_after_secs: u32,
-    /// Replica addresses, used instead of `host` and `port` when set; each name is resolved.
     #[serde(with = "comma_list")]
     pub addresses: Vec<HostPort>,
     #[serde(rename = "resolve_interval_ms", with = "millis")]
     pub resolve_interval: Duration,
-    /// How long a connection may go without traffic before it is probed.
     #[serde(rename = "keepalive_ms", with = "millis")]
     pub keepalive: Duration,
     pub tls: ClientTlsSettings,
@@ -120,7 +105,6 @@ impl Default for RecommendationsSettings {
 }
 
 impl RecommendationsSettings {
-    /// What to resolve: the `addresses` if set, else `host` and `port`.
     pub fn targets(&self) -> Vec<HostPort> {
         match self.addresses.is_empty() {
             true => vec![HostPort { host: self.host.clone(), port: self.port }],
@@ -129,14 +113,10 @@ impl RecommendationsSettings {
     }
 }
 
-/// TLS to Recommendations when `ca_path` is set; mutual TLS with the client certificate and key
-/// too. PEM files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTlsSettings {
     pub ca_path: Option<PathBuf>,
-    /// The subjectAltName Recommendations' certificate must carry; default:
-    /// `recommendations.host`.
     pub server_name: Option<String>,
     pub cert_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
@@ -145,13 +125,9 @@ pub struct ClientTlsSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomepageSettings {
-    /// The category of `GET /`, in the spellings `?category=` takes; any well-formed key, as
-    /// categories are the catalog's (the first is shown while it has not this one).
     #[serde(deserialize_with = "home_category")]
     pub category: String,
-    /// Books asked for when the request does not say.
     pub max_results: u32,
-    /// The user id sent when the request has neither `?user_id=` nor a valid cookie.
     pub user_id: i32,
 }
 
@@ -163,14 +139,13 @@ impl Default for HomepageSettings {
 
 fn home_category<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
-    category_key(&text).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "{text:?} cannot be a category key: use a snake_case key of catalog.toml (lower-case \
-             letters, digits and `_`, starting with a letter, at most {} characters), such as \
-             mystery",
-            bookshop_proto::MAX_CATEGORY_KEY_CHARS
-        ))
-    })
+    let max = bookshop_proto::MAX_CATEGORY_KEY_CHARS;
+    let problem = format!(
+        "{text:?} cannot be a category key: use a snake_case key of catalog.toml (lower-case \
+         letters, digits and `_`, starting with a letter, at most {max} characters), such as \
+         mystery"
+    );
+    category_key(&text).ok_or_else(|| serde::de::Error::custom(problem))
 }
 
 impl Layered for Settings {
@@ -181,80 +156,41 @@ impl Layered for Settings {
         &[("RECOMMENDATIONS_HOST", "recommendations.host")];
 
     fn validate(&self) -> Result<(), Invalid> {
-        let (server, home, rec, tls) =
-            (&self.server, &self.homepage, &self.recommendations, &self.recommendations.tls);
-        let ms = Duration::from_millis;
-        if !MAX_RESULTS.contains(&home.max_results) {
-            let (min, max) = (MAX_RESULTS.start(), MAX_RESULTS.end());
-            return Err(Invalid::new(
-                "homepage.max_results",
-                format!("must be between {min} and {max}"),
-            ));
-        }
-        if home.user_id < 1 {
-            return Err(Invalid::new("homepage.user_id", "must be at least 1"));
-        }
-        if server.host.trim().is_empty() {
-            return Err(Invalid::new("server.host", "must name an address"));
-        }
-        if server.max_connections == 0 {
-            return Err(Invalid::new("server.max_connections", "must be at least 1"));
-        }
-        if server.max_event_streams >= server.max_connections {
-            let max = server.max_connections;
-            let problem = format!(
-                "must be below server.max_connections ({max}), so that pages are still served when every event stream is open"
-            );
-            return Err(Invalid::new("server.max_event_streams", problem));
-        }
+        let (server, home, rec) = (&self.server, &self.homepage, &self.recommendations);
+        let (tls, ms, limit) = (&rec.tls, Duration::from_millis, server.max_connections);
+        let range = format!("must be between {} and {}", MAX_RESULTS.start(), MAX_RESULTS.end());
+        ensure(MAX_RESULTS.contains(&home.max_results), "homepage.max_results", range)?;
+        ensure(home.user_id >= 1, "homepage.user_id", "must be at least 1")?;
+        ensure(!server.host.trim().is_empty(), "server.host", "must name an address")?;
+        ensure(limit > 0, "server.max_connections", "must be at least 1")?;
+        let below = format!(
+            "must be below server.max_connections ({limit}), so that pages are still served when every event stream is open"
+        );
+        ensure(server.max_event_streams < limit, "server.max_event_streams", below)?;
         at_least("server.header_read_timeout_ms", server.header_read_timeout, ms(1))?;
         at_least("server.idle_timeout_ms", server.idle_timeout, ms(1))?;
         check_host(&rec.host).map_err(|problem| {
             let hint = if problem.contains("port") { "; set recommendations.port" } else { "" };
-            Invalid::new("recommendations.host", format!("{problem}{hint}"))
+            Invalid { key: "recommendations.host", problem: format!("{problem}{hint}") }
         })?;
-        if rec.port == 0 {
-            return Err(Invalid::new(
-                "recommendations.port",
-                format!("must be between 1 and {}", u16::MAX),
-            ));
-        }
+        let port = format!("must be between 1 and {}", u16::MAX);
+        ensure(rec.port > 0, "recommendations.port", port)?;
         at_least("recommendations.timeout_ms", rec.timeout, ms(1))?;
         at_least("recommendations.connect_timeout_ms", rec.connect_timeout, ms(1))?;
         at_least("recommendations.resolve_interval_ms", rec.resolve_interval, ms(100))?;
         // TCP keepalive counts whole seconds.
         at_least("recommendations.keepalive_ms", rec.keepalive, ms(1000))?;
-        if rec.retry_after_secs == 0 {
-            return Err(Invalid::new("recommendations.retry_after_secs", "must be at least 1"));
-        }
-        match (&tls.cert_path, &tls.key_path) {
-            (Some(_), None) => {
-                return Err(Invalid::new(
-                    "recommendations.tls.cert_path",
-                    "needs recommendations.tls.key_path too",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Invalid::new(
-                    "recommendations.tls.key_path",
-                    "needs recommendations.tls.cert_path too",
-                ));
-            }
-            _ => {}
-        }
-        if tls.ca_path.is_none() && (tls.cert_path.is_some() || tls.server_name.is_some()) {
-            let problem =
-                "must be set to use TLS (the CA that signed Recommendations' certificate)";
-            return Err(Invalid::new("recommendations.tls.ca_path", problem));
-        }
-        if tls.ca_path.is_some()
-            && tls.server_name.is_none()
-            && rec.host.parse::<std::net::IpAddr>().is_ok()
-        {
-            let problem = "must be set when recommendations.host is an IP address: the name in Recommendations' certificate";
-            return Err(Invalid::new("recommendations.tls.server_name", problem));
-        }
-        Ok(())
+        ensure(rec.retry_after_secs > 0, "recommendations.retry_after_secs", "must be at least 1")?;
+        let (cert, key) = ("recommendations.tls.cert_path", "recommendations.tls.key_path");
+        let (has_cert, has_key) = (tls.cert_path.is_some(), tls.key_path.is_some());
+        ensure(has_key || !has_cert, cert, format!("needs {key} too"))?;
+        ensure(has_cert || !has_key, key, format!("needs {cert} too"))?;
+        let needs_ca = has_cert || tls.server_name.is_some();
+        let ca = "must be set to use TLS (the CA that signed Recommendations' certificate)";
+        ensure(tls.ca_path.is_some() || !needs_ca, "recommendations.tls.ca_path", ca)?;
+        let needs_name = tls.ca_path.is_some() && rec.host.parse::<std::net::IpAddr>().is_ok();
+        let name = "must be set when recommendations.host is an IP address: the name in Recommendations' certificate";
+        ensure(tls.server_name.is_some() || !needs_name, "recommendations.tls.server_name", name)
     }
 }
 

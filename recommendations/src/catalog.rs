@@ -1,56 +1,43 @@
-//! The book catalog, parsed and validated from `catalog.toml`, or rejected with an error that
-//! names the file, line and column, what is wrong and how to fix it (format: docs/catalog.md).
-//!
-//! Parse, don't validate: [`Catalog::from_toml_str`] returns a valid [`Catalog`] or a
-//! [`CatalogError`], and the rest of the service never sees an invalid catalog.
-//!
-//! # Layout
-//! - here: the catalog, the one in service ([`Store`]), reading the file, and the errors;
-//! - `parse`: the text to a catalog, rule by rule;
-//! - `chunks`: where a large text can be cut into pieces that parse on their own.
+//! The book catalog, parsed from `catalog.toml` (docs/catalog.md) into a valid [`Catalog`] or a
+//! [`CatalogError`] that names the file, line and column, what is wrong and how to fix it.
+//! `parse` applies the rules; `chunks` cuts a large text into pieces that parse on their own.
 
 use std::{fmt, io::Read, path::Path, sync::Arc};
 
 mod chunks;
 mod parse;
 
-/// Longer text is almost certainly a mistake (a missing closing quote swallowing the rest of
-/// the file) and would break pages.
+/// Longer text is almost certainly a mistake (a missing closing quote) and would break pages.
 pub const MAX_TEXT_CHARS: usize = 500;
 /// Each category is a link in the shop's navigation.
 pub const MAX_CATEGORIES: usize = 50;
 pub use bookshop_proto::MAX_CATEGORY_KEY_CHARS as MAX_KEY_CHARS;
 pub const MAX_NAME_CHARS: usize = 40;
-/// The languages a category can be named in (the shop's).
+/// The shop's languages, in the order of [`Category::names`].
 pub const LANGUAGES: [&str; 2] = ["en", "ru"];
-/// The default of `catalog.max_bytes`, checked before the file is read.
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The catalog in service: `None` until the first load. A call borrows the current `Arc` once
-/// and answers from that snapshot, so a reload never mixes two catalogs in one answer; each new
-/// catalog is sent to every `Watch` stream.
+/// The catalog in service, `None` until the first load; a call answers from one snapshot of it.
 pub type Store = tokio::sync::watch::Sender<Option<Arc<Catalog>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Book {
-    /// Unique across the catalog; positive and within the proto's `int32`.
+    /// Unique across the catalog, positive, within the proto's `int32`.
     pub id: i32,
     pub title: String,
     pub author: Option<String>,
 }
 
-/// A shelf of the shop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Category {
     /// snake_case, as in the file and in URLs.
     pub key: String,
-    /// In each of [`LANGUAGES`].
     pub names: [String; 2],
     /// In file order; never empty.
     pub books: Vec<Book>,
 }
 
-/// Categories in the shop's order, and the content hash of the text they were parsed from.
+/// Categories in the shop's order, and the FNV-1a hash of the text: the same on every replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     categories: Vec<Category>,
@@ -64,7 +51,6 @@ impl Catalog {
         Ok(Catalog { categories, hash: bookshop_common::fnv1a(text.as_bytes()) })
     }
 
-    /// Reads and parses a file, refusing one over `max_bytes` before reading it.
     pub fn load(path: &Path, max_bytes: u64) -> Result<Catalog, CatalogError> {
         let origin = path.display().to_string();
         let text = decode(read_bytes(path, max_bytes)?, &origin)?;
@@ -75,10 +61,8 @@ impl Catalog {
         &self.categories
     }
 
-    /// The books of `key`, in file order (none if the catalog has no such category).
     pub fn books(&self, key: &str) -> &[Book] {
-        let category = self.categories.iter().find(|c| c.key == key);
-        category.map_or(&[], |c| c.books.as_slice())
+        self.categories.iter().find(|c| c.key == key).map_or(&[], |c| c.books.as_slice())
     }
 
     pub fn len(&self) -> usize {
@@ -90,31 +74,25 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// FNV-1a of the file's bytes: the catalog's version, the same on every replica.
     pub fn content_hash(&self) -> u64 {
         self.hash
     }
 
-    /// The version as the API and the pages write it: 16 lower-case hex digits.
     pub fn version(&self) -> String {
         format!("{:016x}", self.hash)
     }
 
-    /// The first 8 hex digits of the version, for log lines.
     pub fn short_hash(&self) -> String {
         self.version()[..8].to_owned()
     }
 
-    /// `mystery: 3, science_fiction: 3`: books per category, for logs.
     pub fn summary(&self) -> String {
-        let counts: Vec<String> =
-            self.categories.iter().map(|c| format!("{}: {}", c.key, c.books.len())).collect();
-        counts.join(", ")
+        let counts = self.categories.iter().map(|c| format!("{}: {}", c.key, c.books.len()));
+        counts.collect::<Vec<_>>().join(", ")
     }
 }
 
-/// What `recommendations check FILE` prints: the books and categories with their names and the
-/// hash, or the error with its file, line and column.
+/// What `recommendations check FILE` prints.
 pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     let catalog = Catalog::load(path, max_bytes).map_err(|error| error.to_string())?;
     let (books, categories) = (catalog.len(), catalog.categories().len());
@@ -127,16 +105,11 @@ pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     Ok(report)
 }
 
-/// A file's bytes, refused before reading if over `max_bytes` (and again while reading, in case
-/// it grew in between).
+/// A file's bytes, refused over `max_bytes` before reading, and while reading if it grew.
 pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> {
-    let io = |source| CatalogError::Io {
-        path: path.display().to_string(),
-        resolved: resolved(path),
-        source,
-    };
-    let too_large =
-        |size| CatalogError::TooLarge { path: path.display().to_string(), size, limit: max_bytes };
+    let name = path.display().to_string();
+    let io = |source| CatalogError::Io { path: name.clone(), resolved: resolved(path), source };
+    let too_large = |size| CatalogError::TooLarge { path: name.clone(), size, limit: max_bytes };
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size > max_bytes {
@@ -144,13 +117,12 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
-    match bytes.len() as u64 > max_bytes {
-        true => Err(too_large(bytes.len() as u64)),
-        false => Ok(bytes),
+    match bytes.len() as u64 {
+        read if read > max_bytes => Err(too_large(read)),
+        _ => Ok(bytes),
     }
 }
 
-/// The bytes of a catalog as text; `origin` names the file in the error.
 pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
@@ -182,11 +154,9 @@ impl Location {
     fn from_span(file: &str, text: &str, offset: usize) -> Location {
         let before = text.get(..offset.min(text.len())).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location {
-            file: file.to_owned(),
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
-        }
+        let line = before.matches('\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        Location { file: file.to_owned(), line, column }
     }
 }
 
@@ -198,14 +168,8 @@ impl fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// Missing, permissions, a directory…
     #[error("{path}: cannot read the catalog{resolved}: {source}")]
-    Io {
-        path: String,
-        resolved: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Io { path: String, resolved: String, source: std::io::Error },
     #[error(
         "{path}: the catalog is {size} bytes, over the limit of {limit} bytes (catalog.max_bytes); it was not parsed"
     )]
@@ -217,7 +181,6 @@ pub enum CatalogError {
 /// The rule a catalog broke, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
-    /// In the TOML parser's own words.
     #[error("{0}")]
     Toml(String),
     #[error("`{category}` must be an array of tables (`[[{category}]]` entries), found {found}")]
@@ -261,10 +224,8 @@ pub enum Problem {
     EmptyTitle,
     #[error("`{field}` is {chars} characters long; the limit is {limit}")]
     TextTooLong { field: &'static str, chars: usize, limit: usize },
-    /// C0 other than tab, DEL, or C1.
     #[error("`{field}` contains the control character U+{code:04X}; remove it (a tab is allowed)")]
     ControlCharacter { field: &'static str, code: u32 },
-    /// Most likely a truncated or half-written file.
     #[error(
         "the catalog has no books; add at least one book (`[[mystery]]` with `id` and `title`)"
     )]

@@ -1,11 +1,8 @@
-//! Accepting gRPC connections with bounds: at most `server.max_connections` at once (more are
-//! closed as soon as accepted, and counted), lowered to the open-file limit minus a reserve so
-//! that a flood never takes the descriptors the catalog, the listeners and the log need; and no
-//! connection kept for a client that stays silent, one that sends nothing within
-//! `server.handshake_timeout_ms` of connecting, or nothing at all (not even an answer to the
-//! server's pings) for `server.idle_timeout_ms`. On stop, a connection that has said nothing is
-//! closed at once, so a stop never waits for connections that carry no call. tonic has none of
-//! these bounds.
+//! Accepting gRPC connections within bounds tonic lacks: at most `server.max_connections` (more
+//! are closed as soon as accepted), fewer if the open-file limit leaves less, so that a flood
+//! never takes the descriptors the catalog and the log need. A client that says nothing for
+//! `server.handshake_timeout_ms` after connecting, or for `server.idle_timeout_ms` later (not
+//! even answering pings), is dropped, as is one still silent when the server stops.
 
 use std::{
     io,
@@ -25,37 +22,28 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::metrics::{Metrics, Reason};
+use crate::{metrics::Metrics, settings::ServerSettings};
 
 /// File descriptors kept out of the connection cap's reach.
 pub const RESERVED_FDS: usize = 64;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub handshake_timeout: Duration,
-    pub idle_timeout: Duration,
-}
-
-/// The accepted connections of `listener`, within `limits`, until `stopping` is cancelled.
 pub fn incoming(
     listener: TcpListener,
-    limits: Limits,
+    server: &ServerSettings,
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
 ) -> ReceiverStream<io::Result<Connection>> {
     let (tx, rx) = mpsc::channel(16);
-    let cap = match open_file_limit().map(|limit| limit.saturating_sub(RESERVED_FDS).max(1)) {
-        Some(cap) if cap < limits.max_connections => {
-            tracing::info!(
-                max_connections = limits.max_connections,
-                cap,
-                "the connection cap is lowered to what the open-file limit leaves"
-            );
-            cap
-        }
-        _ => limits.max_connections,
-    };
+    let server = server.clone();
+    let left = open_file_limit().map(|limit| limit.saturating_sub(RESERVED_FDS).max(1));
+    let cap = left.map_or(server.max_connections, |left| left.min(server.max_connections));
+    if cap < server.max_connections {
+        tracing::info!(
+            max_connections = server.max_connections,
+            cap,
+            "the connection cap is lowered to what the open-file limit leaves"
+        );
+    }
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -79,9 +67,9 @@ pub fn incoming(
             metrics.connections.inc();
             let connection = Connection {
                 stream,
-                silence: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                silence: Box::pin(tokio::time::sleep(server.handshake_timeout)),
                 heard: false,
-                idle_timeout: limits.idle_timeout,
+                idle_timeout: server.idle_timeout,
                 stopping: Box::pin(stopping.clone().cancelled_owned()),
                 metrics: metrics.clone(),
             };
@@ -93,8 +81,7 @@ pub fn incoming(
     ReceiverStream::new(rx)
 }
 
-/// An accepted connection that closes itself when its client stays silent too long, or has
-/// said nothing by the time the server stops.
+/// An accepted connection that closes itself when its client stays silent.
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
@@ -126,7 +113,7 @@ impl AsyncRead for Connection {
             Poll::Pending => {
                 ready!(this.silence.as_mut().poll(cx));
                 let reason = if this.heard { "idle_timeout" } else { "handshake_timeout" };
-                this.metrics.silent.get_or_create(&Reason { reason }).inc();
+                this.metrics.silent.get_or_create(&[("reason", reason)]).inc();
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
             }
             Poll::Ready(result) => {

@@ -1,12 +1,8 @@
-//! `bookshop.catalog.v1.CatalogEvents/Watch`: the version of the catalog in service at once,
-//! then each new one as it is put in service, so that the Marketplace, and through it every
-//! open page, learns of an edit without asking. A rejected edit puts nothing in service, so it
-//! sends nothing.
-
-use std::pin::Pin;
+//! `bookshop.catalog.v1.CatalogEvents/Watch`: the version of the catalog in service, then each
+//! new one, so that the Marketplace, and through it every open page, learns of an edit at once.
 
 use bookshop_proto::catalog::{CatalogVersion, WatchRequest, catalog_events_server::CatalogEvents};
-use futures_util::{Stream, StreamExt};
+use futures_util::{StreamExt, stream::BoxStream};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -20,13 +16,11 @@ pub struct CatalogEventsService {
     pub stopping: CancellationToken,
 }
 
-type Versions = Pin<Box<dyn Stream<Item = Result<CatalogVersion, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl CatalogEvents for CatalogEventsService {
-    type WatchStream = Versions;
+    type WatchStream = BoxStream<'static, Result<CatalogVersion, Status>>;
 
-    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Versions>, Status> {
+    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let versions = WatchStream::new(self.store.subscribe()).filter_map(|catalog| async move {
             let catalog = catalog?;
             let books = u32::try_from(catalog.len()).unwrap_or(u32::MAX);

@@ -11,8 +11,7 @@ use tonic_health::pb::{
 
 use crate::settings::Settings;
 
-/// Asks `addr`, or the local server that `settings` describe (its plaintext health listener if
-/// it has one), for the whole server's status.
+/// Asks `addr`, or the local server (its health listener if any), for the whole server's status.
 pub async fn run(
     addr: Option<HostPort>,
     settings: &Result<Settings, SettingsError>,
@@ -28,15 +27,13 @@ pub async fn run(
         (None, Err(_)) => "127.0.0.1:50051".into(),
     };
     let status = async {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("invalid address: {e}"))?;
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"));
+        let endpoint = endpoint.map_err(|e| format!("invalid address: {e}"))?;
         let channel = endpoint.connect_timeout(timeout).timeout(timeout).connect().await;
         let channel = channel.map_err(|e| format!("cannot connect: {e}"))?;
-        let check =
-            HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
-        Ok::<_, String>(
-            check.map_err(|e| format!("health check failed: {e}"))?.into_inner().status(),
-        )
+        let check = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
+        let response = check.map_err(|e| format!("health check failed: {e}"))?;
+        Ok::<_, String>(response.into_inner().status())
     };
     match status.await {
         Ok(ServingStatus::Serving) => Ok(format!("{addr}: SERVING")),

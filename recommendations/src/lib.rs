@@ -1,12 +1,10 @@
 //! Bookshop's **Recommendations**: the tutorial's gRPC API (`/Recommendations/Recommend`) and
-//! Bookshop's own (`bookshop.catalog.v1`), answering with books from `catalog.toml`, which is
-//! hot-reloaded when it changes. `main.rs` only parses the command line, so the tests drive the
-//! code the binary runs.
+//! Bookshop's own (`bookshop.catalog.v1`), answering from a hot-reloaded `catalog.toml`.
+//! `main.rs` only parses the command line, so the tests drive the code the binary runs.
 //!
 //! # Layout
 //! From the bottom up; a module uses only those above it in this list.
-//! - [`catalog`]: `catalog.toml` parsed and validated (errors with file, line and column), and
-//!   the catalog in service.
+//! - [`catalog`]: `catalog.toml` parsed and validated, and the catalog in service.
 //! - [`selection`]: how books are picked (`random` or `per_user`).
 //! - [`metrics`]: Prometheus metrics and their `/metrics` listener.
 //! - [`watch`]: when the file may have changed (filesystem events, polling, SIGHUP).

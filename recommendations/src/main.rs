@@ -2,17 +2,15 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use bookshop_common::{
-    net::HostPort,
-    serve,
-    settings::{self, Sources},
-};
+use bookshop_common::{net::HostPort, serve, settings};
 use clap::{Parser, Subcommand};
-use recommendations::{Application, catalog, healthcheck, settings::Settings};
+use recommendations::{
+    Application, catalog, healthcheck,
+    settings::{ENV_PREFIX, Settings},
+};
 
-/// glibc's malloc keeps the memory of a large catalog after a small one replaced it (freed
-/// memory stays in the arena of the blocking thread that parsed it); mimalloc gives it back
-/// once that thread exits (docs/benchmarks.md, "Reload memory").
+/// glibc's malloc keeps a large catalog's memory in the arena of the blocking thread that parsed
+/// it; mimalloc gives it back once that thread exits (docs/benchmarks.md, "Reload memory").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -24,12 +22,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "recommendations", version)]
 struct Cli {
-    /// TOML configuration file
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    /// The port to serve on (server.port)
-    #[arg(long, value_name = "N")]
-    port: Option<u16>,
+    #[command(flatten)]
+    settings: settings::Args,
     /// The catalog file (catalog.path)
     #[arg(long, value_name = "PATH")]
     catalog: Option<PathBuf>,
@@ -59,12 +53,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let flags = [
-        ("server.port", cli.port.map(|port| port.to_string())),
-        ("catalog.path", cli.catalog.map(|path| path.display().to_string())),
-    ];
-    let settings =
-        settings::load::<Settings>(&Sources::from_process("RECOMMENDATIONS", cli.config, &flags));
+    let catalog = ("catalog.path", cli.catalog.map(|path| path.display().to_string()));
+    let settings = settings::load::<Settings>(&cli.settings.sources(ENV_PREFIX, &[catalog]));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run::<Application>("Recommendations", settings),
         Command::Check { file } => {

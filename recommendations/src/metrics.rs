@@ -1,10 +1,8 @@
-//! Prometheus metrics: calls by method and status code with their latency, the catalog in
-//! service and its reloads, the gRPC connections; served as text on a listener of their own
-//! (`metrics.port`), since a gRPC server has no HTTP route to hang `/metrics` on.
+//! Prometheus metrics of the calls, the catalog and the connections, served on a listener of
+//! their own (`metrics.port`), since a gRPC server has no HTTP route to hang `/metrics` on.
 
 use std::{
     convert::Infallible,
-    future::Future,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -14,130 +12,98 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-    grpc_code: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Label {
-    pub category: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
-    pub reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Hash {
-    hash: String,
-}
+type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    calls: Family<CallLabels, Counter>,
-    latency: LatencyFamily<MethodLabels>,
-    books: Family<Label, Gauge>,
+    calls: Family<(Labels<2>, Labels<1>), Counter>,
+    latency: LatencyFamily<Labels<2>>,
+    books: Family<[(&'static str, String); 1], Gauge>,
     generation: Gauge,
-    catalog: Family<Hash, Gauge>,
+    catalog: Family<[(&'static str, String); 1], Gauge>,
     last_success: Gauge,
-    pub reloads: Family<Outcome, Counter>,
+    pub reloads: Family<Labels<1>, Counter>,
     pub read_errors: Counter,
     pub connections: Gauge,
     pub refused: Counter,
-    pub silent: Family<Reason, Counter>,
+    pub silent: Family<Labels<1>, Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("recommendations");
-        let r = &mut registry;
         Metrics {
             calls: register(
-                r,
+                &mut registry,
                 "grpc_server_handled",
                 "RPCs completed on the server, by method and status code",
                 Family::default(),
             ),
             latency: register(
-                r,
+                &mut registry,
                 "grpc_server_handling_seconds",
                 "Time to answer an RPC, in seconds",
                 latency_family(),
             ),
             books: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_books",
                 "Books per category in the catalog in service",
                 Family::default(),
             ),
             generation: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_generation",
                 "Catalogs put in service since start (1 after the first load)",
                 Gauge::default(),
             ),
             catalog: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_info",
                 "The catalog in service, by short content hash (always 1)",
                 Family::default(),
             ),
             last_success: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_last_success_timestamp_seconds",
                 "Unix time of the last successful catalog load",
                 Gauge::default(),
             ),
             reloads: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_reloads",
                 "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
                 Family::default(),
             ),
             read_errors: register(
-                r,
+                &mut registry,
                 "bookshop_catalog_read_errors",
                 "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff",
                 Counter::default(),
             ),
             connections: register(
-                r,
+                &mut registry,
                 "bookshop_grpc_connections",
                 "gRPC connections open now",
                 Gauge::default(),
             ),
             refused: register(
-                r,
+                &mut registry,
                 "bookshop_grpc_connections_refused",
                 "gRPC connections closed as soon as accepted, because server.max_connections were open",
                 Counter::default(),
             ),
             silent: register(
-                r,
+                &mut registry,
                 "bookshop_grpc_connections_closed_silent",
                 "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)",
                 Family::default(),
@@ -149,28 +115,23 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
-        let grpc_service = bookshop_proto::SERVICE_NAME;
-        let labels = MethodLabels { grpc_service, grpc_method: method };
-        self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
-        let grpc_code = bookshop_proto::code_name(code);
-        self.calls
-            .get_or_create(&CallLabels { grpc_service, grpc_method: method, grpc_code })
-            .inc();
+        let method = [("grpc_service", bookshop_proto::SERVICE_NAME), ("grpc_method", method)];
+        self.latency.get_or_create(&method).observe(elapsed.as_secs_f64());
+        self.calls.get_or_create(&(method, [("grpc_code", bookshop_proto::code_name(code))])).inc();
     }
 
-    /// A catalog was put in service, at start-up or by a reload: the series of the catalog in
-    /// service only, so categories that come and go leave none behind.
+    /// A catalog was put in service: only its series remain, so categories gone leave none behind.
     pub fn catalog_loaded(&self, catalog: &Catalog) {
         self.books.clear();
         for category in catalog.categories() {
             let books = i64::try_from(category.books.len()).unwrap_or(i64::MAX);
-            self.books.get_or_create(&Label { category: category.key.clone() }).set(books);
+            self.books.get_or_create(&[("category", category.key.clone())]).set(books);
         }
         if self.generation.inc() > 0 {
-            self.reloads.get_or_create(&Outcome { result: "success" }).inc();
+            self.reloads.get_or_create(&[("result", "success")]).inc();
         }
         self.catalog.clear();
-        self.catalog.get_or_create(&Hash { hash: catalog.short_hash() }).set(1);
+        self.catalog.get_or_create(&[("hash", catalog.short_hash())]).set(1);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.last_success.set(i64::try_from(now).unwrap_or(i64::MAX));
     }
@@ -180,16 +141,11 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` (HTTP/1.1) on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
+/// Serves `GET /metrics` (HTTP/1.1) on `listener` until `stopping` is cancelled.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stopping: CancellationToken) {
     loop {
         let stream = tokio::select! {
-            () = &mut shutdown => return,
+            () = stopping.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
@@ -232,7 +188,7 @@ mod tests {
         let catalog = Catalog::from_toml_str("[[mystery]]\nid = 1\ntitle = \"A\"\n", "c").unwrap();
         metrics.catalog_loaded(&catalog);
         metrics.catalog_loaded(&catalog);
-        metrics.reloads.get_or_create(&Outcome { result: "failure" }).inc();
+        metrics.reloads.get_or_create(&[("result", "failure")]).inc();
         metrics.read_errors.inc();
         let text = metrics.render();
         for line in [

@@ -1,14 +1,8 @@
-//! Taking a changed catalog file into service: read it, skip content already seen, take it only
-//! once it is complete, parse it, and swap the catalog in service; a bad file is logged and the
-//! last good catalog stays.
-//!
-//! **Complete files only.** A file renamed into place or closed by its writer is whole (see
-//! [`Change::is_complete`](crate::watch::Change::is_complete)). Anything else is taken only once its size, modification time,
-//! inode and bytes stayed the same for `catalog.settle_ms`, so a writer that pauses half-way
-//! (at a book boundary, where the prefix is a valid, smaller catalog) is not put in service.
-//!
-//! **Passing read errors are retried** (missing in the middle of a swap, permissions), with a
-//! backoff, until the file can be read or a new change comes.
+//! Taking a changed catalog file into service once complete and valid; a bad file is logged and
+//! the last good catalog stays. A file renamed into place or closed by its writer is complete;
+//! any other is taken once its size, modification time, inode and bytes stayed the same for
+//! `catalog.settle_ms`, so a writer pausing at a book boundary (a valid, smaller catalog) is not
+//! served. Failed reads (mid-swap, permissions) are retried with a backoff.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,11 +11,12 @@ use std::{
 };
 
 use bookshop_common::{millis, telemetry};
+use futures_util::future::OptionFuture;
 
 use crate::{
     catalog::{self, Catalog, CatalogError, Store},
-    metrics::{Metrics, Outcome as Result_},
-    watch::Watcher,
+    metrics::Metrics,
+    watch::{Watcher, file_id},
 };
 
 /// The first wait before a failed read is tried again, doubled on each further failure.
@@ -41,25 +36,12 @@ pub enum Outcome {
     Rejected(CatalogError),
 }
 
-/// One version of the file on disk, known without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: (u64, u64),
-}
+/// One version of the file on disk, known without reading it: size, modification time, inode.
+type Stamp = (u64, Option<SystemTime>, Option<(u64, u64)>);
 
-impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
-        let metadata = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::dev(&metadata);
-        #[cfg(unix)]
-        let inode = (inode, std::os::unix::fs::MetadataExt::ino(&metadata));
-        #[cfg(not(unix))]
-        let inode = (0, 0);
-        Some(Stamp { len: metadata.len(), modified: metadata.modified().ok(), inode })
-    }
+fn stamp(path: &Path) -> Option<Stamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok(), file_id(&metadata)))
 }
 
 /// What the last look found: content with this hash, or a file refused unread (too large).
@@ -69,8 +51,7 @@ enum Seen {
     Refused(String),
 }
 
-/// Loads the catalog file into the [`Store`]. Owned by one task; each look runs on a blocking
-/// thread and hands it back.
+/// Loads the catalog file into the [`Store`]; each look runs on a blocking thread.
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
@@ -81,7 +62,7 @@ pub struct Reloader {
     /// So that the many events of one edit make one parse and one log line.
     last_seen: Option<Seen>,
     /// New content not yet taken: what it was, and since when.
-    candidate: Option<(Option<Stamp>, u64, Instant)>,
+    candidate: Option<((Option<Stamp>, u64), Instant)>,
     /// Failed reads in a row: the first is logged, and the end of the streak.
     unreadable: u64,
 }
@@ -98,7 +79,6 @@ impl Reloader {
         Reloader { path, max_bytes, settle, store, metrics, last_seen, candidate, unreadable }
     }
 
-    /// The first load, at start-up: an error stops the service.
     pub fn load_initial(&mut self) -> Result<Arc<Catalog>, CatalogError> {
         let catalog = Arc::new(Catalog::load(&self.path, self.max_bytes)?);
         self.last_seen = Some(Seen::Content(catalog.content_hash()));
@@ -106,13 +86,19 @@ impl Reloader {
         Ok(catalog)
     }
 
-    /// Looks at the file and puts it in service if it is new, complete and valid. Blocking
-    /// (file I/O and parsing).
+    /// Puts the file in service if it is new, complete and valid; blocking (I/O and parsing).
     pub fn reload(&mut self, complete: bool) -> Outcome {
-        let stamp = Stamp::of(&self.path);
+        let stamp = stamp(&self.path);
         let bytes = match catalog::read_bytes(&self.path, self.max_bytes) {
             Ok(bytes) => bytes,
-            Err(error @ CatalogError::Io { .. }) => return self.unreadable(error),
+            Err(error @ CatalogError::Io { .. }) => {
+                self.metrics.read_errors.inc();
+                if self.unreadable == 0 {
+                    tracing::warn!(%error, "cannot read the catalog; trying again until it can be read (the catalog in service stays)");
+                }
+                self.unreadable += 1;
+                return Outcome::Unreadable(error);
+            }
             Err(error) => return self.rejected(Seen::Refused(error.to_string()), error),
         };
         if self.unreadable > 0 {
@@ -133,8 +119,7 @@ impl Reloader {
             tracing::info!(path = %self.path.display(), "catalog file is valid again and unchanged from the catalog in service");
             return Outcome::Unchanged;
         }
-        // New, complete content is a reload of its own in traces; looks that find nothing new
-        // make no span.
+        // Only new, complete content makes a span: a reload's trace of its own.
         let span = reload_span(&self.path);
         let _inside = span.enter();
         let started = Instant::now();
@@ -159,15 +144,13 @@ impl Reloader {
         outcome
     }
 
-    /// Whether content seen as `(stamp, hash)` stayed so for the settle interval; if it is new,
-    /// it becomes the candidate and the interval starts again.
+    /// Whether `(stamp, hash)` stayed the candidate for the settle interval; new ones restart it.
     fn settled(&mut self, stamp: Option<Stamp>, hash: u64) -> bool {
+        let seen = (stamp, hash);
         match self.candidate {
-            Some((seen, seen_hash, since)) if seen == stamp && seen_hash == hash => {
-                since.elapsed() >= self.settle
-            }
+            Some((candidate, since)) if candidate == seen => since.elapsed() >= self.settle,
             _ => {
-                self.candidate = Some((stamp, hash, Instant::now()));
+                self.candidate = Some((seen, Instant::now()));
                 false
             }
         }
@@ -192,7 +175,7 @@ impl Reloader {
             return Outcome::Unchanged;
         }
         self.last_seen = Some(seen);
-        self.metrics.reloads.get_or_create(&Result_ { result: "failure" }).inc();
+        self.metrics.reloads.get_or_create(&[("result", "failure")]).inc();
         let kept = self.store.borrow().clone();
         tracing::warn!(
             %error,
@@ -202,19 +185,9 @@ impl Reloader {
         );
         Outcome::Rejected(error)
     }
-
-    fn unreadable(&mut self, error: CatalogError) -> Outcome {
-        self.metrics.read_errors.inc();
-        if self.unreadable == 0 {
-            tracing::warn!(%error, "cannot read the catalog; trying again until it can be read (the catalog in service stays)");
-        }
-        self.unreadable += 1;
-        Outcome::Unreadable(error)
-    }
 }
 
-/// Takes each change the watcher sees; after the settle interval or a failed read, looks again,
-/// taking whatever is found then only once it has settled (it was not seen put in place whole).
+/// Takes each change the watcher sees, and looks again after the settle interval or a failed read.
 pub async fn run(mut reloader: Reloader, mut watcher: Watcher) {
     let mut again: Option<tokio::time::Instant> = None;
     let mut retry = RETRY_FIRST;
@@ -224,14 +197,11 @@ pub async fn run(mut reloader: Reloader, mut watcher: Watcher) {
                 retry = RETRY_FIRST;
                 change.is_complete()
             }
-            () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)), if again.is_some() => false,
+            Some(()) = OptionFuture::from(again.map(tokio::time::sleep_until)) => false,
         };
-        let looked = tokio::task::spawn_blocking(move || {
-            let outcome = reloader.reload(complete);
-            (reloader, outcome)
-        });
+        let looked = tokio::task::spawn_blocking(move || (reloader.reload(complete), reloader));
         let outcome;
-        (reloader, outcome) = match looked.await {
+        (outcome, reloader) = match looked.await {
             Ok(looked) => looked,
             Err(error) => {
                 return tracing::error!(%error, "the catalog reload failed; reloading stops");

@@ -1,9 +1,6 @@
-//! How `Recommend` picks books from a category.
-//!
-//! Both modes draw without repetition, uniformly at random, in random order (the seed's
-//! `random.sample`). `random` draws fresh for every call; `per_user` seeds the draw from the user
-//! id, the category and the catalog's content hash, so a user gets the same pick on every call
-//! and on every replica until the catalog changes, and different users get different picks.
+//! How `Recommend` picks books: without repetition, uniformly at random, in random order (the
+//! seed's `random.sample`). `per_user` seeds the draw from the user, the category and the
+//! catalog's hash: the same pick on every call and replica until the catalog changes.
 
 use rand::{SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde::{Deserialize, Serialize};
@@ -14,10 +11,8 @@ use crate::catalog::Book;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
-    /// A fresh random sample on every call (the seed's behaviour).
     #[default]
     Random,
-    /// A stable sample per user, category and catalog version.
     PerUser,
 }
 
@@ -33,10 +28,8 @@ pub fn pick<'a>(
     match selection {
         Selection::Random => books.sample(&mut rand::rng(), count).collect(),
         Selection::PerUser => {
-            let mut seed = Vec::with_capacity(12 + category.len());
-            seed.extend_from_slice(&user_id.to_le_bytes());
-            seed.extend_from_slice(&catalog_hash.to_le_bytes());
-            seed.extend_from_slice(category.as_bytes());
+            let (user, catalog) = (user_id.to_le_bytes(), catalog_hash.to_le_bytes());
+            let seed = [&user[..], &catalog, category.as_bytes()].concat();
             let mut rng = StdRng::seed_from_u64(bookshop_common::fnv1a(&seed));
             books.sample(&mut rng, count).collect()
         }

@@ -1,7 +1,6 @@
 //! `Recommend`, in both APIs: the tutorial's `Recommendations/Recommend` (its `BookCategory`
 //! enum) and `bookshop.catalog.v1.Catalog` (categories by key, and the list of them). One rule
-//! picks the books, one function observes every call (metrics, span, access line), and there is
-//! one mapping of errors to `Status`.
+//! picks the books, one function observes every call, and one mapping turns errors into `Status`.
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,7 +13,7 @@ use bookshop_proto::{
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
-    catalog::{Book, Catalog, LANGUAGES, Store},
+    catalog::{Book, Catalog, Category, LANGUAGES, Store},
     metrics::Metrics,
     selection::pick,
     settings::RecommendSettings,
@@ -22,7 +21,6 @@ use crate::{
 
 /// `RUST_LOG=info,recommendations::access=debug` logs every call, not only failed and slow ones.
 pub const ACCESS_LOG_TARGET: &str = "recommendations::access";
-/// The metadata key of the caller's request id (the Marketplace sends it).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +46,6 @@ impl From<RecommendError> for Status {
     }
 }
 
-/// Answers from a catalog snapshot per call, under the `[recommend]` rules.
 #[derive(Debug, Clone)]
 pub struct RecommendationService {
     pub store: Store,
@@ -79,24 +76,16 @@ impl RecommendationService {
             n => n.unsigned_abs().min(self.rules.max_results_cap),
         } as usize;
         let key = key.ok_or(RecommendError::CategoryNotFound)?;
-        let catalog = self.catalog()?;
+        let catalog = self.store.borrow().clone().ok_or(RecommendError::NotReady)?;
         let books = catalog.books(key);
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
         let picked = pick(books, count, self.rules.selection, user_id, key, catalog.content_hash());
-        let picked = picked.into_iter().cloned().collect();
-        Ok((picked, catalog))
+        Ok((picked.into_iter().cloned().collect(), catalog))
     }
 
-    /// One snapshot for the whole call: a concurrent reload never mixes two catalogs.
-    fn catalog(&self) -> Result<Arc<Catalog>, RecommendError> {
-        self.store.borrow().clone().ok_or(RecommendError::NotReady)
-    }
-
-    /// Runs a call and observes it: counted in the metrics, in a server span while traces are
-    /// on, and logged on [`ACCESS_LOG_TARGET`] with the caller's request id, at `debug` when
-    /// answered in time (a line per call would cost a third of a call), else at `info`.
+    /// Runs a call: metrics, a span while traces are on, an access line (`info` if failed or slow).
     fn observe<T>(
         &self,
         metadata: &MetadataMap,
@@ -118,7 +107,6 @@ impl RecommendationService {
             span.record("otel.status_code", "error");
         }
         self.metrics.observe_call(call.method, code, elapsed);
-        // The same line at either level.
         macro_rules! access {
             ($level:expr) => {
                 tracing::event!(
@@ -152,26 +140,15 @@ impl Recommendations for RecommendationService {
         &self,
         request: Request<RecommendationRequest>,
     ) -> Result<Response<RecommendationResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, _, RecommendationRequest { user_id, category, max_results }) =
+            request.into_parts();
         // The enum's three values are the tutorial's keys; anything else is not found.
-        let key = BookCategory::try_from(message.category).ok().map(BookCategory::key);
-        let category = key.map_or_else(|| message.category.to_string(), str::to_owned);
-        let call = Call {
-            method: "Recommend",
-            category: &category,
-            user_id: message.user_id,
-            max_results: message.max_results,
-        };
+        let key = BookCategory::try_from(category).ok().map(BookCategory::key);
+        let name = key.map_or_else(|| category.to_string(), str::to_owned);
+        let call = Call { method: "Recommend", category: &name, user_id, max_results };
         self.observe(&metadata, call, || {
-            let (books, _) = self.recommend(message.user_id, key, message.max_results)?;
-            let recommendations: Vec<BookRecommendation> = books
-                .into_iter()
-                .map(|book| BookRecommendation {
-                    id: book.id,
-                    title: book.title,
-                    author: book.author.unwrap_or_default(),
-                })
-                .collect();
+            let (books, _) = self.recommend(user_id, key, max_results)?;
+            let recommendations: Vec<_> = books.into_iter().map(BookRecommendation::from).collect();
             let count = recommendations.len();
             Ok((RecommendationResponse { recommendations }, count))
         })
@@ -186,20 +163,8 @@ impl catalog_server::Catalog for RecommendationService {
     ) -> Result<Response<api::ListCategoriesResponse>, Status> {
         let call = Call { method: "ListCategories", category: "-", user_id: 0, max_results: 0 };
         self.observe(request.metadata(), call, || {
-            let catalog = self.catalog()?;
-            let categories = catalog
-                .categories()
-                .iter()
-                .map(|category| api::Category {
-                    key: category.key.clone(),
-                    names: LANGUAGES
-                        .iter()
-                        .map(|lang| lang.to_string())
-                        .zip(category.names.clone())
-                        .collect(),
-                    books: u32::try_from(category.books.len()).unwrap_or(u32::MAX),
-                })
-                .collect();
+            let catalog = self.store.borrow().clone().ok_or(RecommendError::NotReady)?;
+            let categories = catalog.categories().iter().map(api::Category::from).collect();
             Ok((api::ListCategoriesResponse { categories, version: catalog.version() }, 0))
         })
     }
@@ -209,23 +174,11 @@ impl catalog_server::Catalog for RecommendationService {
         request: Request<api::RecommendRequest>,
     ) -> Result<Response<api::RecommendResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let call = Call {
-            method: "Catalog/Recommend",
-            category: &message.category,
-            user_id: message.user_id,
-            max_results: message.max_results,
-        };
+        let api::RecommendRequest { user_id, category, max_results } = message;
+        let call = Call { method: "Catalog/Recommend", category: &category, user_id, max_results };
         self.observe(&metadata, call, || {
-            let (books, catalog) =
-                self.recommend(message.user_id, Some(&message.category), message.max_results)?;
-            let books: Vec<api::Book> = books
-                .into_iter()
-                .map(|book| api::Book {
-                    id: book.id,
-                    title: book.title,
-                    author: book.author.unwrap_or_default(),
-                })
-                .collect();
+            let (books, catalog) = self.recommend(user_id, Some(&category), max_results)?;
+            let books: Vec<_> = books.into_iter().map(api::Book::from).collect();
             let count = books.len();
             // The version of the snapshot the books came from, not of whatever is in service now.
             Ok((api::RecommendResponse { books, version: catalog.version() }, count))
@@ -233,8 +186,28 @@ impl catalog_server::Catalog for RecommendationService {
     }
 }
 
-/// The server span of a call while traces are on: the child of the caller's `traceparent` (the
-/// Marketplace sends its attempt's).
+impl From<Book> for BookRecommendation {
+    fn from(book: Book) -> Self {
+        let author = book.author.unwrap_or_default();
+        BookRecommendation { id: book.id, title: book.title, author }
+    }
+}
+
+impl From<Book> for api::Book {
+    fn from(book: Book) -> Self {
+        api::Book { id: book.id, title: book.title, author: book.author.unwrap_or_default() }
+    }
+}
+
+impl From<&Category> for api::Category {
+    fn from(category: &Category) -> Self {
+        let names = LANGUAGES.map(String::from).into_iter().zip(category.names.clone()).collect();
+        let books = u32::try_from(category.books.len()).unwrap_or(u32::MAX);
+        api::Category { key: category.key.clone(), names, books }
+    }
+}
+
+/// A call's server span while traces are on, a child of the caller's `traceparent`.
 fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
     if !telemetry::enabled() {
         return tracing::Span::none();

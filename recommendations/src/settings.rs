@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bookshop_common::settings::{Invalid, Layered, at_least, millis};
+use bookshop_common::settings::{Invalid, Layered, at_least, ensure, millis};
 use serde::{Deserialize, Serialize};
 
 use crate::{catalog, selection::Selection, watch::WatchMode};
@@ -31,7 +31,6 @@ pub struct ServerSettings {
     #[serde(rename = "request_timeout_ms", with = "millis")]
     pub request_timeout: Duration,
     pub concurrency_limit_per_connection: usize,
-    /// How long in-flight calls may take to finish after a stop signal.
     #[serde(rename = "shutdown_timeout_ms", with = "millis")]
     pub shutdown_timeout: Duration,
     /// A plaintext listener serving only `grpc.health.v1`, for probes that cannot speak TLS.
@@ -64,16 +63,13 @@ impl Default for ServerSettings {
 pub struct CatalogSettings {
     pub path: PathBuf,
     pub watch: WatchMode,
-    /// Quiet time after the last filesystem event before reloading.
     #[serde(rename = "debounce_ms", with = "millis")]
     pub debounce: Duration,
     #[serde(rename = "poll_interval_ms", with = "millis")]
     pub poll_interval: Duration,
-    /// How long a changed file must stay the same before it is taken, unless it was renamed
-    /// into place or closed by its writer.
+    /// How long a changed file must stay the same, unless renamed in place or closed by its writer.
     #[serde(rename = "settle_ms", with = "millis")]
     pub settle: Duration,
-    /// Larger files are refused before they are read.
     pub max_bytes: u64,
 }
 
@@ -109,8 +105,7 @@ impl Default for RecommendSettings {
     }
 }
 
-/// TLS on the gRPC port when `cert_path` and `key_path` are set; client certificates required
-/// when `client_ca_path` is set too. PEM files.
+/// TLS when `cert_path` and `key_path` are set (PEM); client certificates if `client_ca_path` too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
@@ -145,46 +140,26 @@ impl Layered for Settings {
     fn validate(&self) -> Result<(), Invalid> {
         let (server, recommend, tls) = (&self.server, &self.recommend, &self.tls);
         let ms = Duration::from_millis;
-        if recommend.default_max_results == 0 {
-            return Err(Invalid::new("recommend.default_max_results", "must be at least 1"));
-        }
-        if recommend.max_results_cap < recommend.default_max_results
-            || recommend.max_results_cap > i32::MAX as u32
-        {
-            let problem = "must be at least recommend.default_max_results (and fit an int32)";
-            return Err(Invalid::new("recommend.max_results_cap", problem));
-        }
+        let (default, cap) = (recommend.default_max_results, recommend.max_results_cap);
+        ensure(default > 0, "recommend.default_max_results", "must be at least 1")?;
+        let problem = "must be at least recommend.default_max_results (and fit an int32)";
+        ensure(cap >= default && cap <= i32::MAX as u32, "recommend.max_results_cap", problem)?;
         at_least("catalog.poll_interval_ms", self.catalog.poll_interval, ms(50))?;
         at_least("server.request_timeout_ms", server.request_timeout, ms(1))?;
         at_least("server.handshake_timeout_ms", server.handshake_timeout, ms(1))?;
-        // Above the 30 s between the server's pings, so a client that answers them is never
-        // taken for a silent one.
+        // Longer than the 30 s between pings, so a client that answers them never counts as silent.
         at_least("server.idle_timeout_ms", server.idle_timeout, ms(60_000))?;
-        if self.catalog.path.as_os_str().is_empty() {
-            return Err(Invalid::new("catalog.path", "must name a file"));
-        }
-        if server.max_connections == 0 {
-            return Err(Invalid::new("server.max_connections", "must be at least 1"));
-        }
-        if server.concurrency_limit_per_connection == 0 {
-            return Err(Invalid::new(
-                "server.concurrency_limit_per_connection",
-                "must be at least 1",
-            ));
-        }
-        match (&tls.cert_path, &tls.key_path) {
-            (Some(_), None) => return Err(Invalid::new("tls.cert_path", "needs tls.key_path too")),
-            (None, Some(_)) => return Err(Invalid::new("tls.key_path", "needs tls.cert_path too")),
-            _ => {}
-        }
-        if tls.client_ca_path.is_some() && !tls.enabled() {
-            let problem = "client certificates need TLS: set tls.cert_path and tls.key_path too";
-            return Err(Invalid::new("tls.client_ca_path", problem));
-        }
-        if server.port != 0 && server.health_port == Some(server.port) {
-            return Err(Invalid::new("server.health_port", "must differ from server.port"));
-        }
-        Ok(())
+        ensure(!self.catalog.path.as_os_str().is_empty(), "catalog.path", "must name a file")?;
+        ensure(server.max_connections > 0, "server.max_connections", "must be at least 1")?;
+        let concurrency = server.concurrency_limit_per_connection;
+        ensure(concurrency > 0, "server.concurrency_limit_per_connection", "must be at least 1")?;
+        let (cert, key) = (tls.cert_path.is_some(), tls.key_path.is_some());
+        ensure(key || !cert, "tls.cert_path", "needs tls.key_path too")?;
+        ensure(cert || !key, "tls.key_path", "needs tls.cert_path too")?;
+        let problem = "client certificates need TLS: set tls.cert_path and tls.key_path too";
+        ensure(tls.enabled() || tls.client_ca_path.is_none(), "tls.client_ca_path", problem)?;
+        let health_port = server.port == 0 || server.health_port != Some(server.port);
+        ensure(health_port, "server.health_port", "must differ from server.port")
     }
 }
 

@@ -1,6 +1,6 @@
 //! Building and running the service: bind first, then serve until a stop signal.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bookshop_common::{
     net::{BindError, bind},
@@ -12,6 +12,7 @@ use bookshop_proto::{
     catalog::{catalog_events_server::CatalogEventsServer, catalog_server::CatalogServer},
     recommendations_server::RecommendationsServer,
 };
+use futures_util::TryFutureExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{
@@ -22,12 +23,12 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     catalog::{CatalogError, Store},
-    connections::{self, Limits},
+    connections,
     events::CatalogEventsService,
     metrics::Metrics,
     reload::{self, Reloader},
     service::RecommendationService,
-    settings::{ENV_PREFIX, Settings},
+    settings::{ENV_PREFIX, Settings, TlsSettings},
     watch::Watcher,
 };
 
@@ -47,8 +48,7 @@ pub enum StartError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// A real `Recommend` request is under 20 bytes: anything much bigger (unknown fields stuffed
-/// in) is refused before it is decoded. Metadata has the same bound.
+/// Far above a real `Recommend` request: bigger requests and metadata are refused undecoded.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
 type Grpc = RecommendationsServer<RecommendationService>;
@@ -66,22 +66,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Serves gRPC on `listener` instead of binding `server.port` (tests bind `127.0.0.1:0`
-    /// and hand it over); binds the health and metrics ports and reads the TLS files.
+    /// Serves on `listener`, not `server.port` (tests bind `127.0.0.1:0`); binds the other ports.
     pub async fn with_listener(
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Application, StartError> {
-        let bind_port = |port, setting| bind(&settings.server.host, port, ENV_PREFIX, setting);
-        let health_listener = match settings.server.health_port {
-            Some(port) => Some(bind_port(port, "server.health_port").await?),
-            None => None,
+        let bind_if = async |port: Option<u16>, setting| match port {
+            Some(port) => bind(&settings.server.host, port, ENV_PREFIX, setting).await.map(Some),
+            None => Ok(None),
         };
-        let metrics_listener = match settings.metrics.enabled {
-            true => Some(bind_port(settings.metrics.port, "metrics.port").await?),
-            false => None,
-        };
-        let tls = server_tls(&settings)?;
+        let health_listener = bind_if(settings.server.health_port, "server.health_port").await?;
+        let metrics_port = settings.metrics.enabled.then_some(settings.metrics.port);
+        let metrics_listener = bind_if(metrics_port, "metrics.port").await?;
+        let tls = server_tls(&settings.tls)?;
         Ok(Application { listener, health_listener, metrics_listener, tls, settings })
     }
 
@@ -110,10 +107,8 @@ impl App for Application {
         Self::with_listener(settings, listener).await
     }
 
-    /// Health answers at once but is NOT_SERVING until the catalog is loaded; a catalog that
-    /// cannot be loaded at start-up is an error. On stop, health turns NOT_SERVING, new
-    /// connections are refused, `Watch` streams end, and in-flight calls get
-    /// `server.shutdown_timeout_ms` to finish.
+    /// NOT_SERVING until the catalog is loaded. On stop, NOT_SERVING again, new connections are
+    /// refused, `Watch` streams end, and calls get `server.shutdown_timeout_ms` to finish.
     async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -130,42 +125,25 @@ impl App for Application {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             let health_only = Server::builder()
                 .add_service(health_service.clone())
-                .serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned());
-            tokio::spawn(async {
-                health_only
-                    .await
-                    .inspect_err(|error| tracing::error!(%error, "the health listener failed"))
-            });
+                .serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned())
+                .inspect_err(|error| tracing::error!(%error, "the health listener failed"));
+            tokio::spawn(health_only);
         }
         if let Some(listener) = metrics_listener {
             tracing::info!(address = %address(&listener), "metrics listener (GET /metrics)");
-            tokio::spawn(crate::metrics::serve(
-                listener,
-                metrics.clone(),
-                stopping.clone().cancelled_owned(),
-            ));
+            tokio::spawn(crate::metrics::serve(listener, metrics.clone(), stopping.clone()));
         }
 
-        let service = RecommendationService {
-            store: store.clone(),
-            rules: settings.recommend.clone(),
-            metrics: metrics.clone(),
-        };
+        let rules = settings.recommend.clone();
+        let service =
+            RecommendationService { store: store.clone(), rules, metrics: metrics.clone() };
         let events = CatalogEventsService { store: store.clone(), stopping: stopping.clone() };
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let limits = Limits {
-            max_connections: server_settings.max_connections,
-            handshake_timeout: server_settings.handshake_timeout,
-            idle_timeout: server_settings.idle_timeout,
-        };
-        let mut builder = Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls)?;
-        }
+        let builder = tls.map_or(Ok(Server::builder()), |tls| Server::builder().tls_config(tls))?;
         let concurrency = server_settings.concurrency_limit_per_connection;
         let server = builder
             .timeout(server_settings.request_timeout)
@@ -181,7 +159,7 @@ impl App for Application {
             .add_service(CatalogApi::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(Events::new(events))
             .serve_with_incoming_shutdown(
-                connections::incoming(listener, limits, metrics.clone(), stopping.clone()),
+                connections::incoming(listener, server_settings, metrics.clone(), stopping.clone()),
                 stopping.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
@@ -240,14 +218,12 @@ fn address(listener: &TcpListener) -> SocketAddr {
 }
 
 /// The files read now, so that a missing one stops start-up with its name.
-fn server_tls(settings: &Settings) -> Result<Option<ServerTlsConfig>, TlsFileError> {
-    let (Some(cert), Some(key)) = (&settings.tls.cert_path, &settings.tls.key_path) else {
-        return Ok(None);
-    };
+fn server_tls(tls: &TlsSettings) -> Result<Option<ServerTlsConfig>, TlsFileError> {
+    let (Some(cert), Some(key)) = (&tls.cert_path, &tls.key_path) else { return Ok(None) };
     let identity =
         Identity::from_pem(tls::read("tls.cert_path", cert)?, tls::read("tls.key_path", key)?);
     let mut config = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &settings.tls.client_ca_path {
+    if let Some(ca) = &tls.client_ca_path {
         config = config.client_ca_root(Certificate::from_pem(tls::read("tls.client_ca_path", ca)?));
     }
     Ok(Some(config))

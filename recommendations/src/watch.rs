@@ -1,14 +1,9 @@
 //! When the catalog may have changed, and how: a [`Watcher`] turns filesystem events, polls and
-//! SIGHUP into [`Change`]s; [`reload`](crate::reload) decides what to do with the file.
-//!
-//! - `events` (default): inotify or FSEvents through `notify`, on the file's **directory**
-//!   (editors save by renaming a temporary file over the original; Kubernetes swaps the `..data`
-//!   symlink of a ConfigMap volume) and on the **file** (a bind-mounted single file reports only
-//!   its own in-place writes). Events are debounced (trailing edge); what the burst saw decides
-//!   how the file is taken. notify's debouncer crates merge a burst into paths and drop how the
-//!   file changed, which is what tells a whole file from a half-written one.
-//! - `poll`: a look every `catalog.poll_interval_ms`, for filesystems without events (Docker
-//!   Desktop bind mounts, NFS); `off`: SIGHUP only.
+//! SIGHUP into [`Change`]s. `events` (the default) watches the file's **directory** (editors
+//! rename a file over the original; Kubernetes swaps a ConfigMap's `..data` symlink) and the
+//! **file** (a bind-mounted file reports only its own writes), and debounces bursts itself:
+//! notify's debouncers keep only paths, not how the file changed. `poll` looks every
+//! `catalog.poll_interval_ms` (Docker Desktop bind mounts, NFS); `off` leaves SIGHUP only.
 
 use std::{
     ffi::OsStr,
@@ -16,8 +11,9 @@ use std::{
     time::Duration,
 };
 
+use futures_util::future::OptionFuture;
 use notify::{
-    EventKind, RecursiveMode, Watcher as _,
+    EventKind, RecommendedWatcher, RecursiveMode, Watcher as _,
     event::{AccessKind, AccessMode, ModifyKind, RenameMode},
 };
 use serde::{Deserialize, Serialize};
@@ -42,8 +38,7 @@ pub enum Change {
     Closed,
     /// SIGHUP: take the file as it is.
     Requested,
-    /// Written in place, created, or possibly changed (a lost event, a poll): the writer may not
-    /// be done.
+    /// Written in place, created, or maybe changed (a lost event, a poll): maybe half done.
     Written,
     /// Says nothing of the bytes: attributes, the old file of a rename going away.
     Touched,
@@ -55,22 +50,22 @@ impl Change {
         matches!(self, Change::Replaced | Change::Closed | Change::Requested)
     }
 
-    /// The burst so far, followed by `next`: the latest change that concerns the bytes decides
-    /// (a write after a rename may be half done; a close after writes is whole). A rename over
-    /// the file is followed by the old file's own events, which decide nothing.
+    /// The burst so far, then `next`: the latest change of the bytes decides (a write after a
+    /// rename may be half done; a close after writes is whole), and `Touched` decides nothing.
     fn then(self, next: Change) -> Change {
-        match next {
-            Change::Touched => self,
-            _ => next,
-        }
+        if next == Change::Touched { self } else { next }
     }
 }
 
 /// The changes of one file, as the mode sees them; SIGHUP in every mode.
 #[derive(Debug)]
 pub struct Watcher {
+    file: PathBuf,
     events: mpsc::UnboundedReceiver<Change>,
-    files: Option<FileWatch>,
+    /// On the catalog's directory, and on the file itself while it exists.
+    os_watch: Option<RecommendedWatcher>,
+    /// Device and inode of the file watched, to re-watch only when the path's changed.
+    watched: Option<(u64, u64)>,
     poll: Option<Interval>,
     debounce: Duration,
     #[cfg(unix)]
@@ -81,14 +76,13 @@ impl Watcher {
     /// Watches `path`; if the OS watch cannot be set up (the inotify limit), polls instead.
     pub fn new(
         path: &Path,
-        mode: WatchMode,
+        mut mode: WatchMode,
         debounce: Duration,
         poll_interval: Duration,
     ) -> Watcher {
         let (tx, events) = mpsc::unbounded_channel();
-        let mut mode = mode;
-        let files = match mode {
-            WatchMode::Events => FileWatch::new(path, tx)
+        let os_watch = match mode {
+            WatchMode::Events => watch_dir(path, tx)
                 .inspect_err(|error| {
                     tracing::warn!(%error, path = %path.display(), "cannot watch the catalog for changes; polling instead");
                     mode = WatchMode::Poll;
@@ -105,118 +99,87 @@ impl Watcher {
         tracing::info!(path = %path.display(), ?mode, "watching the catalog for changes");
         #[cfg(unix)]
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        Watcher {
+        let mut watcher = Watcher {
+            file: path.to_path_buf(),
             events,
-            files,
+            os_watch,
+            watched: None,
             poll,
             debounce,
             #[cfg(unix)]
             hangups,
-        }
+        };
+        watcher.rewatch();
+        watcher
     }
 
     /// The next change: a burst of events once it has been quiet for the debounce interval (at
     /// most four of them, so a file that keeps changing is still taken), a poll, or SIGHUP.
     pub async fn next(&mut self) -> Change {
-        let poll = async {
-            match &mut self.poll {
-                Some(poll) => poll.tick().await,
-                None => std::future::pending().await,
-            }
-        };
+        // A source that is off resolves to `None`, which disables its branch.
+        let poll = OptionFuture::from(self.poll.as_mut().map(Interval::tick));
         #[cfg(unix)]
-        let hangup = async {
-            match &mut self.hangups {
-                Some(hangups) => hangups.recv().await,
-                None => std::future::pending().await,
-            }
-        };
+        let hangup = OptionFuture::from(self.hangups.as_mut().map(|hangups| hangups.recv()));
         #[cfg(not(unix))]
-        let hangup = std::future::pending::<Option<()>>();
+        let hangup = OptionFuture::<std::future::Ready<()>>::from(None);
         let mut burst = tokio::select! {
             Some(change) = self.events.recv() => change,
-            _ = poll => return Change::Written,
-            _ = hangup => {
+            Some(_) = poll => return Change::Written,
+            Some(_) = hangup => {
                 tracing::info!("received SIGHUP, reloading the catalog");
                 return Change::Requested;
             }
+            else => std::future::pending().await,
         };
         let give_up = tokio::time::Instant::now() + self.debounce * 4;
-        loop {
-            let quiet = (tokio::time::Instant::now() + self.debounce).min(give_up);
-            match tokio::time::timeout_at(quiet, self.events.recv()).await {
-                Ok(Some(change)) => burst = burst.then(change),
-                _ => return burst,
-            }
+        let quiet = || (tokio::time::Instant::now() + self.debounce).min(give_up);
+        while let Ok(Some(change)) = tokio::time::timeout_at(quiet(), self.events.recv()).await {
+            burst = burst.then(change);
         }
+        burst
     }
 
     /// A rename or a delete and create gave the path a new inode: watch that one.
     pub fn rewatch(&mut self) {
-        if let Some(files) = &mut self.files {
-            files.rewatch_file();
-        }
-    }
-}
-
-/// The OS watches: the catalog's directory and the file itself.
-struct FileWatch {
-    watcher: notify::RecommendedWatcher,
-    file: PathBuf,
-    /// Device and inode of the file watched, to re-watch only when the path's changed.
-    watched: Option<(u64, u64)>,
-}
-
-impl std::fmt::Debug for FileWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileWatch").field("file", &self.file).finish_non_exhaustive()
-    }
-}
-
-impl FileWatch {
-    fn new(file: &Path, tx: mpsc::UnboundedSender<Change>) -> notify::Result<FileWatch> {
-        let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = file.file_name().map(ToOwned::to_owned);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let change = match &event {
-                    Ok(event) if event.need_rescan() => Some(Change::Written),
-                    Ok(event) => {
-                        let relevant = event.paths.is_empty()
-                            || event.paths.iter().any(|path| is_relevant(path, name.as_deref()));
-                        change_of(&event.kind).filter(|_| relevant)
-                    }
-                    // Errors (a queue overflow) may hide a change: look again.
-                    Err(_) => Some(Change::Written),
-                };
-                if let Some(change) = change {
-                    let _ = tx.send(change);
-                }
-            })?;
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        let mut watch = FileWatch { watcher, file: file.to_path_buf(), watched: None };
-        watch.rewatch_file();
-        Ok(watch)
-    }
-
-    /// Fails quietly while the file is missing.
-    fn rewatch_file(&mut self) {
-        let current = file_id(&self.file);
+        let Some(os_watch) = &mut self.os_watch else { return };
+        let current = std::fs::metadata(&self.file).ok().and_then(|m| file_id(&m));
         if current.is_some() && current == self.watched {
             return;
         }
         if self.watched.take().is_some() {
-            let _ = self.watcher.unwatch(&self.file);
+            let _ = os_watch.unwatch(&self.file);
         }
-        if self.watcher.watch(&self.file, RecursiveMode::NonRecursive).is_ok() {
+        if os_watch.watch(&self.file, RecursiveMode::NonRecursive).is_ok() {
             self.watched = current;
         }
     }
 }
 
+/// Watches the directory of `file`, sending what its events say of `file` to `tx`.
+fn watch_dir(file: &Path, tx: mpsc::UnboundedSender<Change>) -> notify::Result<RecommendedWatcher> {
+    let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = file.file_name().map(ToOwned::to_owned);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let change = match &event {
+            Ok(event) if event.need_rescan() => Some(Change::Written),
+            Ok(event) => {
+                let relevant = event.paths.is_empty()
+                    || event.paths.iter().any(|path| is_relevant(path, name.as_deref()));
+                change_of(&event.kind).filter(|_| relevant)
+            }
+            // Errors (a queue overflow) may hide a change: look again.
+            Err(_) => Some(Change::Written),
+        };
+        if let Some(change) = change {
+            let _ = tx.send(change);
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
 /// What an event says of the file; nothing for an open or a read (ours included: reacting to
-/// them would loop forever). A created file is being written; its writer's close says when it
-/// is done.
+/// them would loop forever). A created file is being written, until its writer closes it.
 fn change_of(kind: &EventKind) -> Option<Change> {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Closed),
@@ -229,23 +192,20 @@ fn change_of(kind: &EventKind) -> Option<Change> {
 }
 
 #[cfg(unix)]
-fn file_id(path: &Path) -> Option<(u64, u64)> {
+pub fn file_id(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    Some((metadata.dev(), metadata.ino()))
 }
 
 #[cfg(not(unix))]
-fn file_id(_path: &Path) -> Option<(u64, u64)> {
+pub fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The catalog file, or one of the `..data`-style entries through which Kubernetes swaps a
-/// ConfigMap volume's content.
+/// The catalog file, or a `..data`-style entry through which Kubernetes swaps a ConfigMap.
 fn is_relevant(path: &Path, name: Option<&OsStr>) -> bool {
-    match path.file_name() {
-        Some(file_name) => Some(file_name) == name || file_name.to_string_lossy().starts_with(".."),
-        None => true,
-    }
+    let Some(file_name) = path.file_name() else { return true };
+    Some(file_name) == name || file_name.to_string_lossy().starts_with("..")
 }
 
 #[cfg(test)]

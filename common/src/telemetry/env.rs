@@ -1,6 +1,5 @@
-//! The `OTEL_*` variables the SDK would take silently wrong (it falls back, or misbehaves, and
-//! says nothing), or that this build cannot honour: each is an error naming it and its value.
-//! Everything else the SDK and the exporter read for themselves.
+//! The `OTEL_*` variables the SDK would take silently wrong, or that this build cannot honour:
+//! each is an error naming it and its value. The SDK and the exporter read the others themselves.
 
 use std::{fmt, time::Duration};
 
@@ -10,6 +9,10 @@ pub enum TelemetryError {
     Invalid { variable: &'static str, value: String, expected: &'static str },
     #[error("cannot set up the OTLP exporter: {0}")]
     Exporter(String),
+}
+
+fn invalid(variable: &'static str, value: &str, expected: &'static str) -> TelemetryError {
+    TelemetryError::Invalid { variable, value: value.to_owned(), expected }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,39 +30,21 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Where spans go and how they queue, as the variables say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Exporter {
     /// For HTTP the full URL (`…/v1/traces`), as the exporter would make it.
     pub(crate) endpoint: String,
     pub(crate) protocol: Protocol,
     pub(crate) max_queue_size: usize,
-    /// `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_EXPORTER_OTLP_TIMEOUT`, when set.
     pub(crate) schedule_delay: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
 }
 
-const SAMPLERS: [&str; 6] = [
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-];
-
-/// The exporter the variables `var` gives (empty ones count as unset), or `None` when they
-/// leave traces off.
+/// The exporter the variables `var` gives (empty ones count as unset), or `None` for no traces.
 pub(super) fn exporter(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Exporter>, TelemetryError> {
-    let invalid = |variable, value: &str, expected| TelemetryError::Invalid {
-        variable,
-        value: value.to_owned(),
-        expected,
-    };
-    let first =
-        |names: [&'static str; 2]| names.into_iter().find_map(|name| Some((name, var(name)?)));
+    // The first of `names` that is set: a signal's own variable comes before the general one.
+    let first = |names: &[&'static str]| names.iter().find_map(|&name| Some((name, var(name)?)));
     match var("OTEL_SDK_DISABLED").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("false") => {}
         Some("true") => return Ok(None),
@@ -70,87 +55,69 @@ pub(super) fn exporter(
         Some("none") => return Ok(None),
         Some(value) => return Err(invalid("OTEL_TRACES_EXPORTER", value, "otlp or none")),
     }
-    let protocol =
-        match first(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
-            None => Protocol::HttpProtobuf,
-            Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
-            Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
-            Some((name, value)) => {
-                return Err(invalid(
-                    name,
-                    &value,
-                    "grpc or http/protobuf (http/json is not supported)",
-                ));
-            }
-        };
+    let protocol = first(&["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]);
+    let protocol = match protocol {
+        None => Protocol::HttpProtobuf,
+        Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
+        Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+        Some((name, value)) => {
+            let expected = "grpc or http/protobuf (http/json is not supported)";
+            return Err(invalid(name, &value, expected));
+        }
+    };
     if let Some((name, value)) =
-        first(["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"])
+        first(&["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"])
         && value.trim() != "none"
     {
         return Err(invalid(name, &value, "none (compression is not supported)"));
     }
-    // The signal's own endpoint is used as it is; to the general one HTTP adds the signal's path.
-    let Some((name, url)) =
-        first(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"])
-    else {
-        return Ok(None);
-    };
+    let endpoint = first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
+    let Some((name, url)) = endpoint else { return Ok(None) };
     let url = url.trim();
-    match url.strip_prefix("http://") {
-        None => {
-            return Err(invalid(
-                name,
-                url,
-                "an http:// URL such as http://localhost:4317 (https is not supported)",
-            ));
-        }
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            return Err(invalid(name, url, "an http:// URL with a host"));
-        }
-        Some(_) => {}
-    }
-    let endpoint = match (name, protocol) {
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", Protocol::HttpProtobuf) => {
-            format!("{}/v1/traces", url.trim_end_matches('/'))
-        }
-        _ => url.trim_end_matches('/').to_owned(),
+    let Some(host_and_path) = url.strip_prefix("http://") else {
+        let expected = "an http:// URL such as http://localhost:4317 (https is not supported)";
+        return Err(invalid(name, url, expected));
     };
-    if let Some(sampler) = var("OTEL_TRACES_SAMPLER")
-        && !SAMPLERS.contains(&sampler.trim())
-    {
-        let expected = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio";
-        return Err(invalid("OTEL_TRACES_SAMPLER", &sampler, expected));
+    if host_and_path.is_empty() || host_and_path.starts_with('/') {
+        return Err(invalid(name, url, "an http:// URL with a host"));
+    }
+    // The signal's own endpoint is used as it is; to the general one HTTP adds the signal's path.
+    let url = url.trim_end_matches('/');
+    let general_http = name == "OTEL_EXPORTER_OTLP_ENDPOINT" && protocol == Protocol::HttpProtobuf;
+    let endpoint = if general_http { format!("{url}/v1/traces") } else { url.to_owned() };
+    if let Some(sampler) = var("OTEL_TRACES_SAMPLER") {
+        let trimmed = sampler.trim();
+        let root = trimmed.strip_prefix("parentbased_").unwrap_or(trimmed);
+        if !matches!(root, "always_on" | "always_off" | "traceidratio") {
+            let expected = "always_on, always_off, traceidratio, parentbased_always_on, \
+                            parentbased_always_off or parentbased_traceidratio";
+            return Err(invalid("OTEL_TRACES_SAMPLER", &sampler, expected));
+        }
     }
     if let Some(ratio) = var("OTEL_TRACES_SAMPLER_ARG")
         && !ratio.trim().parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
     {
-        return Err(invalid(
-            "OTEL_TRACES_SAMPLER_ARG",
-            &ratio,
-            "a ratio from 0 to 1, such as 0.25",
-        ));
+        let expected = "a ratio from 0 to 1, such as 0.25";
+        return Err(invalid("OTEL_TRACES_SAMPLER_ARG", &ratio, expected));
     }
-    let millis = |names: &[&'static str]| -> Result<Option<Duration>, TelemetryError> {
-        let Some((name, value)) = names.iter().find_map(|name| Some((*name, var(name)?))) else {
-            return Ok(None);
-        };
-        let ms = value.trim().parse();
-        Ok(Some(Duration::from_millis(
-            ms.map_err(|_| invalid(name, &value, "a whole number of milliseconds"))?,
-        )))
+    let millis = |names: &[&'static str]| match first(names) {
+        None => Ok(None),
+        Some((name, value)) => match value.trim().parse() {
+            Ok(millis) => Ok(Some(Duration::from_millis(millis))),
+            Err(_) => Err(invalid(name, &value, "a whole number of milliseconds")),
+        },
     };
-    let timeout = millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;
+    // Checked only: the exporter reads the timeout from the process itself.
+    millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;
     let schedule_delay = millis(&["OTEL_BSP_SCHEDULE_DELAY"])?;
     let max_queue_size = match var("OTEL_BSP_MAX_QUEUE_SIZE") {
         None => 2048,
         Some(value) => match value.trim().parse() {
             Ok(size) if size > 0 => size,
-            _ => {
-                return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a whole number above 0"));
-            }
+            _ => return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a whole number above 0")),
         },
     };
-    Ok(Some(Exporter { endpoint, protocol, max_queue_size, schedule_delay, timeout }))
+    Ok(Some(Exporter { endpoint, protocol, max_queue_size, schedule_delay }))
 }
 
 #[cfg(test)]

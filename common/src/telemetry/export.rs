@@ -1,39 +1,23 @@
-//! Getting spans out without costing requests. The SDK's batch processor bounds its queue but
-//! keeps the count of what it dropped to itself, so [`Bounded`] keeps the same bound in front
-//! of it and counts what it drops; [`OnRuntime`] runs each export on the Tokio runtime (the
-//! processor's thread has none, and the gRPC and HTTP clients need one) and counts the spans
-//! of failed exports. Both counts are `bookshop_trace_spans_not_exported_total{reason}`.
+//! Spans out without costing requests: [`Bounded`] counts what a full queue drops (the SDK keeps
+//! that to itself); [`OnRuntime`] runs exports on Tokio, as the clients need, and counts failures.
 
-use std::{
-    future::Future,
-    sync::{
-        Arc, LazyLock,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use opentelemetry::Context;
-use opentelemetry_sdk::{
-    Resource,
-    error::{OTelSdkError, OTelSdkResult},
-    trace::{Span, SpanData, SpanExporter, SpanProcessor},
-};
-use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
-    registry::Registry,
-};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use prometheus_client::registry::Registry;
+use tokio::task::JoinError;
 
 use super::TelemetryError;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Lost {
-    reason: &'static str,
-}
-
-const EXPORT_FAILED: Lost = Lost { reason: "export_failed" };
-const QUEUE_FULL: Lost = Lost { reason: "queue_full" };
+type Lost = [(&'static str, &'static str); 1];
+const EXPORT_FAILED: Lost = [("reason", "export_failed")];
+const QUEUE_FULL: Lost = [("reason", "queue_full")];
 
 /// The process has one exporter, so the count is the process's, in every registry it is in.
 static LOST: LazyLock<Family<Lost, Counter>> = LazyLock::new(Family::default);
@@ -51,8 +35,7 @@ pub fn register_metrics(registry: &mut Registry) {
     );
 }
 
-/// A processor behind a bound of `limit` spans waiting for export; [`OnRuntime`] takes the
-/// exported ones off `waiting`.
+/// `inner` behind a bound of `limit` spans waiting; [`OnRuntime`] takes exported ones off.
 #[derive(Debug)]
 pub(super) struct Bounded<P> {
     pub(super) inner: P,
@@ -95,8 +78,7 @@ pub(super) struct OnRuntime<E> {
 }
 
 impl<E> OnRuntime<E> {
-    /// `inner` on the runtime this is called in; both series of the count start at 0, so that
-    /// a rate over them has data from the start.
+    /// `inner` on the current runtime; both series start at 0, so a rate has data from the start.
     pub(super) fn new(inner: E, waiting: Arc<AtomicUsize>) -> Result<Self, TelemetryError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
@@ -107,36 +89,24 @@ impl<E> OnRuntime<E> {
 }
 
 impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         self.waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         let spans = batch.len() as u64;
         let inner = self.inner.clone();
         let export = self.runtime.spawn(async move { inner.export(batch).await });
-        async move {
-            let result = export
-                .await
-                .unwrap_or_else(|error| Err(OTelSdkError::InternalFailure(error.to_string())));
-            match &result {
-                Err(error) => {
-                    LOST.get_or_create(&EXPORT_FAILED).inc_by(spans);
-                    if !FAILING.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(%error, spans, "traces: cannot export spans to the collector");
-                    }
-                }
-                Ok(()) => FAILING.store(false, Ordering::Relaxed),
+        let panicked = |error: JoinError| Err(OTelSdkError::InternalFailure(error.to_string()));
+        let result = export.await.unwrap_or_else(panicked);
+        let was_failing = FAILING.swap(result.is_err(), Ordering::Relaxed);
+        if let Err(error) = &result {
+            LOST.get_or_create(&EXPORT_FAILED).inc_by(spans);
+            if !was_failing {
+                tracing::warn!(%error, spans, "traces: cannot export spans to the collector");
             }
-            result
         }
+        result
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
+    // Flush and shutdown stay the trait's no-ops: so are the OTLP exporter's.
     fn set_resource(&mut self, resource: &Resource) {
         // Called once, before the first export: the exporter is not shared yet.
         if let Some(inner) = Arc::get_mut(&mut self.inner) {

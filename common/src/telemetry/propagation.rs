@@ -1,11 +1,7 @@
-//! W3C trace context in and out: a server span continues its caller's `traceparent` (and
-//! `tracestate`), a client span sends its own, and each records its `trace_id` and `span_id`
-//! fields, so the log lines inside it carry them. All of it does nothing while traces are off.
+//! W3C trace context in and out, and span ids in log lines; none of it works while traces are off.
 
-use opentelemetry::{
-    propagation::{Extractor, Injector, TextMapPropagator},
-    trace::TraceContextExt,
-};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -14,33 +10,28 @@ use super::enabled;
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
-/// Makes `span` the child of the remote span a well-formed `traceparent` names. Call it before
-/// the span is first entered.
+/// Makes `span` the child of a well-formed `traceparent`'s span. Call it before entering `span`.
 pub fn continue_from(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
-    if !enabled() {
-        return;
+    if enabled() {
+        let parent = TraceContextPropagator::new().extract(&Headers(traceparent, tracestate));
+        // Only a span that is filtered out or already started refuses; neither is ours.
+        let _ = span.set_parent(parent);
+        record_ids(span);
     }
-    let parent = TraceContextPropagator::new().extract(&Headers(traceparent, tracestate));
-    // Only a span that is filtered out or already started refuses; neither is ours.
-    let _ = span.set_parent(parent);
-    record_ids(span);
 }
 
-/// Records the `trace_id` and `span_id` fields (declared empty) of a span made while traces are
-/// on, so that the lines logged inside it carry them.
+/// Fills the `trace_id` and `span_id` fields (declared `Empty`) of a span made with traces on.
 pub fn record_ids(span: &tracing::Span) {
-    if !enabled() {
-        return;
-    }
-    let context = span.context().span().span_context().clone();
-    if context.is_valid() {
-        span.record("trace_id", tracing::field::display(context.trace_id()));
-        span.record("span_id", tracing::field::display(context.span_id()));
+    if enabled() {
+        let context = span.context().span().span_context().clone();
+        if context.is_valid() {
+            span.record("trace_id", tracing::field::display(context.trace_id()));
+            span.record("span_id", tracing::field::display(context.span_id()));
+        }
     }
 }
 
-/// Names a span that has started (`otel.name` is read only until then): a server span is named
-/// after its route, known once the request has been routed.
+/// Names a started span (`otel.name` is read only at the start): a route is known after routing.
 pub fn rename(span: &tracing::Span, name: String) {
     if enabled() {
         span.context().span().update_name(name);

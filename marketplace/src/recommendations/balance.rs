@@ -1,45 +1,21 @@
-//! Client-side balancing over the Recommendations replicas. One HTTP/2 connection carries every
-//! call to one replica, and a Kubernetes ClusterIP balances connections, not calls, so the
-//! Marketplace resolves the name itself (a Compose service with `--scale`, a headless Service,
-//! a list of addresses) every `recommendations.resolve_interval_ms` and balances each call.
-//!
-//! tower does the balancing: the power of two choices on calls in flight
-//! ([`tower::balance::p2c`] over [`PendingRequestsDiscover`]), fed by the resolutions as a
-//! discover stream. What it lacks is written here: **ejection**. A replica that fails fast
-//! (connection refused, GOAWAY, not ready) has the fewest calls in flight, so p2c would favour
-//! it; instead a replica whose call failed with `UNAVAILABLE`, `CANCELLED` or
-//! `DEADLINE_EXCEEDED`, or could not be reached, reports itself not ready for 1 s, doubling up
-//! to 30 s while it keeps failing, and is back with its next answer. The last replica still in
-//! rotation is never ejected, so a full outage recovers with the first call after it ends.
+//! Client-side balancing over the Recommendations replicas: their name resolved again and
+//! again, tower's p2c over the calls in flight, and what tower lacks, the **ejection** of a
+//! failing replica (docs/architecture.md, "Several Recommendations replicas", says why and how).
 
-use std::{
-    convert::Infallible,
-    fmt, io,
-    net::SocketAddr,
-    pin::Pin,
-    sync::{
-        Arc, Mutex, PoisonError, Weak,
-        atomic::{AtomicU32, Ordering},
-    },
-    task::{Context, Poll, ready},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, ready};
+use std::{convert::Infallible, fmt, io, net::SocketAddr, pin::Pin, time::Duration};
 
 use bookshop_common::{millis, net::HostPort};
 use futures_util::future::BoxFuture;
-use tokio::{
-    sync::{Notify, mpsc},
-    time::{Instant, Sleep},
-};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tower::{
-    BoxError, Service, ServiceExt,
-    balance::p2c::Balance,
-    buffer::Buffer,
-    discover::Change,
-    load::{CompleteOnResponse, PendingRequestsDiscover},
-    util::BoxCloneSyncService,
-};
+use tonic::transport::Channel;
+use tower::load::{CompleteOnResponse, PendingRequestsDiscover};
+use tower::{BoxError, Service, ServiceExt, balance::p2c::Balance, buffer::Buffer};
+use tower::{discover::Change, util::BoxCloneSyncService};
 
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
@@ -53,240 +29,211 @@ pub type Balancer = BoxCloneSyncService<Request, Response, BalanceError>;
 #[error(transparent)]
 pub struct BalanceError(#[from] BoxError);
 
-const EJECTION_BASE: Duration = Duration::from_secs(1);
-const EJECTION_MAX: Duration = Duration::from_secs(30);
-/// The shortest gap between two resolutions asked for by failures.
-const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
-
 /// Finds the replicas' addresses: [`DnsResolver`], or a test's own.
 pub trait Resolve: Send + Sync + fmt::Debug + 'static {
     fn resolve(&self) -> BoxFuture<'_, io::Result<Vec<SocketAddr>>>;
 }
 
-/// The system resolver (getaddrinfo), each target in turn; the union of their addresses.
+/// The system resolver, each target in turn: the union of their addresses.
 #[derive(Debug, Clone)]
 pub struct DnsResolver(pub Vec<HostPort>);
 
 impl Resolve for DnsResolver {
     fn resolve(&self) -> BoxFuture<'_, io::Result<Vec<SocketAddr>>> {
         Box::pin(async move {
-            let (mut all, mut last_error) = (Vec::new(), None);
+            let (mut all, mut failed) = (Vec::new(), None);
             for target in &self.0 {
                 match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
-                    // A dual-stack name's IPv6 addresses are the same replicas again.
-                    Ok(addrs) => {
-                        let addrs: Vec<SocketAddr> = addrs.collect();
-                        let v4 = addrs.iter().any(SocketAddr::is_ipv4);
-                        all.extend(addrs.into_iter().filter(|addr| addr.is_ipv4() || !v4));
-                    }
-                    Err(error) => {
-                        last_error = Some(io::Error::new(
-                            error.kind(),
-                            format!("cannot resolve {target}: {error}"),
-                        ))
-                    }
+                    Ok(addrs) => all.extend(addrs),
+                    Err(error) => failed = Some(format!("cannot resolve {target}: {error}")),
                 }
+            }
+            // A dual-stack name's IPv6 addresses are the same replicas again.
+            if all.iter().any(SocketAddr::is_ipv4) {
+                all.retain(SocketAddr::is_ipv4);
             }
             all.sort();
             all.dedup();
-            match (all.is_empty(), last_error) {
-                (true, Some(error)) => Err(error),
-                _ => Ok(all),
-            }
+            failed.filter(|_| all.is_empty()).map_or(Ok(all), |e| Err(io::Error::other(e)))
         })
     }
 }
 
+/// Each replica's health and channel, shared by the pool, the resolver task and the replicas.
+type Known = Mutex<Vec<(Arc<Health>, Channel)>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The replicas, as the metrics, the catalog follower and the tests see them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Pool {
     pub balancer: Balancer,
-    known: Known,
+    known: Arc<Known>,
 }
-
-impl fmt::Debug for Pool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("replicas", &self.replicas()).finish_non_exhaustive()
-    }
-}
-
-type Known = Arc<Mutex<Vec<(Arc<Health>, tonic::transport::Channel)>>>;
 
 impl Pool {
-    /// Resolves with `resolver` now and every `interval` (and soon after a failure), making a
-    /// lazily connected channel per address with `connect`. Must run inside the runtime.
+    /// Resolves now, every `interval` and soon after a failure; a channel per address.
     pub fn new(
         resolver: Box<dyn Resolve>,
-        connect: impl Fn(SocketAddr) -> tonic::transport::Channel + Send + 'static,
+        connect: impl Fn(SocketAddr) -> Channel + Send + Sync + 'static,
         interval: Duration,
     ) -> Pool {
         let (changes, discovered) = mpsc::unbounded_channel();
-        let discover = PendingRequestsDiscover::new(
-            UnboundedReceiverStream::new(discovered),
-            CompleteOnResponse::default(),
-        );
-        // Calls waiting for a replica queue here; the deadline's guard bounds the wait.
-        let balancer = BoxCloneSyncService::new(
-            Buffer::new(Balance::new(discover), 1024).map_err(BalanceError),
-        );
+        let discover = UnboundedReceiverStream::new(discovered);
+        let discover = PendingRequestsDiscover::new(discover, CompleteOnResponse::default());
+        // Calls waiting for a replica queue here; their deadline's guard bounds the wait.
+        let buffer = Buffer::new(Balance::new(discover), 1024);
         let known = Arc::default();
-        let resolving = Resolving { resolver, connect, changes, known: Arc::clone(&known) };
-        tokio::spawn(resolving.run(interval));
-        Pool { balancer, known }
+        tokio::spawn(resolve(resolver, connect, changes, Arc::downgrade(&known), interval));
+        Pool { balancer: BoxCloneSyncService::new(buffer.map_err(BalanceError)), known }
     }
 
     /// Each replica's address and whether it is ejected now.
     pub fn replicas(&self) -> Vec<(SocketAddr, bool)> {
-        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.iter().map(|(health, _)| (health.addr, health.ejected())).collect()
+        lock(&self.known).iter().map(|(health, _)| (health.addr, health.ejected())).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner).len()
+        lock(&self.known).len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The channel of a replica picked at random among those not ejected, for a call that must
-    /// stay on one replica (the catalog's version stream, then its list).
-    pub fn pick(&self) -> Option<tonic::transport::Channel> {
-        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+    /// A replica in rotation, at random, for calls that must stay on one (the version stream).
+    pub fn pick(&self) -> Option<Channel> {
+        let known = lock(&self.known);
         let serving: Vec<_> = known.iter().filter(|(health, _)| !health.ejected()).collect();
-        let picked = match serving.is_empty() {
-            true => known.first(),
-            false => Some(serving[rand::random_range(0..serving.len())]),
-        };
-        picked.map(|(_, channel)| channel.clone())
+        let pick = serving.get(rand::random_range(0..serving.len().max(1))).copied();
+        pick.or(known.first()).map(|(_, channel)| channel.clone())
     }
 }
 
-/// The task that keeps the replica set current.
-struct Resolving<C> {
+type Changes = mpsc::UnboundedSender<Result<Change<SocketAddr, Replica>, Infallible>>;
+
+/// Keeps the replica set current until the balancer is gone.
+async fn resolve(
     resolver: Box<dyn Resolve>,
-    connect: C,
-    changes: mpsc::UnboundedSender<Result<Change<SocketAddr, Replica>, Infallible>>,
-    known: Known,
-}
-
-impl<C: Fn(SocketAddr) -> tonic::transport::Channel> Resolving<C> {
-    /// Until the balancer is gone. A failed or empty resolution keeps the replicas known: a
-    /// resolver hiccup must not empty a working pool.
-    async fn run(self, interval: Duration) {
-        let refresh = Arc::new(Notify::new());
-        let mut last_error = None;
-        loop {
-            let resolved = self.resolver.resolve().await;
-            let resolved_at = Instant::now();
-            match resolved {
-                Ok(addrs) if !addrs.is_empty() => {
-                    if last_error.take().is_some() {
-                        tracing::info!("Recommendations addresses resolve again");
-                    }
-                    self.apply(addrs, &refresh);
-                }
-                outcome => {
-                    let error =
-                        outcome.err().map_or_else(|| "no addresses".to_owned(), |e| e.to_string());
-                    if last_error.as_ref() != Some(&error) {
-                        let kept = self.known.lock().unwrap_or_else(PoisonError::into_inner).len();
-                        tracing::warn!(%error, kept, "cannot resolve the Recommendations replicas; keeping the ones known");
-                        last_error = Some(error);
-                    }
-                }
-            }
+    connect: impl Fn(SocketAddr) -> Channel,
+    changes: Changes,
+    known: Weak<Known>,
+    interval: Duration,
+) {
+    let refresh = Arc::new(Notify::new());
+    let replica = |addr| {
+        let (pool, refresh) = (known.clone(), refresh.clone());
+        let health = Health { addr, failures: 0.into(), ejected_until: None.into(), pool, refresh };
+        Replica { channel: connect(addr), health: Arc::new(health), waiting: None }
+    };
+    let mut last_error = None;
+    loop {
+        let resolved = resolver.resolve().await;
+        let resolved_at = Instant::now();
+        let Some(pool) = known.upgrade() else { return };
+        update(&mut lock(&pool), resolved, &mut last_error, replica, &changes);
+        let pause = async {
             tokio::select! {
-                () = self.changes.closed() => return,
-                () = tokio::time::sleep(interval) => {}
-                () = refresh.notified() => tokio::time::sleep_until(resolved_at + MIN_REFRESH_GAP).await,
+                () = sleep(interval) => {}
+                // At most one resolution a second asked for by failures.
+                () = refresh.notified() => sleep_until(resolved_at + Duration::from_secs(1)).await,
             }
-        }
-    }
-
-    fn apply(&self, addrs: Vec<SocketAddr>, refresh: &Arc<Notify>) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.retain(|(health, _)| {
-            let kept = addrs.contains(&health.addr);
-            if !kept {
-                tracing::info!(replica = %health.addr, "Recommendations replica removed");
-                let _ = self.changes.send(Ok(Change::Remove(health.addr)));
-            }
-            kept
-        });
-        for addr in addrs {
-            if known.iter().any(|(health, _)| health.addr == addr) {
-                continue;
-            }
-            tracing::info!(replica = %addr, "Recommendations replica added");
-            let health = Arc::new(Health {
-                addr,
-                failures: AtomicU32::new(0),
-                ejected_until: Mutex::new(None),
-                known: Arc::downgrade(&self.known),
-                refresh: refresh.clone(),
-            });
-            let channel = (self.connect)(addr);
-            let replica =
-                Replica { channel: channel.clone(), health: health.clone(), waiting: None };
-            let _ = self.changes.send(Ok(Change::Insert(addr, replica)));
-            known.push((health, channel));
+        };
+        tokio::select! {
+            () = changes.closed() => return,
+            () = pause => {}
         }
     }
 }
 
-/// What the balancer's replica and its calls know of its health.
+/// The pool after a resolution; a failed or empty one keeps the replicas known.
+fn update(
+    pool: &mut Vec<(Arc<Health>, Channel)>,
+    resolved: io::Result<Vec<SocketAddr>>,
+    last_error: &mut Option<String>,
+    replica: impl Fn(SocketAddr) -> Replica,
+    changes: &Changes,
+) {
+    let addrs = match resolved {
+        Ok(addrs) if !addrs.is_empty() => addrs,
+        outcome => {
+            let error = outcome.map_or_else(|e| e.to_string(), |_| "no addresses".to_owned());
+            if last_error.as_ref() != Some(&error) {
+                let kept = pool.len();
+                let message = "cannot resolve the Recommendations replicas; keeping the ones known";
+                tracing::warn!(%error, kept, "{message}");
+                *last_error = Some(error);
+            }
+            return;
+        }
+    };
+    if last_error.take().is_some() {
+        tracing::info!("Recommendations addresses resolve again");
+    }
+    for (health, _) in pool.iter().filter(|(health, _)| !addrs.contains(&health.addr)) {
+        tracing::info!(replica = %health.addr, "Recommendations replica removed");
+        let _ = changes.send(Ok(Change::Remove(health.addr)));
+    }
+    pool.retain(|(health, _)| addrs.contains(&health.addr));
+    for addr in addrs {
+        if pool.iter().all(|(health, _)| health.addr != addr) {
+            tracing::info!(replica = %addr, "Recommendations replica added");
+            let replica = replica(addr);
+            pool.push((replica.health.clone(), replica.channel.clone()));
+            let _ = changes.send(Ok(Change::Insert(addr, replica)));
+        }
+    }
+}
+
+/// What a replica and its calls know of its health.
 #[derive(Debug)]
 struct Health {
     addr: SocketAddr,
-    /// Failures in a row.
+    /// In a row.
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
-    known: Weak<Mutex<Vec<(Arc<Health>, tonic::transport::Channel)>>>,
+    pool: Weak<Known>,
     refresh: Arc<Notify>,
 }
 
 impl Health {
     fn ejected(&self) -> bool {
-        self.ejected_until.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+        lock(&self.ejected_until).is_some()
     }
 
     /// An answer, whatever it says: the replica is healthy.
     fn answered(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
-            self.back();
+            lock(&self.ejected_until).take();
             tracing::info!(replica = %self.addr, "Recommendations replica answers again");
         }
     }
 
-    /// Unreachable or out of time: skipped for a while (unless it is the last in rotation),
-    /// and the name resolved again soon, in case the replica is gone.
+    /// Skipped for a while unless it is the last in rotation; the name is resolved again soon.
     fn failed(&self) {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let backoff = EJECTION_BASE.saturating_mul(1 << (failures - 1).min(5)).min(EJECTION_MAX);
-        let others_serving = self.known.upgrade().is_some_and(|known| {
-            let known = known.lock().unwrap_or_else(PoisonError::into_inner);
-            known.iter().any(|(other, _)| other.addr != self.addr && !other.ejected())
+        let backoff = Duration::from_secs(1 << (failures - 1).min(5)).min(Duration::from_secs(30));
+        let others_serving = self.pool.upgrade().is_some_and(|pool| {
+            lock(&pool).iter().any(|(other, _)| other.addr != self.addr && !other.ejected())
         });
-        let mut until = self.ejected_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut until = lock(&self.ejected_until);
         if until.is_none() && others_serving {
-            let skipped_ms = millis(backoff);
-            tracing::warn!(replica = %self.addr, skipped_ms, "Recommendations replica failed; skipping it for a while");
+            let (replica, skipped_ms) = (self.addr, millis(backoff));
+            let message = "Recommendations replica failed; skipping it for a while";
+            tracing::warn!(%replica, skipped_ms, "{message}");
         }
         if until.is_some() || others_serving {
             *until = Some(Instant::now() + backoff);
         }
         self.refresh.notify_one();
     }
-
-    fn back(&self) {
-        self.ejected_until.lock().unwrap_or_else(PoisonError::into_inner).take();
-    }
 }
 
 /// A replica as the balancer sees it: its channel, not ready while it is ejected.
 struct Replica {
-    channel: tonic::transport::Channel,
+    channel: Channel,
     health: Arc<Health>,
     waiting: Option<Pin<Box<Sleep>>>,
 }
@@ -297,45 +244,30 @@ impl Service<Request> for Replica {
     type Future = BoxFuture<'static, Result<Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let until = *self.health.ejected_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = *lock(&self.health.ejected_until);
         if let Some(until) = until {
-            let waiting =
-                self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
-            if waiting.deadline() != until {
-                waiting.as_mut().reset(until);
-            }
+            let waiting = self.waiting.get_or_insert_with(|| Box::pin(sleep_until(until)));
+            waiting.as_mut().reset(until);
             ready!(waiting.as_mut().poll(cx));
             self.waiting = None;
-            self.health.back();
+            lock(&self.health.ejected_until).take();
         }
         self.channel.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let health = self.health.clone();
-        let call = self.channel.call(request);
+        let (health, call) = (self.health.clone(), self.channel.call(request));
         Box::pin(async move {
             // The caller's attempt span is current while its call runs.
             tracing::Span::current().record("server.address", tracing::field::display(health.addr));
             let response = call.await;
-            match &response {
-                Ok(answer) if !unreached(answer) => health.answered(),
-                _ => health.failed(),
+            // A trailers-only `UNAVAILABLE`, `CANCELLED` or `DEADLINE_EXCEEDED` never got through.
+            let status = response.as_ref().map(|answer| answer.headers().get("grpc-status"));
+            match status.map(|status| status.map(|s| s.as_bytes())) {
+                Ok(Some(b"1" | b"4" | b"14")) | Err(_) => health.failed(),
+                Ok(_) => health.answered(),
             }
             response
         })
-    }
-}
-
-/// A trailers-only answer that says the call never got through: `UNAVAILABLE` (not ready,
-/// stopping), `CANCELLED` or `DEADLINE_EXCEEDED`.
-fn unreached(answer: &Response) -> bool {
-    let status = answer.headers().get("grpc-status").and_then(|value| value.to_str().ok());
-    matches!(status, Some("1" | "4" | "14"))
-}
-
-impl fmt::Debug for Replica {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replica").field("health", &self.health).finish_non_exhaustive()
     }
 }

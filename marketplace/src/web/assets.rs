@@ -1,12 +1,8 @@
-//! The stylesheet, the icon and the live script, embedded in the binary so that the image
-//! needs no other file. Pages link them with their content's version (`style.css?v=…`): that
-//! version may be cached for a year, any other for five minutes; an `ETag` makes a
-//! revalidation a 304.
+//! The stylesheet, icon and live script, embedded. Pages link them with their content's version
+//! (`?v=…`): that one is cached for a year, any other for five minutes; an `ETag` gives 304s.
 
-use salvo::{
-    Request, Response, handler,
-    http::{HeaderValue, StatusCode, header},
-};
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::{Request, Response, handler};
 
 #[derive(Debug)]
 pub struct Asset {
@@ -62,7 +58,7 @@ pub fn find(name: &str) -> Option<&'static Asset> {
 
 /// `GET /static/{name}`
 #[handler]
-pub async fn static_asset(req: &mut Request, res: &mut Response) {
+pub async fn static_asset(req: &Request, res: &mut Response) {
     let name = req.param::<String>("name").unwrap_or_default();
     match find(&name) {
         Some(asset) => send(asset, req, res),
@@ -72,7 +68,7 @@ pub async fn static_asset(req: &mut Request, res: &mut Response) {
 
 /// `GET /favicon.ico`: browsers ask for it whatever the page links; the SVG icon answers.
 #[handler]
-pub async fn favicon(req: &mut Request, res: &mut Response) {
+pub async fn favicon(req: &Request, res: &mut Response) {
     send(&ICON, req, res);
 }
 

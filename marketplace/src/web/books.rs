@@ -1,124 +1,90 @@
 //! The routes that show books and categories: the home page, and the same as JSON.
 
-use std::sync::Arc;
-
-use salvo::{
-    Depot, Request, Response, handler,
-    http::{HeaderValue, StatusCode, header},
-    writing::Json,
-};
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::{Depot, Request, Response, handler, writing::Json};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{
-    book::{Book, Cover},
-    categories::Categories,
-    recommendations::{CallError, Caller, Query},
-    web::{
-        AppState,
-        error::AppError,
-        language, no_store,
-        pages::{self, HomePage, Layout, href},
-        params::{Params, cookie_user_id, issue_cookie, more_results},
-        state,
-    },
-};
+use crate::categories::{Categories, Category};
+use crate::recommendations::{CallError, Caller, Query};
+use crate::web::error::{AppError, AppResult};
+use crate::web::pages::{self, HomePage, Layout, href};
+use crate::web::params::{Params, cookie_user_id, issue_cookie, more_results};
+use crate::web::{AppState, language, no_store, state};
+use crate::{book::Book, book::Cover};
 
 impl AppState {
     /// What to ask for: the request's parameters, then the cookie's user id, then the defaults.
-    fn query(
-        &self,
-        params: &Params,
-        cookie_user_id: Option<i32>,
-        categories: &Categories,
-    ) -> Query {
+    fn query(&self, categories: &Categories, params: &Params, cookie: Option<i32>) -> Query {
         let defaults = &self.home;
+        let home_category = || categories.home(&defaults.category);
         Query {
-            category: params
-                .category
-                .clone()
-                .unwrap_or_else(|| categories.home(&defaults.category)),
+            category: params.category.clone().unwrap_or_else(home_category),
             max_results: params.max_results.unwrap_or(defaults.max_results),
-            user_id: params.user_id.or(cookie_user_id).unwrap_or(defaults.user_id),
+            user_id: params.user_id.or(cookie).unwrap_or(defaults.user_id),
         }
     }
 }
 
-fn caller(depot: &Depot) -> Caller {
-    depot.get_typed::<Caller>().cloned().unwrap_or_default()
-}
-
-/// `GET /`: a visitor without a valid cookie gets one, so that `per_user` selection shows them
-/// their own picks.
+/// `GET /`: a visitor without a valid cookie gets one, for stable `per_user` picks.
 #[handler]
-pub async fn home(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AppError> {
+pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
     let categories = state.categories.borrow().clone();
     let choice = language(req);
-    let cookie_user_id = cookie_user_id(req);
-    if cookie_user_id.is_none() {
+    let cookie = cookie_user_id(req);
+    if cookie.is_none() {
         issue_cookie(req, res, state.secure_cookies, &state.trusted_proxies);
     }
     let params = Params::parse(req, &categories)?;
-    let query = state.query(&params, cookie_user_id, &categories);
+    let query = state.query(&categories, &params, cookie);
+    let category = &query.category;
     // Links keep what the visitor chose, but the category, which each link sets.
     let kept = Params { category: None, ..params };
-    let books = match state.client.recommend(&query, categories.api, &caller(depot)).await {
+    let caller = depot.get_typed::<Caller>().cloned().unwrap_or_default();
+    let books = match state.client.recommend(&query, categories.api, &caller).await {
         Ok(recommended) => recommended.books,
         Err(CallError::NotFound) => Vec::new(),
         Err(error) => {
-            let last_books = state.last_served.last(&query.category, query.max_results);
-            return Err(AppError::from_call(error, &query.category, kept, last_books));
+            let last_books = state.last_served.last(category, query.max_results);
+            return Err(AppError::from_call(error, category.clone(), kept, last_books));
         }
     };
-    state.last_served.keep(&query.category, &books);
+    state.last_served.keep(category, &books);
     let more = more_results(query.max_results, books.len(), state.home.max_results);
     let more_href = more.map(|n| {
         let more = Params { max_results: Some(n), ..kept.clone() };
-        href("/", Some(&query.category), &more, choice.in_links())
+        href("/", Some(category), &more, choice.in_links())
     });
-    let title = categories.name(&query.category, choice.lang).to_owned();
-    let mut layout = Layout::new(choice, &categories, Some(&query.category), &kept, title).live();
-    layout.api_href = Some(href("/api/recommendations", Some(&query.category), &kept, None));
-    let (category, max_results) = (query.category.to_string(), query.max_results);
-    pages::send(
-        res,
-        StatusCode::OK,
-        choice.lang,
-        HomePage { layout, category, max_results, books, more_href },
-    );
+    let title = categories.name(category, choice.lang).to_owned();
+    let mut layout = Layout::new(choice, &categories, Some(category), &kept, title);
+    layout.live = true;
+    layout.api_href = Some(href("/api/recommendations", Some(category), &kept, None));
+    let (category, max_results) = (category.to_string(), query.max_results);
+    let page = HomePage { layout, category, max_results, books, more_href };
+    pages::send(res, StatusCode::OK, choice.lang, page);
     Ok(())
 }
 
-/// `GET /api/recommendations`: the home page's books as JSON, each with its cover (the live
-/// script draws them with it), and the catalog version they came from. Reads the user id
-/// cookie but never sets it.
+/// `GET /api/recommendations`: the home page's books as JSON, with their covers (for the live
+/// script) and catalog version. Reads the user id cookie but never sets it.
 #[handler]
-pub async fn api_recommendations(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AppError> {
+pub async fn api_recommendations(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
     res.headers_mut().insert(header::VARY, HeaderValue::from_static("Cookie"));
     let categories = state.categories.borrow().clone();
     let params = Params::parse(req, &categories)?;
-    let query = state.query(&params, cookie_user_id(req), &categories);
-    let recommended = state.client.recommend(&query, categories.api, &caller(depot)).await;
+    let query = state.query(&categories, &params, cookie_user_id(req));
+    let caller = depot.get_typed::<Caller>().cloned().unwrap_or_default();
+    let recommended = state.client.recommend(&query, categories.api, &caller).await;
+    let category = &query.category;
     let recommended = recommended
-        .map_err(|error| AppError::from_call(error, &query.category, params, Vec::new()))?;
-    let recommendations =
-        recommended.books.iter().map(|book| BookBody { cover: book.cover(), book }).collect();
+        .map_err(|error| AppError::from_call(error, category.clone(), params, Vec::new()))?;
+    let books = recommended.books.iter();
+    let recommendations = books.map(|book| BookBody { cover: book.cover(), book }).collect();
+    let version = recommended.version;
     no_store(res);
-    res.render(Json(RecommendationsBody {
-        category: &query.category,
-        version: recommended.version,
-        recommendations,
-    }));
+    res.render(Json(RecommendationsBody { category, version, recommendations }));
     Ok(())
 }
 
@@ -138,25 +104,16 @@ struct BookBody<'a> {
     cover: Cover,
 }
 
-/// `GET /api/categories`: the navigation, named in the language of `?lang=` or
-/// `Accept-Language`, with the catalog version it belongs to.
+/// `GET /api/categories`: the navigation in the visitor's language, with its catalog version.
 #[handler]
-pub async fn api_categories(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AppError> {
-    let categories: Arc<Categories> = state(depot)?.categories.borrow().clone();
+pub async fn api_categories(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
+    let categories = state(depot)?.categories.borrow().clone();
     let lang = language(req).lang;
-    let list: Vec<_> = categories
-        .list
-        .iter()
-        .map(|category| json!({ "key": &*category.key, "name": category.name(lang) }))
-        .collect();
+    let named = |c: &Category| json!({ "key": &*c.key, "name": c.name(lang) });
+    let list: Vec<_> = categories.list.iter().map(named).collect();
     no_store(res);
     res.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Language"));
-    res.render(Json(
-        json!({ "version": categories.version, "lang": lang.tag(), "categories": list }),
-    ));
+    let body = json!({ "version": categories.version, "lang": lang.tag(), "categories": list });
+    res.render(Json(body));
     Ok(())
 }

@@ -1,26 +1,18 @@
 //! Everything a request can fail with, and its one [`Writer`]: an HTML page in the visitor's
-//! language, or under `/api/` a JSON body. Neither shows internals: the cause of a failed call
-//! was logged where it happened, and the visitor only learns that it is a passing problem.
+//! language, or under `/api/` JSON. Neither shows internals: causes are logged where they arise.
 
 use std::sync::Arc;
 
-use salvo::{
-    Depot, Request, Response, Writer, async_trait,
-    http::{HeaderValue, StatusCode, header},
-    writing::Json,
-};
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::{Depot, Request, Response, Writer, async_trait, writing::Json};
 use serde_json::json;
 
-use crate::{
-    book::{Book, MAX_RESULTS},
-    i18n::LangChoice,
-    recommendations::CallError,
-    web::{
-        AppState, language,
-        pages::{self, ErrorPage, Layout, href},
-        params::{ParamError, Params},
-    },
-};
+use crate::web::pages::{self, ErrorPage, Layout, href};
+use crate::web::params::{ParamError, Params};
+use crate::web::{AppState, language, no_store};
+use crate::{book::Book, book::MAX_RESULTS, i18n::LangChoice, recommendations::CallError};
+
+pub type AppResult<T = ()> = Result<T, AppError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -29,136 +21,111 @@ pub enum AppError {
     /// A category without books: the page's empty state, a 404 in the JSON API.
     #[error("no books in category {0:?} yet")]
     NoBooks(Arc<str>),
-    /// What the page showed (its category and the parameters it keeps in links), and the books
-    /// last served for it.
+    /// What the page showed (category, the parameters its links keep), the books last served.
     #[error("recommendations are temporarily unavailable")]
     Unavailable { category: Arc<str>, kept: Params, last_books: Vec<Book> },
-    #[error("no such page")]
-    NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("the request could not be completed")]
+    /// No such page (404), a method not allowed (405), or another status without a body.
+    #[error("{}", .0.canonical_reason().unwrap_or("the request could not be completed"))]
     Http(StatusCode),
 }
 
 impl AppError {
-    pub fn from_call(
-        error: CallError,
-        category: &Arc<str>,
-        kept: Params,
-        last_books: Vec<Book>,
-    ) -> AppError {
+    pub fn from_call(error: CallError, category: Arc<str>, kept: Params, books: Vec<Book>) -> Self {
         match error {
-            CallError::NotFound => AppError::NoBooks(category.clone()),
-            _ => AppError::Unavailable { category: category.clone(), kept, last_books },
+            CallError::NotFound => AppError::NoBooks(category),
+            _ => AppError::Unavailable { category, kept, last_books: books },
         }
     }
 
-    pub fn from_status(status: StatusCode) -> AppError {
-        match status {
-            StatusCode::NOT_FOUND => AppError::NotFound,
-            StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
-            other => AppError::Http(other),
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
+    /// The status, and a stable code for JSON clients.
+    pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
-            AppError::BadParameter(_) => StatusCode::BAD_REQUEST,
-            AppError::NoBooks(_) | AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Http(status) => *status,
+            AppError::BadParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            AppError::NoBooks(_) => (StatusCode::NOT_FOUND, "no_books"),
+            AppError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::Http(StatusCode::NOT_FOUND) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Http(status @ StatusCode::METHOD_NOT_ALLOWED) => {
+                (*status, "method_not_allowed")
+            }
+            AppError::Http(status) => (*status, "error"),
         }
     }
 
-    /// Stable, for JSON clients.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AppError::BadParameter(_) => "invalid_parameter",
-            AppError::NoBooks(_) => "no_books",
-            AppError::Unavailable { .. } => "unavailable",
-            AppError::NotFound => "not_found",
-            AppError::MethodNotAllowed => "method_not_allowed",
-            AppError::Http(_) => "error",
-        }
-    }
-
-    /// `{"error": {"status", "code", "message", and for a parameter "parameter", "value",
-    /// "valid_values"}}`.
+    /// `{"error": {"status", "code", "message"}}`, and a parameter's name, value, valid values.
     fn json(&self, res: &mut Response) {
-        let mut error = json!({ "status": self.status().as_u16(), "code": self.code(), "message": self.to_string() });
+        let (status, code) = self.status();
+        let mut error =
+            json!({ "status": status.as_u16(), "code": code, "message": self.to_string() });
         if let AppError::BadParameter(param) = self {
             error["parameter"] = param.parameter().into();
             error["value"] = param.value().into();
             error["valid_values"] = param.valid_values().into();
         }
-        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        no_store(res);
         res.render(Json(json!({ "error": error })));
     }
 
+    /// The page, with the navigation: an unknown category offers those there are, Recommendations
+    /// unavailable a retry; a new catalog may mend both, so their pages follow it (live).
     fn page(self, choice: LangChoice, state: &AppState, res: &mut Response) {
-        let (status, t) = (self.status(), choice.lang.texts());
-        let categories = state.categories.borrow().clone();
-        let (title, message) = match &self {
-            AppError::BadParameter(ParamError::UnknownCategory(..)) => {
-                (t.bad_request_title, t.bad_category)
-            }
-            AppError::BadParameter(ParamError::MalformedMaxResults(_)) => {
-                (t.bad_request_title, t.bad_max_results)
-            }
-            AppError::BadParameter(ParamError::InvalidUserId(_)) => {
-                (t.bad_request_title, t.bad_user_id)
-            }
-            AppError::NoBooks(_) => (t.not_found_title, t.empty),
-            AppError::Unavailable { last_books, .. } if !last_books.is_empty() => {
-                (t.unavailable_title, t.stale_body)
-            }
-            AppError::Unavailable { .. } => (t.unavailable_title, t.unavailable_body),
-            AppError::NotFound => (t.not_found_title, t.not_found_body),
-            AppError::MethodNotAllowed => (t.method_not_allowed_title, t.method_not_allowed_body),
-            AppError::Http(_) => (t.other_error_title, t.other_error_body),
+        let (t, categories) = (choice.lang.texts(), state.categories.borrow().clone());
+        let status = self.status().0;
+        let title = match &self {
+            AppError::BadParameter(_) => t.bad_request_title,
+            AppError::NoBooks(_) | AppError::Http(StatusCode::NOT_FOUND) => t.not_found_title,
+            AppError::Unavailable { .. } => t.unavailable_title,
+            AppError::Http(StatusCode::METHOD_NOT_ALLOWED) => t.method_not_allowed_title,
+            AppError::Http(_) => t.other_error_title,
         };
         let (current, kept) = match &self {
-            AppError::Unavailable { category, kept, .. } => (Some(category.clone()), kept.clone()),
+            AppError::Unavailable { category, kept, .. } => (Some(&**category), kept.clone()),
             _ => (None, Params::default()),
         };
-        let layout = Layout::new(choice, &categories, current.as_deref(), &kept, title.to_owned());
-        let (max, max_id) = (MAX_RESULTS.end().to_string(), i32::MAX.to_string());
+        let layout = Layout::new(choice, &categories, current, &kept, title.to_owned());
         let mut page = ErrorPage {
+            action: (layout.home_href.clone(), t.back_home),
+            layout,
             warning: false,
-            message,
+            message: t.other_error_body,
             value: None,
             categories: Vec::new(),
             valid: None,
-            action: (layout.home_href.clone(), t.back_home),
             stale: None,
-            layout,
         };
         match self {
-            // A new catalog may mend these two: their pages follow it, and reload.
             AppError::BadParameter(param) => {
                 page.value = Some(param.value().to_owned());
-                page.valid = match &param {
+                (page.message, page.valid) = match param {
                     ParamError::UnknownCategory(..) => {
                         page.categories = page.layout.categories.clone();
-                        page.layout = page.layout.live();
-                        None
+                        page.layout.live = true;
+                        (t.bad_category, None)
                     }
                     ParamError::MalformedMaxResults(_) => {
-                        Some(t.valid_max_results.replace("{min}", "1").replace("{max}", &max))
+                        let (min, max) = (MAX_RESULTS.start(), MAX_RESULTS.end());
+                        let valid = t.valid_max_results.replace("{min}", &min.to_string());
+                        (t.bad_max_results, Some(valid.replace("{max}", &max.to_string())))
                     }
-                    ParamError::InvalidUserId(_) => Some(t.valid_user_id.replace("{max}", &max_id)),
+                    ParamError::InvalidUserId(_) => {
+                        let valid = t.valid_user_id.replace("{max}", &i32::MAX.to_string());
+                        (t.bad_user_id, Some(valid))
+                    }
                 };
             }
+            AppError::NoBooks(_) => page.message = t.empty,
             AppError::Unavailable { category, kept, last_books } => {
-                page.warning = true;
-                page.layout = page.layout.live();
+                let stale = !last_books.is_empty();
+                page.message = if stale { t.stale_body } else { t.unavailable_body };
+                (page.warning, page.layout.live) = (true, true);
                 page.action = (href("/", Some(&category), &kept, choice.in_links()), t.try_again);
                 let heading = categories.name(&category, choice.lang).to_owned();
-                page.stale = (!last_books.is_empty()).then_some((heading, last_books));
+                page.stale = stale.then_some((heading, last_books));
             }
-            _ => {}
+            AppError::Http(StatusCode::NOT_FOUND) => page.message = t.not_found_body,
+            AppError::Http(StatusCode::METHOD_NOT_ALLOWED) => {
+                page.message = t.method_not_allowed_body;
+            }
+            AppError::Http(_) => {}
         }
         pages::send(res, status, choice.lang, page);
     }
@@ -167,18 +134,15 @@ impl AppError {
 #[async_trait]
 impl Writer for AppError {
     async fn write(self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
-        let status = self.status();
-        res.status_code(status);
-        let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
-            return self.json(res);
-        };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(state.retry_after_secs));
+        res.status_code(self.status().0);
+        let Ok(state) = depot.get_typed::<Arc<AppState>>() else { return self.json(res) };
+        if matches!(self, AppError::Unavailable { .. }) {
+            let retry_after = HeaderValue::from(state.retry_after_secs);
+            res.headers_mut().insert(header::RETRY_AFTER, retry_after);
         }
         match req.uri().path().starts_with("/api/") {
             true => self.json(res),
-            false => self.page(language(req), &state.clone(), res),
+            false => self.page(language(req), state, res),
         }
     }
 }

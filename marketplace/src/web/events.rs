@@ -1,83 +1,43 @@
-//! `GET /events`: the catalog's changes as Server-Sent Events, for the pages' live script
-//! (`static/live.js`). Every stream waits on the one [`LiveCategories`] of the process, so a
-//! thousand open pages cost Recommendations one stream.
-//!
-//! Each change is one event whose `id:` and `data:` carry the new version. A browser that comes
-//! back (`Last-Event-ID`, or `?since=` on its first connection) gets an event at once if the
-//! version moved meanwhile, and none otherwise. A comment every [`HEARTBEAT`] keeps proxies from
-//! closing a quiet stream; `retry:` spreads reconnections after a restart. Open streams are
-//! bounded (`server.max_event_streams`; beyond it, 503), and all end when the server stops.
+//! `GET /events`: the catalog's changes as Server-Sent Events, for the pages' live script. Every
+//! stream waits on the one [`LiveCategories`] of the process, so a thousand open pages cost
+//! Recommendations one stream (docs/architecture.md, "The live catalog").
 
-use std::{
-    convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use futures_util::{Stream, StreamExt, stream};
-use salvo::{
-    Depot, Request, Response, handler,
-    http::{HeaderValue, StatusCode, header},
-    sse::{SseEvent, SseKeepAlive},
-};
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::sse::{SseEvent, SseKeepAlive};
+use salvo::{Depot, Request, Response, handler};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
-use crate::{
-    categories::LiveCategories,
-    web::{AppState, error::AppError, state},
-};
+use crate::{categories::LiveCategories, web::error::AppResult, web::state};
 
+/// A comment this often keeps proxies from closing a quiet stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// The open streams and their limit.
+/// The open streams, each holding a permit, and their limit.
 #[derive(Debug)]
 pub struct EventStreams {
     limit: usize,
-    open: AtomicUsize,
+    permits: Arc<Semaphore>,
 }
 
 impl EventStreams {
     pub fn new(limit: usize) -> EventStreams {
-        EventStreams { limit, open: AtomicUsize::new(0) }
+        EventStreams { limit, permits: Arc::new(Semaphore::new(limit)) }
     }
-}
 
-/// One open stream; dropping it closes it.
-#[derive(Debug)]
-struct Open(Arc<AppState>);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.event_streams.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.event_streams.dec();
-    }
-}
-
-fn admit(state: &Arc<AppState>) -> Option<Open> {
-    let (streams, metrics) = (&state.event_streams, &state.metrics);
-    let below = |open: usize| (open < streams.limit).then_some(open + 1);
-    match streams.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, below) {
-        Ok(_) => {
-            metrics.event_streams.inc();
-            Some(Open(state.clone()))
-        }
-        Err(_) => {
-            metrics.event_streams_refused.inc();
-            None
-        }
+    pub fn open(&self) -> usize {
+        self.limit - self.permits.available_permits()
     }
 }
 
 #[handler]
-pub async fn events(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AppError> {
+pub async fn events(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
-    let Some(open) = admit(state) else {
+    let Ok(open) = state.event_streams.permits.clone().try_acquire_owned() else {
+        state.metrics.event_streams_refused.inc();
         // A browser retries a refused EventSource only after a reload; the page works without.
         res.status_code(StatusCode::SERVICE_UNAVAILABLE);
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
@@ -86,40 +46,36 @@ pub async fn events(
     };
     let header = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
     let seen = header.or(req.queries().get("since").map(String::as_str)).unwrap_or_default();
-    let changes = changes(state.categories.clone(), seen.to_owned(), open);
+    let changes = changes(state.categories.clone(), seen.to_owned(), open, state.stopping.clone());
     // Tells proxies such as nginx not to buffer the stream.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     SseKeepAlive::new(changes).max_interval(HEARTBEAT).stream(res);
     Ok(())
 }
 
-/// The first message advises a reconnection delay of 1 to 3 s, drawn per stream, so that the
-/// browsers of a stopped Marketplace do not all come back at once; then an event for each
-/// version not `seen` yet, until the server stops.
+/// First a reconnection delay of 1 to 3 s, drawn per stream, so that the browsers of a stopped
+/// Marketplace do not all come back at once; then an event per version not `seen` yet.
 fn changes(
     live: LiveCategories,
     seen: String,
-    open: Open,
+    open: OwnedSemaphorePermit,
+    stopping: CancellationToken,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
     let retry = Duration::from_millis(rand::random_range(1_000..3_000));
     let first = SseEvent::default().retry(retry).comment("catalog events");
-    let stopping = open.0.stopping.clone();
-    let versions = stream::unfold(
-        (live.subscribe(), seen, open),
-        |(mut categories, mut seen, open)| async move {
-            loop {
-                let version = categories.borrow_and_update().version.clone();
-                if !version.is_empty() && version != seen {
-                    let event = SseEvent::default()
-                        .name("catalog")
-                        .id(version.clone())
-                        .text(format!(r#"{{"version":"{version}"}}"#));
-                    seen = version;
-                    return Some((Ok(event), (categories, seen, open)));
-                }
-                categories.changed().await.ok()?;
+    // The permit goes along: the stream counts as open until it is dropped.
+    let start = (live.subscribe(), seen, open);
+    let versions = stream::unfold(start, |(mut categories, mut seen, open)| async move {
+        loop {
+            let version = categories.borrow_and_update().version.clone();
+            if !version.is_empty() && version != seen {
+                let data = format!(r#"{{"version":"{version}"}}"#);
+                let event = SseEvent::default().name("catalog").id(version.clone()).text(data);
+                seen = version;
+                return Some((Ok(event), (categories, seen, open)));
             }
-        },
-    );
+            categories.changed().await.ok()?;
+        }
+    });
     stream::once(async { Ok(first) }).chain(versions).take_until(stopping.cancelled_owned())
 }

@@ -4,11 +4,9 @@
 use std::{sync::Arc, time::Instant};
 
 use bookshop_common::telemetry;
-use salvo::{
-    Depot, FlowCtrl, Request, Response, handler,
-    http::{HeaderValue, StatusCode, header},
-};
-use tracing::Instrument;
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::{Depot, FlowCtrl, Request, Response, handler};
+use tracing::{Instrument, field::Empty};
 
 use crate::{recommendations::Caller, web::AppState};
 
@@ -22,11 +20,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The request id: the client's `x-request-id` when usable, else a new one; returned in the
-/// response and passed to Recommendations, with a well-formed `traceparent`, as the
-/// [`Caller`]. The rest of the request runs in its span, so every line it logs carries the id.
-/// With traces on, that span is the request's server span, the child of the caller's
-/// `traceparent`, named after the route once routed.
+/// The request id (the client's `x-request-id` when usable, else a new one), returned and, with
+/// a valid `traceparent`, passed to Recommendations as the [`Caller`]. The request runs in its
+/// span, which carries the id; with traces on, the server span, child of the `traceparent`.
 #[handler]
 pub async fn request_context(
     req: &mut Request,
@@ -38,9 +34,8 @@ pub async fn request_context(
     let request_id = header(REQUEST_ID).filter(|id| bookshop_common::loggable_id(id.as_bytes()));
     let request_id =
         request_id.map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
-    let traceparent = header(telemetry::TRACEPARENT)
-        .filter(|value| telemetry::is_traceparent(value))
-        .map(str::to_owned);
+    let traceparent = header(telemetry::TRACEPARENT).filter(|v| telemetry::is_traceparent(v));
+    let traceparent = traceparent.map(str::to_owned);
     // Loggable ids are visible ASCII: always a valid header value.
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
@@ -49,13 +44,13 @@ pub async fn request_context(
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
+            trace_id = Empty,
+            span_id = Empty,
             otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
+            otel.status_code = Empty,
             http.request.method = %req.method(),
-            http.route = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
+            http.route = Empty,
+            http.response.status_code = Empty,
         );
         let tracestate = header(telemetry::TRACESTATE).filter(|value| value.len() <= 512);
         telemetry::continue_from(&span, traceparent.as_deref(), tracestate);
@@ -77,10 +72,8 @@ pub async fn request_context(
     }
 }
 
-/// Each request counted (route, status, latency) and logged with its method, route (the matched
-/// pattern, `-` when none matched), path, status and latency: at `info` when it failed or was
-/// slow, at `debug` otherwise and for the probes, so that the default log carries what needs
-/// attention and costs nothing per page.
+/// Each request counted and logged: at `info` when it failed or was slow, else (and for probes)
+/// at `debug`, so that the default log carries what needs attention and costs nothing per page.
 #[handler]
 pub async fn access_log(
     req: &mut Request,
@@ -93,14 +86,11 @@ pub async fn access_log(
     let elapsed = started.elapsed();
     let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
     let (route, probe) = super::route(req);
-    let method = match req.method().as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        _ => "OTHER",
-    };
+    // A label value: `'static`, and few.
+    let known = ["GET", "HEAD", "POST"].into_iter().find(|m| req.method().as_str() == *m);
+    let method = known.unwrap_or("OTHER");
     if let Ok(state) = depot.get_typed::<Arc<AppState>>() {
-        state.metrics.observe_request(method, route, status, elapsed.as_secs_f64());
+        state.metrics.observe_request(method, route, status, elapsed);
     }
     let (path, latency_ms) = (req.uri().path(), elapsed.as_secs_f64() * 1000.0);
     if (status >= 400 || elapsed >= bookshop_common::logging::SLOW) && !probe {
@@ -121,8 +111,8 @@ pub async fn security_headers(res: &mut Response) {
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
 }
 
-/// Once a stop signal came, while the server drains, every answer closes its connection, so
-/// clients reconnect elsewhere rather than send their next request on a closing connection.
+/// While the server drains, every answer closes its connection, so clients reconnect elsewhere
+/// rather than send their next request on a closing connection.
 #[handler]
 pub async fn close_when_draining(
     req: &mut Request,

@@ -1,25 +1,18 @@
-//! The HTML pages: one sailfish template per page, the [`Layout`] around every page
-//! (`templates/layout/`), and the shelf of books (`templates/shelf.stpl`) that the home page
-//! and the 503 notice share. Every value reaches the HTML through `<%= %>`, which escapes it.
+//! The HTML pages: a sailfish template per page, the [`Layout`] around every page, the shelf of
+//! books the home page and the 503 notice share. Every value goes through `<%= %>`: escaped.
 
 use sailfish::TemplateSimple;
-use salvo::{
-    Response,
-    http::{HeaderValue, StatusCode, header},
-    writing::Text,
-};
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::{Response, writing::Text};
 
-use crate::{
-    book::Book,
-    categories::Categories,
-    i18n::{BRAND, Lang, LangChoice, Texts, autonym},
-    web::{assets, params::Params},
-};
+use crate::book::Book;
+use crate::categories::{Categories, Category};
+use crate::i18n::{BRAND, Lang, LangChoice, Texts, autonym};
+use crate::web::{assets::ICON, assets::LIVE, assets::STYLE, params::Params};
 
 /// A link of the navigation or the language switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
-    /// A path with a query (escaped when rendered).
     pub href: String,
     pub label: String,
     /// The page being shown (`aria-current`).
@@ -36,15 +29,10 @@ pub fn href(path: &str, category: Option<&str>, kept: &Params, lang: Option<Lang
     query.extend(kept.max_results.map(|n| format!("max_results={n}")));
     query.extend(kept.user_id.map(|id| format!("user_id={id}")));
     query.extend(lang.map(|lang| format!("lang={}", lang.tag())));
-    match query.is_empty() {
-        true => path.to_owned(),
-        false => format!("{path}?{}", query.join("&")),
-    }
+    if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) }
 }
 
-/// What every page has around its content: the site's name and tagline, the language switch,
-/// the categories, the footer; the stylesheet, the icon and (on pages that follow the catalog)
-/// the live script.
+/// What every page has around its content: name, language switch, categories, footer, assets.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub lang: Lang,
@@ -56,15 +44,13 @@ pub struct Layout {
     pub categories: Vec<Link>,
     /// The catalog version the page shows, for the live script (`<body data-version>`).
     pub version: String,
-    pub style_href: String,
-    pub icon_href: String,
-    pub script_href: Option<String>,
+    /// Whether the page has the live script, which keeps it current (or reloads it).
+    pub live: bool,
     /// The same books as JSON (home pages only).
     pub api_href: Option<String>,
 }
 
 impl Layout {
-    /// The layout of a page named `title` that shows `current` (if any) among `categories`.
     pub fn new(
         choice: LangChoice,
         categories: &Categories,
@@ -73,7 +59,7 @@ impl Layout {
         title: String,
     ) -> Layout {
         let (lang, in_links) = (choice.lang, choice.in_links());
-        let category = |c: &crate::categories::Category| Link {
+        let category = |c: &Category| Link {
             href: href("/", Some(&c.key), kept, in_links),
             label: c.name(lang).to_owned(),
             current: current == Some(&*c.key),
@@ -93,18 +79,9 @@ impl Layout {
             langs: Lang::ALL.map(language).into(),
             categories: categories.list.iter().map(category).collect(),
             version: categories.version.clone(),
-            style_href: assets::STYLE.url(),
-            icon_href: assets::ICON.url(),
-            script_href: None,
+            live: false,
             api_href: None,
         }
-    }
-
-    /// With the live script, which keeps the page current (or reloads an error page that a new
-    /// catalog may mend).
-    pub fn live(mut self) -> Layout {
-        self.script_href = Some(assets::LIVE.url());
-        self
     }
 }
 
@@ -117,7 +94,6 @@ pub struct HomePage {
     pub category: String,
     pub max_results: u32,
     pub books: Vec<Book>,
-    /// More books of the category, unless it has no more or the page asked for the most.
     pub more_href: Option<String>,
 }
 
@@ -202,7 +178,7 @@ mod tests {
         assert_eq!(layout.home_href, "/");
         assert_eq!(layout.langs[1].href, "/?lang=ru");
         assert!(layout.langs[1].current);
-        assert_eq!((layout.api_href, layout.script_href), (None, None));
+        assert_eq!((layout.api_href, layout.live), (None, false));
     }
 
     #[test]

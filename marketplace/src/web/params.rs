@@ -1,22 +1,13 @@
-//! The request's parameters parsed once into typed values (category, number of books, user
-//! id, from the query and the `bookshop_uid` cookie): the handlers never look at raw text.
+//! The request's parameters (query, `bookshop_uid` cookie) parsed once into typed values.
 
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use salvo::{
-    Request, Response,
-    http::{
-        cookie::{Cookie, SameSite, time::Duration},
-        uri::Scheme,
-    },
-};
+use salvo::http::cookie::{Cookie, SameSite, time::Duration};
+use salvo::{Request, Response, http::uri::Scheme};
 
-use crate::{
-    book::MAX_RESULTS,
-    categories::{Categories, category_key},
-    settings::SecureCookies,
-};
+use crate::categories::{Categories, category_key};
+use crate::{book::MAX_RESULTS, settings::SecureCookies};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
@@ -88,8 +79,7 @@ impl Params {
     }
 }
 
-/// One of `categories` in any case, with `-` or `_`; before the categories are known, any
-/// well-formed key.
+/// One of `categories`, in any case, with `-` or `_`; while they are not known, any valid key.
 pub fn parse_category(raw: &str, categories: &Categories) -> Result<Arc<str>, ParamError> {
     let key = category_key(raw);
     match key.as_deref().map(|key| categories.get(key)) {
@@ -105,17 +95,14 @@ pub fn parse_category(raw: &str, categories: &Categories) -> Result<Arc<str>, Pa
 /// A whole number, clamped into [`MAX_RESULTS`] however large or negative.
 pub fn parse_max_results(raw: &str) -> Result<u32, ParamError> {
     let text = raw.trim();
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(digits) => (true, digits),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParamError::MalformedMaxResults(raw.to_owned()));
     }
     let (min, max) = (*MAX_RESULTS.start(), *MAX_RESULTS.end());
     // Digits only: a parse can fail only by being larger than u64.
     let n = digits.parse::<u64>().map_or(max, |n| n.clamp(min.into(), max.into()) as u32);
-    Ok(if negative { min } else { n })
+    Ok(if text.starts_with('-') { min } else { n })
 }
 
 pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
@@ -131,8 +118,7 @@ pub fn more_results(asked: u32, got: usize, step: u32) -> Option<u32> {
     (all_came && asked < max).then(|| asked.saturating_add(step).min(max))
 }
 
-/// The anonymous per-browser user id, so that `per_user` selection shows each visitor their
-/// own, stable picks.
+/// The anonymous per-browser user id, so that `per_user` selection is stable for a visitor.
 pub const COOKIE: &str = "bookshop_uid";
 
 pub fn cookie_user_id(req: &Request) -> Option<i32> {
@@ -140,30 +126,22 @@ pub fn cookie_user_id(req: &Request) -> Option<i32> {
 }
 
 /// A new random id, for a year, out of scripts' reach, sent on top-level navigation only, and
-/// `Secure` as `server.secure_cookies` says (`auto`: the request came over HTTPS, as the
-/// scheme or a trusted proxy's `X-Forwarded-Proto` says).
+/// `Secure` as `server.secure_cookies` says (`auto`: HTTPS, or a trusted proxy says it was).
 pub fn issue_cookie(req: &Request, res: &mut Response, policy: SecureCookies, trusted: &[IpNet]) {
     let secure = match policy {
         SecureCookies::Always => true,
         SecureCookies::Never => false,
         SecureCookies::Auto => {
-            let trusted = req
-                .remote_addr()
-                .ip()
-                .is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
-            let forwarded = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok());
-            req.scheme() == &Scheme::HTTPS
-                || (trusted
-                    && forwarded.is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")))
+            let ip = req.remote_addr().ip();
+            let trusted = ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
+            let proto = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok());
+            let forwarded_https = proto.is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+            req.scheme() == &Scheme::HTTPS || (trusted && forwarded_https)
         }
     };
-    let cookie = Cookie::build((COOKIE, rand::random_range(1..=i32::MAX).to_string()))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .max_age(Duration::days(365));
-    res.add_cookie(cookie.build());
+    let id = rand::random_range(1..=i32::MAX).to_string();
+    let cookie = Cookie::build((COOKIE, id)).path("/").http_only(true).same_site(SameSite::Lax);
+    res.add_cookie(cookie.secure(secure).max_age(Duration::days(365)).build());
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 #[allow(dead_code)]
-#[path = "../it/support.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 use std::{

@@ -1,11 +1,6 @@
-//! From the text of `catalog.toml` to its categories, one rule at a time, each broken rule an
-//! error at its place in the file.
-//!
-//! The text is parsed in pieces (see `chunks`), and what TOML says about the whole file is
-//! checked across them: a top-level key may appear in several pieces only as `[[key]]` headers
-//! (which append) or as the `[categories]` table's entries. Books are validated in file order,
-//! so the first error reported is the first in the file, and a duplicate id is reported at the
-//! later book.
+//! From the text to its categories, rule by rule, in file order: the first error reported is
+//! the first in the file, and a duplicate id is reported at the later book. Across the pieces
+//! (see `chunks`), a top-level key may recur only as `[[key]]` headers or `[categories]` entries.
 
 use std::{collections::HashMap, ops::Range};
 
@@ -20,201 +15,157 @@ use super::{
     MAX_TEXT_CHARS, Problem, chunks,
 };
 
-/// The top-level key of the names and order of the categories.
-pub(super) const NAMES_KEY: &str = "categories";
+/// The names and order of the categories.
+const NAMES_KEY: &str = "categories";
 
-/// A category as the file gives it, before the shop's order is known.
-struct Shelf {
-    key: String,
-    first_seen: usize,
-    books: Vec<Book>,
-}
+type Value<'a> = Spanned<DeValue<'a>>;
+type Namings = HashMap<String, Naming>;
+/// A broken rule, and where in the piece being read.
+type Fault = (Range<usize>, Problem);
 
 /// What `[categories.KEY]` says of a category.
 #[derive(Default)]
 struct Naming {
     names: [Option<String>; 2],
     order: Option<i64>,
-    span: Range<usize>,
+    offset: usize,
 }
 
-/// The categories of `text`, in the shop's order: those given an `order` first, by it, then the
-/// others in the order the file first mentions them.
+/// The categories in the shop's order: by `order` where given, then as the file first names them.
 pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, CatalogError> {
     let at = |offset: usize| Location::from_span(origin, text, offset);
-    let invalid =
-        |span: Range<usize>, problem| CatalogError::Invalid { location: at(span.start), problem };
-    let mut shelves: Vec<Shelf> = Vec::new();
-    let mut namings: HashMap<String, Naming> = HashMap::new();
+    let invalid = |offset: usize, problem| CatalogError::Invalid { location: at(offset), problem };
+    let mut categories: Vec<Category> = Vec::new();
+    let mut namings = Namings::new();
     let mut first_seen: HashMap<i32, usize> = HashMap::new();
     // Which piece defined each top-level key, and whether by `[[key]]` headers.
     let mut defined: HashMap<String, (usize, bool)> = HashMap::new();
     for (index, chunk) in chunks::split(text).iter().enumerate() {
         let start = chunk.range.start;
-        let global = |span: Range<usize>| span.start + start..span.end + start;
-        let error = |span: Range<usize>, problem| invalid(global(span), problem);
+        let error = |span: Range<usize>, problem| invalid(start + span.start, problem);
+        let fault = |(span, problem): Fault| error(span, problem);
         let doc = DeTable::parse(&text[chunk.range.clone()]).map_err(|e| {
             let problem = Problem::Toml(e.message().trim().to_owned());
             error(e.span().unwrap_or(0..0), problem)
         })?;
-        // Every book of the piece, in file order, with its category; the keys in file order too.
-        let mut books = Vec::new();
+        // The piece's keys in file order, then its books in file order.
         let mut keys: Vec<_> = doc.get_ref().iter().collect();
         keys.sort_by_key(|(key, _)| key.span().start);
+        let mut books = Vec::new();
         for (key, value) in keys {
             let name = key.get_ref().as_ref();
-            let appends = chunk.appends(name);
-            // In several pieces: `[[key]]` headers append, the names' entries add up; anything
-            // else is a key defined twice.
-            let earlier = defined.insert(name.to_owned(), (index, appends));
-            if let Some((piece, by_headers)) = earlier
+            if name == NAMES_KEY {
+                read_namings(value, start, &mut namings).map_err(fault)?;
+                continue;
+            }
+            let appends = chunk.appends.contains(name);
+            if let Some((piece, by_headers)) = defined.insert(name.to_owned(), (index, appends))
                 && piece != index
                 && !(by_headers && appends)
-                && name != NAMES_KEY
             {
                 return Err(error(key.span(), Problem::DuplicateKey(name.to_owned())));
             }
-            if name == NAMES_KEY {
-                read_namings(value, &mut namings, &global, &error)?;
-                continue;
+            if !bookshop_proto::is_category_key(name) {
+                return Err(error(key.span(), Problem::BadCategoryKey(name.to_owned())));
             }
-            check_key(name).map_err(|problem| error(key.span(), problem))?;
             let DeValue::Array(list) = value.get_ref() else {
                 let found = value.get_ref().type_str();
                 let problem = Problem::NotAnArrayOfTables { category: name.to_owned(), found };
                 return Err(error(value.span(), problem));
             };
-            let shelf = match shelves.iter().position(|s| s.key == name) {
-                Some(shelf) => shelf,
+            let category = match categories.iter().position(|c| c.key == name) {
+                Some(category) => category,
+                None if categories.len() == MAX_CATEGORIES => {
+                    return Err(error(key.span(), Problem::TooManyCategories));
+                }
                 None => {
-                    if shelves.len() == MAX_CATEGORIES {
-                        return Err(error(key.span(), Problem::TooManyCategories));
-                    }
-                    let first_seen = global(key.span()).start;
-                    shelves.push(Shelf { key: name.to_owned(), first_seen, books: Vec::new() });
-                    shelves.len() - 1
+                    let names = default_names(name);
+                    categories.push(Category { key: name.to_owned(), names, books: Vec::new() });
+                    categories.len() - 1
                 }
             };
-            books.extend(list.iter().map(|entry| (shelf, entry)));
+            books.extend(list.iter().map(|entry| (category, entry)));
         }
         books.sort_by_key(|(_, entry)| entry.span().start);
-        for (shelf, entry) in books {
+        for (category, entry) in books {
             let DeValue::Table(fields) = entry.get_ref() else {
-                let category = shelves[shelf].key.clone();
+                let category = categories[category].key.clone();
                 let found = entry.get_ref().type_str();
-                let problem = Problem::NotAnArrayOfTables { category, found };
-                return Err(error(entry.span(), problem));
+                return Err(error(entry.span(), Problem::NotAnArrayOfTables { category, found }));
             };
-            let (book, id_span) = parse_book(fields, entry.span(), &error)?;
-            let id_offset = global(id_span).start;
-            if let Some(first) = first_seen.get(&book.id) {
-                let problem = Problem::DuplicateId { id: book.id, first: at(*first) };
-                return Err(invalid(id_offset..id_offset, problem));
+            let (book, id_span) = parse_book(fields, entry.span()).map_err(fault)?;
+            if let Some(first) = first_seen.insert(book.id, start + id_span.start) {
+                return Err(error(id_span, Problem::DuplicateId { id: book.id, first: at(first) }));
             }
-            first_seen.insert(book.id, id_offset);
-            shelves[shelf].books.push(book);
+            categories[category].books.push(book);
         }
     }
-    shelves.retain(|shelf| !shelf.books.is_empty());
-    if shelves.is_empty() {
+    categories.retain(|category| !category.books.is_empty());
+    if categories.is_empty() {
         // An empty file is far more likely a truncated write than an intended empty shop.
-        return Err(invalid(0..0, Problem::NoBooks));
+        return Err(invalid(0, Problem::NoBooks));
     }
-    for (key, naming) in &namings {
-        if !shelves.iter().any(|s| &s.key == key) {
-            let problem = Problem::NamesNoCategory(key.clone());
-            return Err(invalid(naming.span.clone(), problem));
-        }
-    }
-    shelves.sort_by_key(|shelf| {
-        let order = namings.get(&shelf.key).and_then(|n| n.order);
-        (order.is_none(), order, shelf.first_seen)
+    // A stable sort: the file's order among those without an `order`.
+    categories.sort_by_key(|category| {
+        let order = namings.get(&category.key).and_then(|n| n.order);
+        (order.is_none(), order)
     });
-    Ok(shelves
-        .into_iter()
-        .map(|shelf| {
-            let given = namings.remove(&shelf.key).unwrap_or_default().names;
-            let [en, ru] = given;
-            let [default_en, default_ru] = default_names(&shelf.key);
-            Category {
-                names: [en.unwrap_or(default_en), ru.unwrap_or(default_ru)],
-                key: shelf.key,
-                books: shelf.books,
-            }
-        })
-        .collect())
+    for category in &mut categories {
+        let [en, ru] = namings.remove(&category.key).unwrap_or_default().names;
+        let [default_en, default_ru] = std::mem::take(&mut category.names);
+        category.names = [en.unwrap_or(default_en), ru.unwrap_or(default_ru)];
+    }
+    // The names left name no category; the first in the file is reported.
+    if let Some((key, naming)) = namings.into_iter().min_by_key(|(_, naming)| naming.offset) {
+        return Err(invalid(naming.offset, Problem::NamesNoCategory(key)));
+    }
+    Ok(categories)
 }
 
-/// The names of a category the file does not name: the seed's own for its three, else its key
-/// made readable (`history_of_art` is "History of art").
+/// The seed's names for its three, else the key made readable (`history_of_art`: History of art).
 fn default_names(key: &str) -> [String; 2] {
-    match BookCategory::from_key(key) {
-        Some(seed) => seed.names().map(str::to_owned),
-        None => {
-            let words = key.replace('_', " ");
-            let mut chars = words.chars();
-            let readable = match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => words,
-            };
-            [readable.clone(), readable]
-        }
+    if let Some(seed) = BookCategory::from_key(key) {
+        return seed.names().map(str::to_owned);
     }
+    // A key is ASCII.
+    let mut readable = key.replace('_', " ");
+    if let Some(first) = readable.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    [readable.clone(), readable]
 }
 
-/// A category key: snake_case, within `MAX_KEY_CHARS` (the rule both services share).
-fn check_key(key: &str) -> Result<(), Problem> {
-    if bookshop_proto::is_category_key(key) {
-        Ok(())
-    } else {
-        Err(Problem::BadCategoryKey(key.to_owned()))
-    }
-}
-
-/// Reads the `[categories]` table: for each category, its names and its order.
-fn read_namings(
-    value: &Spanned<DeValue<'_>>,
-    namings: &mut HashMap<String, Naming>,
-    global: &impl Fn(Range<usize>) -> Range<usize>,
-    error: &impl Fn(Range<usize>, Problem) -> CatalogError,
-) -> Result<(), CatalogError> {
+/// Reads a `[categories]` table into `namings`.
+fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Result<(), Fault> {
     let DeValue::Table(table) = value.get_ref() else {
-        let found = value.get_ref().type_str();
-        return Err(error(value.span(), Problem::NotANamesTable { found }));
+        return Err((value.span(), Problem::NotANamesTable { found: value.get_ref().type_str() }));
     };
     for (key, entry) in table {
         let category = key.get_ref().as_ref();
         let DeValue::Table(fields) = entry.get_ref() else {
             let found = entry.get_ref().type_str();
-            return Err(error(entry.span(), Problem::NotANamesTable { found }));
+            return Err((entry.span(), Problem::NotANamesTable { found }));
         };
         if namings.contains_key(category) {
-            let problem = Problem::DuplicateKey(format!("{NAMES_KEY}.{category}"));
-            return Err(error(key.span(), problem));
+            return Err((key.span(), Problem::DuplicateKey(format!("{NAMES_KEY}.{category}"))));
         }
-        let mut naming = Naming { span: global(key.span()), ..Naming::default() };
+        let mut naming = Naming { offset: start + key.span().start, ..Naming::default() };
         for (field, value) in fields {
             let field = field.get_ref().as_ref();
             if field == "order" {
                 let DeValue::Integer(number) = value.get_ref() else {
-                    return Err(wrong_type(value, "order", "an integer", error));
+                    return Err(wrong_type(value, "order", "an integer"));
                 };
-                let order = i64::from_str_radix(number.as_str(), number.radix());
-                naming.order = Some(order.map_err(|_| {
-                    let problem = Problem::WrongType {
-                        field: "order",
-                        expected: "an integer",
-                        found: "a number too large",
-                    };
-                    error(value.span(), problem)
-                })?);
+                let order = i64::from_str_radix(number.as_str(), number.radix()).ok();
+                let found = "a number too large";
+                let too_large =
+                    Problem::WrongType { field: "order", expected: "an integer", found };
+                naming.order = Some(order.ok_or((value.span(), too_large))?);
             } else if let Some(lang) = LANGUAGES.iter().position(|l| *l == field) {
-                let name = text(value, "name", MAX_NAME_CHARS, error)?;
-                naming.names[lang] =
-                    Some(name.ok_or_else(|| error(value.span(), Problem::EmptyName))?);
+                let name = text(value, "name", MAX_NAME_CHARS)?;
+                naming.names[lang] = Some(name.ok_or((value.span(), Problem::EmptyName))?);
             } else {
-                let span = value.span();
-                return Err(error(span, Problem::UnknownNameField(field.to_owned())));
+                return Err((value.span(), Problem::UnknownNameField(field.to_owned())));
             }
         }
         namings.insert(category.to_owned(), naming);
@@ -223,77 +174,50 @@ fn read_namings(
 }
 
 /// One book's fields, checked, with the span of its `id` for duplicate reports.
-fn parse_book(
-    fields: &DeTable<'_>,
-    span: Range<usize>,
-    error: &impl Fn(Range<usize>, Problem) -> CatalogError,
-) -> Result<(Book, Range<usize>), CatalogError> {
+fn parse_book(fields: &DeTable<'_>, span: Range<usize>) -> Result<(Book, Range<usize>), Fault> {
     let (mut id, mut title, mut author) = (None, None, None);
     for (key, value) in fields {
         match key.get_ref().as_ref() {
             "id" => id = Some(value),
             "title" => title = Some(value),
             "author" => author = Some(value),
-            other => {
-                return Err(error(key.span(), Problem::UnknownField(other.to_owned())));
-            }
+            other => return Err((key.span(), Problem::UnknownField(other.to_owned()))),
         }
     }
-    let missing = |field| error(span.clone(), Problem::MissingField(field));
+    let missing = |field| (span.clone(), Problem::MissingField(field));
     let id = id.ok_or_else(|| missing("id"))?;
     let title = title.ok_or_else(|| missing("title"))?;
-
     let DeValue::Integer(number) = id.get_ref() else {
-        return Err(wrong_type(id, "id", "a positive integer", error));
+        return Err(wrong_type(id, "id", "a positive integer"));
     };
     let id_value = match i64::from_str_radix(number.as_str(), number.radix()) {
-        Ok(n) if n <= 0 => return Err(error(id.span(), Problem::NonPositiveId(n))),
+        Ok(n) if n <= 0 => return Err((id.span(), Problem::NonPositiveId(n))),
         Ok(n) => i32::try_from(n).ok(),
         Err(_) => None,
     }
-    .ok_or_else(|| error(id.span(), Problem::IdTooLarge(number.to_string())))?;
-
-    let title = text(title, "title", MAX_TEXT_CHARS, error)?
-        .ok_or_else(|| error(title.span(), Problem::EmptyTitle))?;
-    let author = match author {
-        Some(author) => text(author, "author", MAX_TEXT_CHARS, error)?,
-        None => None,
-    };
-    let book = Book { id: id_value, title, author };
-    Ok((book, id.span()))
+    .ok_or_else(|| (id.span(), Problem::IdTooLarge(number.to_string())))?;
+    let title = text(title, "title", MAX_TEXT_CHARS)?.ok_or((title.span(), Problem::EmptyTitle))?;
+    let author = author.map(|author| text(author, "author", MAX_TEXT_CHARS)).transpose()?.flatten();
+    Ok((Book { id: id_value, title, author }, id.span()))
 }
 
 /// A trimmed string within `limit` characters; `None` when it is empty.
-fn text(
-    value: &Spanned<DeValue<'_>>,
-    field: &'static str,
-    limit: usize,
-    error: &impl Fn(Range<usize>, Problem) -> CatalogError,
-) -> Result<Option<String>, CatalogError> {
+fn text(value: &Value<'_>, field: &'static str, limit: usize) -> Result<Option<String>, Fault> {
     let DeValue::String(text) = value.get_ref() else {
-        return Err(wrong_type(value, field, "a string", error));
+        return Err(wrong_type(value, field, "a string"));
     };
-    // Control characters (C0 but tab, DEL, C1) have no place in a title or a name, and would
-    // reach pages and logs as they are; looked for before trimming, which would drop some of
-    // them silently.
+    // Control characters would reach pages and logs; looked for before trimming, which drops some.
     if let Some(control) = text.chars().find(|c| c.is_control() && *c != '\t') {
-        let problem = Problem::ControlCharacter { field, code: u32::from(control) };
-        return Err(error(value.span(), problem));
+        return Err((value.span(), Problem::ControlCharacter { field, code: u32::from(control) }));
     }
     let text = text.trim();
     let chars = text.chars().count();
     if chars > limit {
-        return Err(error(value.span(), Problem::TextTooLong { field, chars, limit }));
+        return Err((value.span(), Problem::TextTooLong { field, chars, limit }));
     }
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
-fn wrong_type(
-    value: &Spanned<DeValue<'_>>,
-    field: &'static str,
-    expected: &'static str,
-    error: &impl Fn(Range<usize>, Problem) -> CatalogError,
-) -> CatalogError {
-    let found = value.get_ref().type_str();
-    error(value.span(), Problem::WrongType { field, expected, found })
+fn wrong_type(value: &Value<'_>, field: &'static str, expected: &'static str) -> Fault {
+    (value.span(), Problem::WrongType { field, expected, found: value.get_ref().type_str() })
 }
