@@ -3,7 +3,7 @@
 use std::{fmt, net::Ipv6Addr, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::settings::env_variable;
 
@@ -102,6 +102,18 @@ pub async fn bind(
     let variable = env_variable(prefix, setting);
     let listener = TcpListener::bind(&address).await;
     listener.map_err(|source| BindError { address, setting, variable, source })
+}
+
+/// The next connection of `listener` (`name`s it in the log). A failed accept is tried again
+/// after a pause: out of file descriptors, it would fail again at once, and spin.
+pub async fn accept(listener: &TcpListener, name: &str) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(error) => tracing::warn!(%error, "{name} listener: accept failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use bookshop_common::net::accept;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -49,15 +50,7 @@ pub fn incoming(
             let stream = tokio::select! {
                 () = stopping.cancelled() => return,
                 () = tx.closed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // Out of file descriptors would spin: back off.
-                        tracing::warn!(%error, "gRPC listener: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                stream = accept(&listener, "gRPC") => stream,
             };
             if usize::try_from(metrics.connections.get()).unwrap_or(0) >= cap {
                 metrics.refused.inc();

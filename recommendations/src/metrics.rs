@@ -8,6 +8,7 @@ use std::{
 };
 
 use bookshop_common::metrics::{CONTENT_TYPE, LatencyFamily, latency_family, register, render};
+use bookshop_common::net::accept;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -146,15 +147,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stopping: Cance
     loop {
         let stream = tokio::select! {
             () = stopping.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Persistent errors (out of file descriptors) would spin: back off.
-                    tracing::warn!(%error, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            stream = accept(&listener, "metrics") => stream,
         };
         let metrics = metrics.clone();
         let service = service_fn(move |request: Request<_>| {

@@ -269,23 +269,9 @@ mod tests {
         service.recommend(1, key, max_results).map(|(books, _)| books.len())
     }
 
-    /// Everything a `tracing` subscriber writes, for tests that read the log.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// What one call to `service` logs with the given level enabled.
     async fn log_of(request: Request<RecommendationRequest>, level: tracing::Level) -> String {
-        let log = Captured::default();
+        let log = bookshop_testing::CapturedLines::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -294,7 +280,7 @@ mod tests {
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
         let _ = Recommendations::recommend(&service(3), request).await;
-        String::from_utf8(log.0.lock().unwrap().clone()).unwrap()
+        log.text()
     }
 
     fn request(category: i32) -> Request<RecommendationRequest> {

@@ -38,6 +38,14 @@ impl ChildService {
         }
     }
 
+    /// Sends SIGTERM the moment the child's port accepts a connection, and waits for it to exit.
+    pub async fn stopped_as_soon_as_it_listens(self, limit: Duration) -> std::process::ExitStatus {
+        let addr = self.listening(limit).await;
+        tokio::net::TcpStream::connect(addr).await.expect("the port accepts");
+        self.terminate();
+        self.exited(limit).await
+    }
+
     /// Sends SIGTERM, as `docker stop` and Kubernetes do.
     pub fn terminate(&self) {
         let sent = std::process::Command::new("kill")

@@ -210,10 +210,7 @@ async fn a_stop_signal_the_moment_the_binary_listens_is_a_graceful_stop() {
             &["--port", "0"],
             &[("TOKIO_WORKER_THREADS", "1"), ("MARKETPLACE_CONFIG", "")],
         );
-        let addr = service.listening(PATIENCE).await;
-        tokio::net::TcpStream::connect(addr).await.unwrap();
-        service.terminate();
-        let status = service.exited(PATIENCE).await;
+        let status = service.stopped_as_soon_as_it_listens(PATIENCE).await;
         assert_eq!(status.code(), Some(0), "attempt {attempt}: {status}");
     }
 }

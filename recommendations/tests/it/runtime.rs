@@ -36,10 +36,7 @@ async fn a_stop_signal_the_moment_it_listens_is_a_graceful_stop() {
     std::fs::write(&catalog, books).unwrap();
     for attempt in 1..=3 {
         let service = start_with(catalog.to_str().unwrap(), &[]);
-        let addr = service.listening(SOON).await;
-        tokio::net::TcpStream::connect(addr).await.unwrap();
-        service.terminate();
-        let status = service.exited(SOON).await;
+        let status = service.stopped_as_soon_as_it_listens(SOON).await;
         assert_eq!(status.code(), Some(0), "attempt {attempt}: {status}");
     }
 }
