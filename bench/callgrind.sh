@@ -41,7 +41,7 @@ die() { echo "callgrind: $*" >&2; exit 1; }
 
 if ! command -v valgrind >/dev/null || ! command -v h2load >/dev/null; then
   sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq valgrind nghttp2-client >/dev/null \
+  { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq valgrind nghttp2-client >/dev/null; } \
     || die "cannot install valgrind and h2load"
 fi
 (cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
