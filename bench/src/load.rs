@@ -60,7 +60,8 @@ impl Measured {
 /// `bench-tool load`.
 pub async fn main(args: Args) -> anyhow::Result<()> {
     let default = if http(&args.target) { 16 } else { 8 };
-    let (connections, label) = (args.connections.unwrap_or(default), &args.system);
+    let connections = args.connections.unwrap_or(default);
+    let label = &format!("{}-{}", args.scenario, args.system);
     let (target, servers) = (&args.target, &args.servers);
     let measured = run(target, connections, args.streams, servers, label).await;
     let measured = measured.with_context(|| format!("the load on {label} failed"))?;
@@ -86,6 +87,8 @@ pub async fn run(
         false => ("h2load", request_body()),
     };
     fs::write(&input, contents).context("cannot write the load's input")?;
+    // h2load appends to its log, which gives the percentiles and the request count.
+    let _ = fs::remove_file(&log);
     let command = |seconds: String, measured: bool| {
         let mut command = Command::new(tool);
         command.args(["-t", "1", "-c", &connections.to_string()]);
