@@ -114,8 +114,8 @@ async fn measure(browser: &Browser, args: &Args) -> anyhow::Result<(Vec<Duration
     let (run, mut latencies) = (std::process::id(), Vec::new());
     for version in 1..=args.edits {
         let expected = Value::from(format!("Live edit {version} of run {run}"));
-        let written_at = epoch_ms();
         let (text, renamed) = (catalog(run, version), catalog::renamed(version));
+        let written_at = epoch_ms();
         catalog::write(&args.catalog, &text, renamed)?;
         let reported = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(event) = seen.next().await {
