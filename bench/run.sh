@@ -12,6 +12,7 @@ source "$(dirname "$0")/../tests/lib/common.sh"   # log, fail, need, free_port, 
 case ${1:-} in
   "") MODE=full ;;
   --quick) MODE=quick ;;
+  -h | --help) sed -n '2,6p' "$0"; exit 0 ;;
   *) sed -n '2,6p' "$0"; exit 2 ;;
 esac
 if [ "$MODE" = quick ]; then
