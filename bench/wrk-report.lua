@@ -1,9 +1,9 @@
--- wrk's end-of-run hook: one machine-readable line for bench/run.sh.
--- BENCH <requests> <duration µs> <p50 µs> <p99 µs> <errors> (socket errors, timeouts, non-2xx/3xx)
+-- wrk's end-of-run hook: one machine-readable line for bench-tool (bench/src/load.rs).
+-- BENCH <requests> <req/s> <p50 ms> <p99 ms> <errors> (socket errors, timeouts, non-2xx/3xx)
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("BENCH\t%d\t%d\t%d\t%d\t%d\n",
-    summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
+  io.write(string.format("BENCH\t%d\t%f\t%f\t%f\t%d\n",
+    summary.requests, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     e.connect + e.read + e.write + e.status + e.timeout))
 end

@@ -317,10 +317,10 @@ log "ok: the page works with 3 replicas"
 # The live catalog through the mount, with 3 replicas: a page open in headless Chromium shows
 # each save without a reload (bench-tool live-latency, scenario 9 of docs/benchmarks.md; it
 # fails on a page problem or an edit not shown within 5 s). Then the catalog of the next steps.
-"$BENCH_TOOL" gen-catalog --books 9 --shelf poetry --out "$CATALOG"
+"$BENCH_TOOL" gen-catalog --shelf 9 "$CATALOG"
 wait_until 30 "the poetry shelf is served" page_at_has "/?category=poetry" "<h1>Poetry</h1>"
-BENCH_DIR="$WORK/bench" "$BENCH_TOOL" live-latency --url "$URL" --catalog "$CATALOG" \
-  --shelf poetry --edits 6 || fail "an open page did not follow the catalog (above)"
+BENCH_DIR="$WORK/bench" "$BENCH_TOOL" live-latency "$URL" "$CATALOG" 6 \
+  || fail "an open page did not follow the catalog (above)"
 log "ok: an open page showed each of 6 saves without a reload, with 3 replicas"
 catalog "Fixed Title" "Вторая книга" > "$CATALOG"
 wait_until 30 "the page shows the catalog again" page_has "Fixed Title"

@@ -1,21 +1,12 @@
-//! The gRPC floor: a minimal tonic server whose `Recommend` answers every call with one fixed
-//! `RecommendationResponse` of the same size as the real service's usual answer (the three
-//! mystery books of `catalog.toml`). Nothing else: no health, reflection, timeout or
-//! concurrency layers. It shows how close the Recommendations service gets to what tonic can
-//! do on this machine. It runs on the runtime Recommendations runs on, the current-thread
-//! scheduler when `TOKIO_WORKER_THREADS=1` (`bookshop_common::runtime`), so the comparison is
-//! of the code, not of the scheduler.
-//!
-//! `tonic-floor --port N` listens on 127.0.0.1 until SIGTERM or Ctrl-C.
+//! The gRPC floor: a bare tonic server on 127.0.0.1 answering `Recommend` with the three mystery
+//! books, on the runtime Recommendations runs on (docs/configuration.md, Scheduler).
 
-use anyhow::Context;
-use bookshop_common::runtime::{self, OneThread};
 use bookshop_proto::{
-    BookRecommendation, RecommendationRequest, RecommendationResponse,
+    BookRecommendation as Book, RecommendationRequest as Asked, RecommendationResponse as Answer,
     recommendations_server::{Recommendations, RecommendationsServer},
 };
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, runtime::Builder};
 use tonic::{
     Request, Response, Status,
     transport::{Server, server::TcpIncoming},
@@ -29,48 +20,41 @@ struct Cli {
 }
 
 #[derive(Debug)]
-struct Fixed(RecommendationResponse);
+struct Fixed(Answer);
 
 #[tonic::async_trait]
 impl Recommendations for Fixed {
-    async fn recommend(
-        &self,
-        _request: Request<RecommendationRequest>,
-    ) -> Result<Response<RecommendationResponse>, Status> {
+    async fn recommend(&self, _: Request<Asked>) -> Result<Response<Answer>, Status> {
         Ok(Response::new(self.0.clone()))
     }
 }
 
-fn answer() -> RecommendationResponse {
-    let book = |id, title: &str, author: &str| BookRecommendation {
-        id,
-        title: title.to_owned(),
-        author: author.to_owned(),
-    };
-    RecommendationResponse {
-        recommendations: vec![
-            book(1, "Мальтийский сокол", "Дэшил Хэммет"),
-            book(2, "Убийство в Восточном экспрессе", "Агата Кристи"),
-            book(3, "Собака Баскервилей", "Артур Конан Дойл"),
-        ],
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    runtime::build(OneThread::CurrentThread)?.block_on(serve(cli.port))
+    let port = Cli::parse().port;
+    // The current-thread scheduler for one thread; the multi-threaded one reads the variable.
+    let threads = std::env::var("TOKIO_WORKER_THREADS");
+    let mut runtime = match threads.as_deref().map(str::trim) {
+        Ok("1") => Builder::new_current_thread(),
+        _ => Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()?.block_on(serve(port))
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .context("cannot bind")?;
-    // The same socket option as the real service, so the comparison is of the code, not of
-    // Nagle's algorithm.
+    let stop = bookshop_bench::stop_signal()?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let book = |id, title: &str, author: &str| {
+        let (title, author) = (title.to_owned(), author.to_owned());
+        Book { id, title, author }
+    };
+    let recommendations = vec![
+        book(1, "Мальтийский сокол", "Дэшил Хэммет"),
+        book(2, "Убийство в Восточном экспрессе", "Агата Кристи"),
+        book(3, "Собака Баскервилей", "Артур Конан Дойл"),
+    ];
+    let service = RecommendationsServer::new(Fixed(Answer { recommendations }));
+    // The real service's socket option, so the comparison is not of Nagle's algorithm.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .add_service(RecommendationsServer::new(Fixed(answer())))
-        .serve_with_incoming_shutdown(incoming, bookshop_common::shutdown::signal())
-        .await
-        .context("the server failed")
+    let server = Server::builder().add_service(service);
+    Ok(server.serve_with_incoming_shutdown(incoming, stop).await?)
 }
