@@ -28,8 +28,8 @@ pub enum Outcome {
     Loaded(Arc<Catalog>),
     /// Content already seen: in service, or already rejected.
     Unchanged,
-    /// New content not yet known to be complete: look again after the settle interval.
-    Unsettled,
+    /// New content not yet known to be complete, and when it will have settled.
+    Unsettled(Instant),
     /// The file could not be read (a passing error, most likely): try again later.
     Unreadable(CatalogError),
     /// Invalid: the catalog in service is kept until the next edit.
@@ -110,8 +110,8 @@ impl Reloader {
             self.candidate = None;
             return Outcome::Unchanged;
         }
-        if !complete && !self.settled(stamp, hash) {
-            return Outcome::Unsettled;
+        if !complete && let Some(until) = self.unsettled_until(stamp, hash) {
+            return Outcome::Unsettled(until);
         }
         self.candidate = None;
         self.last_seen = Some(Seen::Content(hash));
@@ -144,16 +144,16 @@ impl Reloader {
         outcome
     }
 
-    /// Whether `(stamp, hash)` stayed the candidate for the settle interval; new ones restart it.
-    fn settled(&mut self, stamp: Option<Stamp>, hash: u64) -> bool {
+    /// Until when `(stamp, hash)` must stay the candidate to be taken; `None` once it has been
+    /// the candidate for the settle interval. New content starts the interval again.
+    fn unsettled_until(&mut self, stamp: Option<Stamp>, hash: u64) -> Option<Instant> {
         let seen = (stamp, hash);
-        match self.candidate {
-            Some((candidate, since)) if candidate == seen => since.elapsed() >= self.settle,
-            _ => {
-                self.candidate = Some((seen, Instant::now()));
-                false
-            }
-        }
+        let since = match self.candidate {
+            Some((candidate, since)) if candidate == seen => since,
+            _ => self.candidate.insert((seen, Instant::now())).1,
+        };
+        let until = since + self.settle;
+        (until > Instant::now()).then_some(until)
     }
 
     fn put_in_service(&self, catalog: Arc<Catalog>, message: &str) {
@@ -209,7 +209,8 @@ pub async fn run(mut reloader: Reloader, mut watcher: Watcher) {
         };
         let now = tokio::time::Instant::now();
         again = match outcome {
-            Outcome::Unsettled => Some(now + reloader.settle),
+            // From when it was first seen, whatever looked at it since (a poll).
+            Outcome::Unsettled(until) => Some(until.into()),
             Outcome::Unreadable(_) => {
                 let at = now + retry;
                 retry = (retry * 2).min(RETRY_MAX);
@@ -308,10 +309,10 @@ mod tests {
         // A prefix of a catalog that is valid on its own, seen mid-write.
         let whole = format!("{GOOD}\n[[mystery]]\nid = 2\ntitle = \"B\"\n");
         std::fs::write(&reloader.path, whole[..GOOD.len() + 1].replace('A', "a")).unwrap();
-        assert!(matches!(reloader.reload(false), Outcome::Unsettled));
+        assert!(matches!(reloader.reload(false), Outcome::Unsettled(_)));
         // The writer goes on before the interval is over: the look starts over.
         std::fs::write(&reloader.path, &whole).unwrap();
-        assert!(matches!(reloader.reload(false), Outcome::Unsettled));
+        assert!(matches!(reloader.reload(false), Outcome::Unsettled(_)));
         assert!(Arc::ptr_eq(&current(&store), &first), "a partial file was served");
         std::thread::sleep(SETTLE);
         assert!(matches!(reloader.reload(false), Outcome::Loaded(_)));
