@@ -175,8 +175,10 @@ async fn time_spent_resolving_names_comes_out_of_the_deadline() {
     let elapsed = started.elapsed();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let promised = Duration::from_millis(500) + GUARD_MARGIN;
+    // Waiting for the resolution first would take its 400 ms more; 300 ms of slack is for a
+    // loaded machine.
     assert!(
-        elapsed < promised + Duration::from_millis(100),
+        elapsed < promised + Duration::from_millis(300),
         "the page took {elapsed:?}; the deadline with its margin is {promised:?}"
     );
 }
