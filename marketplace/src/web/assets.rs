@@ -1,6 +1,8 @@
 //! The stylesheet, icon and live script, embedded. Pages link them with their content's version
 //! (`?v=…`): that one is cached for a year, any other for five minutes; an `ETag` gives 304s.
 
+use std::sync::OnceLock;
+
 use salvo::http::{HeaderValue, StatusCode, header};
 use salvo::{Request, Response, handler};
 
@@ -10,20 +12,28 @@ pub struct Asset {
     pub content_type: &'static str,
     pub body: &'static [u8],
     version: u64,
+    url: OnceLock<String>,
 }
 
 impl Asset {
     /// Its version is the hash of its content, computed at compile time.
     const fn new(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
-        Asset { name, content_type, body, version: bookshop_common::fnv1a(body) }
+        Asset {
+            name,
+            content_type,
+            body,
+            version: bookshop_common::fnv1a(body),
+            url: OnceLock::new(),
+        }
     }
 
     fn version(&self) -> String {
         format!("{:016x}", self.version)
     }
 
-    pub fn url(&self) -> String {
-        format!("/static/{}?v={}", self.name, self.version())
+    /// Made once: every page links three assets.
+    pub fn url(&self) -> &str {
+        self.url.get_or_init(|| format!("/static/{}?v={}", self.name, self.version()))
     }
 
     fn etag(&self) -> String {

@@ -56,7 +56,7 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
         let more = Params { max_results: Some(n), ..kept.clone() };
         href("/", Some(category), &more, choice.in_links())
     });
-    let title = categories.name(category, choice.lang).to_owned();
+    let title = categories.name(category, choice.lang);
     let mut layout = Layout::new(choice, &categories, Some(category), &kept, title);
     layout.live = true;
     layout.api_href = Some(href("/api/recommendations", Some(category), &kept, None));

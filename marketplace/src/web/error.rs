@@ -81,7 +81,7 @@ impl AppError {
             AppError::Unavailable { category, kept, .. } => (Some(&**category), kept.clone()),
             _ => (None, Params::default()),
         };
-        let layout = Layout::new(choice, &categories, current, &kept, title.to_owned());
+        let layout = Layout::new(choice, &categories, current, &kept, title);
         let mut page = ErrorPage {
             action: (layout.home_href.clone(), t.back_home),
             layout,

@@ -12,9 +12,9 @@ use crate::web::{assets::ICON, assets::LIVE, assets::STYLE, params::Params};
 
 /// A link of the navigation or the language switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub struct Link<'a> {
     pub href: String,
-    pub label: String,
+    pub label: &'a str,
     /// The page being shown (`aria-current`).
     pub current: bool,
     /// Of the link's text and target (language switch only).
@@ -24,50 +24,56 @@ pub struct Link {
 /// `path` with the query of a link: the category, the parameters the visitor chose (`kept`),
 /// and the language when `?lang=` chose it. Only parsed values go in, never request text.
 pub fn href(path: &str, category: Option<&str>, kept: &Params, lang: Option<Lang>) -> String {
-    let mut query = Vec::new();
-    query.extend(category.map(|category| format!("category={category}")));
-    query.extend(kept.max_results.map(|n| format!("max_results={n}")));
-    query.extend(kept.user_id.map(|id| format!("user_id={id}")));
-    query.extend(lang.map(|lang| format!("lang={}", lang.tag())));
-    if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) }
+    // Pushed into one string of one allocation, not formatted: a page has a dozen links.
+    let mut href = String::with_capacity(path.len() + 64);
+    href.push_str(path);
+    let mut param = |name: &str, value: &str| {
+        href.push(if href.len() == path.len() { '?' } else { '&' });
+        href.extend([name, "=", value]);
+    };
+    category.inspect(|category| param("category", category));
+    kept.max_results.inspect(|n| param("max_results", &n.to_string()));
+    kept.user_id.inspect(|id| param("user_id", &id.to_string()));
+    lang.inspect(|lang| param("lang", lang.tag()));
+    href
 }
 
 /// What every page has around its content: name, language switch, categories, footer, assets.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub struct Layout<'a> {
     pub lang: Lang,
     pub t: &'static Texts,
     /// The `<h1>`, and the `<title>` before the site's name.
-    pub title: String,
+    pub title: &'a str,
     pub home_href: String,
-    pub langs: Vec<Link>,
-    pub categories: Vec<Link>,
+    pub langs: Vec<Link<'a>>,
+    pub categories: Vec<Link<'a>>,
     /// The catalog version the page shows, for the live script (`<body data-version>`).
-    pub version: String,
+    pub version: &'a str,
     /// Whether the page has the live script, which keeps it current (or reloads it).
     pub live: bool,
     /// The same books as JSON (home pages only).
     pub api_href: Option<String>,
 }
 
-impl Layout {
+impl<'a> Layout<'a> {
     pub fn new(
         choice: LangChoice,
-        categories: &Categories,
+        categories: &'a Categories,
         current: Option<&str>,
         kept: &Params,
-        title: String,
-    ) -> Layout {
+        title: &'a str,
+    ) -> Layout<'a> {
         let (lang, in_links) = (choice.lang, choice.in_links());
-        let category = |c: &Category| Link {
+        let category = |c: &'a Category| Link {
             href: href("/", Some(&c.key), kept, in_links),
-            label: c.name(lang).to_owned(),
+            label: c.name(lang),
             current: current == Some(&*c.key),
             lang: lang.tag(),
         };
         let language = |other: Lang| Link {
             href: href("/", current.or(kept.category.as_deref()), kept, Some(other)),
-            label: autonym(other).to_owned(),
+            label: autonym(other),
             current: other == lang,
             lang: other.tag(),
         };
@@ -78,7 +84,7 @@ impl Layout {
             home_href: href("/", None, &Params::default(), in_links),
             langs: Lang::ALL.map(language).into(),
             categories: categories.list.iter().map(category).collect(),
-            version: categories.version.clone(),
+            version: &categories.version,
             live: false,
             api_href: None,
         }
@@ -88,8 +94,8 @@ impl Layout {
 /// `GET /`: the recommended books of a category, or its empty state.
 #[derive(Debug, TemplateSimple)]
 #[template(path = "home.stpl")]
-pub struct HomePage {
-    pub layout: Layout,
+pub struct HomePage<'a> {
+    pub layout: Layout<'a>,
     /// For the live script.
     pub category: String,
     pub max_results: u32,
@@ -100,15 +106,15 @@ pub struct HomePage {
 /// Every error page (400, 404, 405, and the 503 notice), with the navigation intact.
 #[derive(Debug, TemplateSimple)]
 #[template(path = "error.stpl")]
-pub struct ErrorPage {
-    pub layout: Layout,
+pub struct ErrorPage<'a> {
+    pub layout: Layout<'a>,
     /// A passing problem: styled as a warning, `role="alert"`.
     pub warning: bool,
     pub message: &'static str,
     /// The rejected value.
     pub value: Option<String>,
     /// The categories to choose instead of an unknown one.
-    pub categories: Vec<Link>,
+    pub categories: Vec<Link<'a>>,
     /// What would have been accepted, in words.
     pub valid: Option<String>,
     /// Where to go from here: its link and its text.
@@ -152,13 +158,8 @@ mod tests {
     fn links_keep_explicit_parameters_and_an_explicit_language() {
         let kept = Params { max_results: Some(5), user_id: Some(7), ..Params::default() };
         let categories = Categories::tutorial(Api::Tutorial);
-        let layout = Layout::new(
-            choice(Lang::Ru, true),
-            &categories,
-            Some("mystery"),
-            &kept,
-            "Детективы".into(),
-        );
+        let layout =
+            Layout::new(choice(Lang::Ru, true), &categories, Some("mystery"), &kept, "Детективы");
         assert_eq!(
             layout.categories[1].href,
             "/?category=science_fiction&max_results=5&user_id=7&lang=ru"
@@ -172,7 +173,7 @@ mod tests {
     fn a_negotiated_language_is_not_written_into_links() {
         let categories = Categories::tutorial(Api::Tutorial);
         let layout =
-            Layout::new(choice(Lang::Ru, false), &categories, None, &Params::default(), "x".into());
+            Layout::new(choice(Lang::Ru, false), &categories, None, &Params::default(), "x");
         assert_eq!(layout.categories[0].href, "/?category=mystery");
         assert_eq!(layout.categories[0].label, "Детективы");
         assert_eq!(layout.home_href, "/");
@@ -189,7 +190,7 @@ mod tests {
             &categories,
             Some("mystery"),
             &Params::default(),
-            "Mystery".into(),
+            "Mystery",
         );
         let book = Book {
             id: 1,
