@@ -59,17 +59,17 @@ impl Resolve for DnsResolver {
     }
 }
 
-/// Each replica's health and channel, shared by the pool, the resolver task and the replicas.
-type Known = Mutex<Vec<(Arc<Health>, Channel)>>;
+/// The replicas, shared by the pool, the resolver task and each replica's health.
+type Known = Mutex<Vec<Replica>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The replicas, as the metrics, the catalog follower and the tests see them.
+/// The replicas, as the calls, the metrics, the catalog follower and the tests see them.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    pub balancer: Balancer,
+    balancer: Balancer,
     known: Arc<Known>,
 }
 
@@ -90,9 +90,20 @@ impl Pool {
         Pool { balancer: BoxCloneSyncService::new(buffer.map_err(BalanceError)), known }
     }
 
+    /// What a call goes through: the balancer, or with one replica known, nothing to balance,
+    /// its channel (the balancer's queue would cost each call a hop to the balancer's task).
+    pub fn service(&self) -> Balancer {
+        match lock(&self.known).as_slice() {
+            [replica] => {
+                BoxCloneSyncService::new(replica.clone().map_err(|e| BalanceError(e.into())))
+            }
+            _ => self.balancer.clone(),
+        }
+    }
+
     /// Each replica's address and whether it is ejected now.
     pub fn replicas(&self) -> Vec<(SocketAddr, bool)> {
-        lock(&self.known).iter().map(|(health, _)| (health.addr, health.ejected())).collect()
+        lock(&self.known).iter().map(|replica| (replica.addr(), replica.health.ejected())).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -106,13 +117,13 @@ impl Pool {
     /// A replica in rotation, at random, for calls that must stay on one (the version stream).
     pub fn pick(&self) -> Option<Channel> {
         let known = lock(&self.known);
-        let serving: Vec<_> = known.iter().filter(|(health, _)| !health.ejected()).collect();
+        let serving: Vec<_> = known.iter().filter(|replica| !replica.health.ejected()).collect();
         let pick = serving.get(rand::random_range(0..serving.len().max(1))).copied();
-        pick.or(known.first()).map(|(_, channel)| channel.clone())
+        pick.or(known.first()).map(|replica| replica.channel.clone())
     }
 }
 
-type Changes = mpsc::UnboundedSender<Result<Change<SocketAddr, Replica>, Infallible>>;
+type Changes = mpsc::UnboundedSender<Result<Change<SocketAddr, Ejectable>, Infallible>>;
 
 /// Keeps the replica set current until the balancer is gone.
 async fn resolve(
@@ -126,7 +137,7 @@ async fn resolve(
     let replica = |addr| {
         let (pool, refresh) = (known.clone(), refresh.clone());
         let health = Health { addr, failures: 0.into(), ejected_until: None.into(), pool, refresh };
-        Replica { channel: connect(addr), health: Arc::new(health), waiting: None }
+        Replica { channel: connect(addr), health: Arc::new(health) }
     };
     let mut last_error = None;
     loop {
@@ -150,7 +161,7 @@ async fn resolve(
 
 /// The pool after a resolution; a failed or empty one keeps the replicas known.
 fn update(
-    pool: &mut Vec<(Arc<Health>, Channel)>,
+    pool: &mut Vec<Replica>,
     resolved: io::Result<Vec<SocketAddr>>,
     last_error: &mut Option<String>,
     replica: impl Fn(SocketAddr) -> Replica,
@@ -172,17 +183,17 @@ fn update(
     if last_error.take().is_some() {
         tracing::info!("Recommendations addresses resolve again");
     }
-    for (health, _) in pool.iter().filter(|(health, _)| !addrs.contains(&health.addr)) {
-        tracing::info!(replica = %health.addr, "Recommendations replica removed");
-        let _ = changes.send(Ok(Change::Remove(health.addr)));
+    for replica in pool.iter().filter(|replica| !addrs.contains(&replica.addr())) {
+        tracing::info!(replica = %replica.addr(), "Recommendations replica removed");
+        let _ = changes.send(Ok(Change::Remove(replica.addr())));
     }
-    pool.retain(|(health, _)| addrs.contains(&health.addr));
+    pool.retain(|replica| addrs.contains(&replica.addr()));
     for addr in addrs {
-        if pool.iter().all(|(health, _)| health.addr != addr) {
+        if pool.iter().all(|replica| replica.addr() != addr) {
             tracing::info!(replica = %addr, "Recommendations replica added");
             let replica = replica(addr);
-            pool.push((replica.health.clone(), replica.channel.clone()));
-            let _ = changes.send(Ok(Change::Insert(addr, replica)));
+            pool.push(replica.clone());
+            let _ = changes.send(Ok(Change::Insert(addr, Ejectable { replica, waiting: None })));
         }
     }
 }
@@ -216,7 +227,7 @@ impl Health {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         let backoff = Duration::from_secs(1 << (failures - 1).min(5)).min(Duration::from_secs(30));
         let others_serving = self.pool.upgrade().is_some_and(|pool| {
-            lock(&pool).iter().any(|(other, _)| other.addr != self.addr && !other.ejected())
+            lock(&pool).iter().any(|other| other.addr() != self.addr && !other.health.ejected())
         });
         let mut until = lock(&self.ejected_until);
         if until.is_none() && others_serving {
@@ -231,11 +242,17 @@ impl Health {
     }
 }
 
-/// A replica as the balancer sees it: its channel, not ready while it is ejected.
+/// A replica: its channel, and what each call's outcome says of its health.
+#[derive(Debug, Clone)]
 struct Replica {
     channel: Channel,
     health: Arc<Health>,
-    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl Replica {
+    fn addr(&self) -> SocketAddr {
+        self.health.addr
+    }
 }
 
 impl Service<Request> for Replica {
@@ -244,14 +261,6 @@ impl Service<Request> for Replica {
     type Future = BoxFuture<'static, Result<Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let until = *lock(&self.health.ejected_until);
-        if let Some(until) = until {
-            let waiting = self.waiting.get_or_insert_with(|| Box::pin(sleep_until(until)));
-            waiting.as_mut().reset(until);
-            ready!(waiting.as_mut().poll(cx));
-            self.waiting = None;
-            lock(&self.health.ejected_until).take();
-        }
         self.channel.poll_ready(cx)
     }
 
@@ -269,5 +278,33 @@ impl Service<Request> for Replica {
             }
             response
         })
+    }
+}
+
+/// A replica as the balancer sees it: not ready while it is ejected.
+struct Ejectable {
+    replica: Replica,
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl Service<Request> for Ejectable {
+    type Response = Response;
+    type Error = tonic::transport::Error;
+    type Future = BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let until = *lock(&self.replica.health.ejected_until);
+        if let Some(until) = until {
+            let waiting = self.waiting.get_or_insert_with(|| Box::pin(sleep_until(until)));
+            waiting.as_mut().reset(until);
+            ready!(waiting.as_mut().poll(cx));
+            self.waiting = None;
+            lock(&self.replica.health.ejected_until).take();
+        }
+        self.replica.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.replica.call(request)
     }
 }

@@ -221,7 +221,7 @@ impl Client {
             request.set_timeout(left);
             pass_on(&mut request, caller, &span);
             let attempt = Instant::now();
-            let sent = send(self.pool.balancer.clone(), request);
+            let sent = send(self.pool.service(), request);
             let result = guarded(left, sent).instrument(span.clone()).await;
             let code = code_of(&result);
             span.record("rpc.grpc.status_code", code);
