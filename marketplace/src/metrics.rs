@@ -4,11 +4,35 @@
 use std::time::Duration;
 
 use bookshop_common::metrics::{LatencyFamily, latency_family, register, render};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 
-type Labels<const N: usize> = [(&'static str, &'static str); N];
-type Status = [(&'static str, u16); 1];
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    method: &'static str,
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answered {
+    #[prometheus(flatten)]
+    route: Route,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Call {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Handled {
+    #[prometheus(flatten)]
+    call: Call,
+    grpc_code: &'static str,
+}
 
 /// A gRPC method as the metrics and spans name it: service and method.
 pub type Method = (&'static str, &'static str);
@@ -16,12 +40,12 @@ pub type Method = (&'static str, &'static str);
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<(Labels<2>, Status), Counter>,
-    request_seconds: LatencyFamily<Labels<2>>,
-    calls: Family<Labels<3>, Counter>,
-    call_seconds: LatencyFamily<Labels<2>>,
+    requests: Family<Answered, Counter>,
+    request_seconds: LatencyFamily<Route>,
+    calls: Family<Handled, Counter>,
+    call_seconds: LatencyFamily<Call>,
     pub retries: Counter,
-    pub replicas: Family<Labels<1>, Gauge>,
+    pub replicas: Family<[(&'static str, &'static str); 1], Gauge>,
     pub event_streams: Gauge,
     pub event_streams_refused: Counter,
     pub catalog_following: Gauge,
@@ -78,17 +102,16 @@ impl Metrics {
         status: u16,
         took: Duration,
     ) {
-        let route = [("method", method), ("route", route)];
+        let route = Route { method, route };
         self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());
-        self.requests.get_or_create(&(route, [("status", status)])).inc();
+        self.requests.get_or_create(&Answered { route, status }).inc();
     }
 
     /// One attempt of a call to Recommendations.
     pub fn observe_call(&self, (service, method): Method, code: &'static str, took: Duration) {
-        let labels = [("grpc_service", service), ("grpc_method", method)];
-        self.call_seconds.get_or_create(&labels).observe(took.as_secs_f64());
-        let [service, method] = labels;
-        self.calls.get_or_create(&[service, method, ("grpc_code", code)]).inc();
+        let call = Call { grpc_service: service, grpc_method: method };
+        self.call_seconds.get_or_create(&call).observe(took.as_secs_f64());
+        self.calls.get_or_create(&Handled { call, grpc_code: code }).inc();
     }
 
     pub fn render(&self) -> String {

@@ -12,6 +12,7 @@ use bookshop_common::net::accept;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
@@ -23,11 +24,24 @@ use crate::catalog::Catalog;
 
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Call {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Handled {
+    #[prometheus(flatten)]
+    call: Call,
+    grpc_code: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    calls: Family<(Labels<2>, Labels<1>), Counter>,
-    latency: LatencyFamily<Labels<2>>,
+    calls: Family<Handled, Counter>,
+    latency: LatencyFamily<Call>,
     books: Family<[(&'static str, String); 1], Gauge>,
     generation: Gauge,
     catalog: Family<[(&'static str, String); 1], Gauge>,
@@ -116,9 +130,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
-        let method = [("grpc_service", bookshop_proto::SERVICE_NAME), ("grpc_method", method)];
-        self.latency.get_or_create(&method).observe(elapsed.as_secs_f64());
-        self.calls.get_or_create(&(method, [("grpc_code", bookshop_proto::code_name(code))])).inc();
+        let call = Call { grpc_service: bookshop_proto::SERVICE_NAME, grpc_method: method };
+        self.latency.get_or_create(&call).observe(elapsed.as_secs_f64());
+        self.calls
+            .get_or_create(&Handled { call, grpc_code: bookshop_proto::code_name(code) })
+            .inc();
     }
 
     /// A catalog was put in service: only its series remain, so categories gone leave none behind.
