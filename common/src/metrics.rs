@@ -1,7 +1,10 @@
 //! What both services' Prometheus metrics share: latency buckets, build info, `/metrics` text.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::{family::Family, gauge::Gauge, histogram::Histogram};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::{Metric, Registry};
 
 /// From 0.5 ms to 10 s: answers take well under a millisecond, pages a few, deadlines a second.
@@ -22,6 +25,50 @@ pub fn register<M: Metric + Clone>(
 ) -> M {
     registry.register(name, help, metric.clone());
     metric
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Call {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Handled {
+    #[prometheus(flatten)]
+    call: Call,
+    grpc_code: &'static str,
+}
+
+/// gRPC calls counted and timed by service, method and code, under go-grpc-prometheus's names:
+/// `grpc_server_…` in Recommendations, `grpc_client_…` (each attempt) in the Marketplace.
+#[derive(Debug)]
+pub struct GrpcCalls {
+    handled: Family<Handled, Counter>,
+    seconds: LatencyFamily<Call>,
+}
+
+impl GrpcCalls {
+    pub fn register(registry: &mut Registry, side: &str, help: &str) -> Self {
+        let (handled, seconds) = (Family::default(), latency_family());
+        let name = format!("grpc_{side}_handled");
+        registry.register(name, format!("{help}, by method and status code"), handled.clone());
+        let name = format!("grpc_{side}_handling_seconds");
+        registry.register(name, format!("{help}: time taken, in seconds"), seconds.clone());
+        GrpcCalls { handled, seconds }
+    }
+
+    pub fn observe(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        code: &'static str,
+        took: Duration,
+    ) {
+        let call = Call { grpc_service: service, grpc_method: method };
+        self.seconds.get_or_create(&call).observe(took.as_secs_f64());
+        self.handled.get_or_create(&Handled { call, grpc_code: code }).inc();
+    }
 }
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

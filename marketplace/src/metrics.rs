@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bookshop_common::metrics::{LatencyFamily, latency_family, register, render};
+use bookshop_common::metrics::{GrpcCalls, LatencyFamily, latency_family, register, render};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
@@ -21,19 +21,6 @@ struct Answered {
     status: u16,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Call {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Handled {
-    #[prometheus(flatten)]
-    call: Call,
-    grpc_code: &'static str,
-}
-
 /// A gRPC method as the metrics and spans name it: service and method.
 pub type Method = (&'static str, &'static str);
 
@@ -42,8 +29,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Answered, Counter>,
     request_seconds: LatencyFamily<Route>,
-    calls: Family<Handled, Counter>,
-    call_seconds: LatencyFamily<Call>,
+    calls: GrpcCalls,
     pub retries: Counter,
     pub replicas: Family<[(&'static str, &'static str); 1], Gauge>,
     pub event_streams: Gauge,
@@ -60,10 +46,7 @@ impl Default for Metrics {
         let requests = register(r, "http_requests", help, Family::default());
         let help = "Time to answer an HTTP request, in seconds";
         let request_seconds = register(r, "http_request_duration_seconds", help, latency_family());
-        let help = "Calls to Recommendations (each attempt), by method and status code";
-        let calls = register(r, "grpc_client_handled", help, Family::default());
-        let help = "Time of a call to Recommendations (each attempt), in seconds";
-        let call_seconds = register(r, "grpc_client_handling_seconds", help, latency_family());
+        let calls = GrpcCalls::register(r, "client", "Calls to Recommendations (each attempt)");
         let help = "Calls retried on another replica after the first could not be reached";
         let retries = register(r, "bookshop_recommendations_retries", help, Counter::default());
         let help = "Recommendations replicas known to the balancer, by state (serving or ejected)";
@@ -83,7 +66,6 @@ impl Default for Metrics {
             requests,
             request_seconds,
             calls,
-            call_seconds,
             retries,
             replicas,
             event_streams,
@@ -109,9 +91,7 @@ impl Metrics {
 
     /// One attempt of a call to Recommendations.
     pub fn observe_call(&self, (service, method): Method, code: &'static str, took: Duration) {
-        let call = Call { grpc_service: service, grpc_method: method };
-        self.call_seconds.get_or_create(&call).observe(took.as_secs_f64());
-        self.calls.get_or_create(&Handled { call, grpc_code: code }).inc();
+        self.calls.observe(service, method, code, took);
     }
 
     pub fn render(&self) -> String {

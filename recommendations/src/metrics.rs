@@ -7,12 +7,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bookshop_common::metrics::{CONTENT_TYPE, LatencyFamily, latency_family, register, render};
+use bookshop_common::metrics::{CONTENT_TYPE, GrpcCalls, register, render};
 use bookshop_common::net::accept;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
@@ -24,24 +23,10 @@ use crate::catalog::Catalog;
 
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Call {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Handled {
-    #[prometheus(flatten)]
-    call: Call,
-    grpc_code: &'static str,
-}
-
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    calls: Family<Handled, Counter>,
-    latency: LatencyFamily<Call>,
+    calls: GrpcCalls,
     books: Family<[(&'static str, String); 1], Gauge>,
     generation: Gauge,
     catalog: Family<[(&'static str, String); 1], Gauge>,
@@ -56,85 +41,51 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("recommendations");
+        let r = &mut registry;
+        let calls = GrpcCalls::register(r, "server", "RPCs answered");
+        let help = "Books per category in the catalog in service";
+        let books = register(r, "bookshop_catalog_books", help, Family::default());
+        let help = "Catalogs put in service since start (1 after the first load)";
+        let generation = register(r, "bookshop_catalog_generation", help, Gauge::default());
+        let help = "The catalog in service, by short content hash (always 1)";
+        let catalog = register(r, "bookshop_catalog_info", help, Family::default());
+        let (name, help) = (
+            "bookshop_catalog_last_success_timestamp_seconds",
+            "Unix time of the last successful catalog load",
+        );
+        let last_success = register(r, name, help, Gauge::default());
+        let help = "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)";
+        let reloads = register(r, "bookshop_catalog_reloads", help, Family::default());
+        let help = "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff";
+        let read_errors = register(r, "bookshop_catalog_read_errors", help, Counter::default());
+        let help = "gRPC connections open now";
+        let connections = register(r, "bookshop_grpc_connections", help, Gauge::default());
+        let help =
+            "gRPC connections closed as soon as accepted, because server.max_connections were open";
+        let refused = register(r, "bookshop_grpc_connections_refused", help, Counter::default());
+        let help = "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)";
+        let silent =
+            register(r, "bookshop_grpc_connections_closed_silent", help, Family::default());
         Metrics {
-            calls: register(
-                &mut registry,
-                "grpc_server_handled",
-                "RPCs completed on the server, by method and status code",
-                Family::default(),
-            ),
-            latency: register(
-                &mut registry,
-                "grpc_server_handling_seconds",
-                "Time to answer an RPC, in seconds",
-                latency_family(),
-            ),
-            books: register(
-                &mut registry,
-                "bookshop_catalog_books",
-                "Books per category in the catalog in service",
-                Family::default(),
-            ),
-            generation: register(
-                &mut registry,
-                "bookshop_catalog_generation",
-                "Catalogs put in service since start (1 after the first load)",
-                Gauge::default(),
-            ),
-            catalog: register(
-                &mut registry,
-                "bookshop_catalog_info",
-                "The catalog in service, by short content hash (always 1)",
-                Family::default(),
-            ),
-            last_success: register(
-                &mut registry,
-                "bookshop_catalog_last_success_timestamp_seconds",
-                "Unix time of the last successful catalog load",
-                Gauge::default(),
-            ),
-            reloads: register(
-                &mut registry,
-                "bookshop_catalog_reloads",
-                "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
-                Family::default(),
-            ),
-            read_errors: register(
-                &mut registry,
-                "bookshop_catalog_read_errors",
-                "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff",
-                Counter::default(),
-            ),
-            connections: register(
-                &mut registry,
-                "bookshop_grpc_connections",
-                "gRPC connections open now",
-                Gauge::default(),
-            ),
-            refused: register(
-                &mut registry,
-                "bookshop_grpc_connections_refused",
-                "gRPC connections closed as soon as accepted, because server.max_connections were open",
-                Counter::default(),
-            ),
-            silent: register(
-                &mut registry,
-                "bookshop_grpc_connections_closed_silent",
-                "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)",
-                Family::default(),
-            ),
             registry,
+            calls,
+            books,
+            generation,
+            catalog,
+            last_success,
+            reloads,
+            read_errors,
+            connections,
+            refused,
+            silent,
         }
     }
 }
 
 impl Metrics {
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
-        let call = Call { grpc_service: bookshop_proto::SERVICE_NAME, grpc_method: method };
-        self.latency.get_or_create(&call).observe(elapsed.as_secs_f64());
-        self.calls
-            .get_or_create(&Handled { call, grpc_code: bookshop_proto::code_name(code) })
-            .inc();
+        let code = bookshop_proto::code_name(code);
+        self.calls.observe(bookshop_proto::SERVICE_NAME, method, code, elapsed);
     }
 
     /// A catalog was put in service: only its series remain, so categories gone leave none behind.
