@@ -16,13 +16,9 @@ pub fn latency_family<L: Clone + Eq + std::hash::Hash>() -> LatencyFamily<L> {
     Family::new_with_constructor(|| Histogram::new(BUCKETS))
 }
 
-/// Registers `metric` and returns it: a shared handle, so the registry renders what it counts.
-pub fn register<M: Metric + Clone>(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    metric: M,
-) -> M {
+/// A new metric, registered: the handle returned shares its counts with the registry.
+pub fn register<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
     registry.register(name, help, metric.clone());
     metric
 }

@@ -43,24 +43,24 @@ impl Default for Metrics {
         let mut registry = bookshop_common::metrics::registry("marketplace");
         let r = &mut registry;
         let help = "HTTP requests by method, route and status";
-        let requests = register(r, "http_requests", help, Family::default());
+        let requests = register(r, "http_requests", help);
         let help = "Time to answer an HTTP request, in seconds";
-        let request_seconds = register(r, "http_request_duration_seconds", help, latency_family());
+        let request_seconds = latency_family();
+        r.register("http_request_duration_seconds", help, request_seconds.clone());
         let calls = GrpcCalls::register(r, "client", "Calls to Recommendations (each attempt)");
         let help = "Calls retried on another replica after the first could not be reached";
-        let retries = register(r, "bookshop_recommendations_retries", help, Counter::default());
+        let retries = register(r, "bookshop_recommendations_retries", help);
         let help = "Recommendations replicas known to the balancer, by state (serving or ejected)";
-        let replicas = register(r, "bookshop_recommendations_replicas", help, Family::default());
+        let replicas = register(r, "bookshop_recommendations_replicas", help);
         let help = "Live-catalog event streams (GET /events) open now";
-        let event_streams = register(r, "bookshop_event_streams", help, Gauge::default());
+        let event_streams = register(r, "bookshop_event_streams", help);
         let help = "Event streams refused because server.max_event_streams were open";
-        let event_streams_refused =
-            register(r, "bookshop_event_streams_refused", help, Counter::default());
+        let event_streams_refused = register(r, "bookshop_event_streams_refused", help);
         let help = "1 while the catalog's version stream from Recommendations is open, else 0";
-        let catalog_following = register(r, "bookshop_catalog_following", help, Gauge::default());
+        let catalog_following = register(r, "bookshop_catalog_following", help);
         let help =
             "Catalog changes seen: a new version in service, or the API Recommendations speaks";
-        let catalog_changes = register(r, "bookshop_catalog_changes", help, Counter::default());
+        let catalog_changes = register(r, "bookshop_catalog_changes", help);
         Metrics {
             registry,
             requests,
