@@ -7,20 +7,23 @@
 #                                                bench-tool otlp-sink; default off
 #   bench/callgrind.sh --rust-log FILTER         ours' RUST_LOG: warn, or with traces the services'
 #                                                default info,notify=warn (spans are made at info)
+#   bench/callgrind.sh --symbols                 a build of its own with symbols (in
+#                                                $CARGO_TARGET_DIR/callgrind), for callgrind_annotate
 #
-# Release binaries with symbols (in $CARGO_TARGET_DIR/callgrind), one Tokio worker thread, each
-# server profiled, counters zeroed after a warm-up (300 pages, 2,000 calls). It needs only the
-# binaries, so it can be copied into an older checkout to measure it the same way.
+# The release binaries, one Tokio worker thread, each server profiled, counters zeroed after a
+# warm-up (300 pages, 2,000 calls). It needs only the binaries, so it can be copied into an older
+# checkout to measure it the same way.
 set -euo pipefail
 
-PAGES=3000 CALLS=20000 TRACES=off RUST_LOG_OURS=
+PAGES=3000 CALLS=20000 TRACES=off RUST_LOG_OURS= SYMBOLS=0
 while [ $# -gt 0 ]; do
   case $1 in
     --pages) PAGES=$2; shift ;;
     --calls) CALLS=$2; shift ;;
     --traces) TRACES=$2; shift ;;
     --rust-log) RUST_LOG_OURS=$2; shift ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    --symbols) SYMBOLS=1 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -35,8 +38,12 @@ esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
-export CARGO_TARGET_DIR=$TARGET/callgrind
-BIN=$CARGO_TARGET_DIR/release OUT=$CARGO_TARGET_DIR/profiles
+export CARGO_TARGET_DIR=$TARGET
+SYMBOLS_ENV=()
+if [ "$SYMBOLS" = 1 ]; then
+  CARGO_TARGET_DIR=$TARGET/callgrind SYMBOLS_ENV=(CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only)
+fi
+BIN=$CARGO_TARGET_DIR/release OUT=$TARGET/callgrind/profiles
 die() { echo "callgrind: $*" >&2; exit 1; }
 
 if ! command -v valgrind >/dev/null || ! command -v h2load >/dev/null; then
@@ -44,8 +51,8 @@ if ! command -v valgrind >/dev/null || ! command -v h2load >/dev/null; then
   { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq valgrind nghttp2-client >/dev/null; } \
     || die "cannot install valgrind and h2load"
 fi
-(cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-  cargo build --release --locked -p recommendations -p marketplace -p bookshop-bench) || die "cargo build failed"
+(cd "$ROOT" && env "${SYMBOLS_ENV[@]}" cargo build --release --locked -p recommendations -p marketplace -p bookshop-bench) \
+  || die "cargo build failed"
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$BIN/bench-tool" request-body "$OUT/request.bin"
