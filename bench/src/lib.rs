@@ -93,8 +93,9 @@ pub fn path(name: &str) -> anyhow::Result<PathBuf> {
 /// Appends `row` (tab-separated, its kind first; see [`report`]) to the results, and to stderr.
 pub fn record(row: &str) -> anyhow::Result<()> {
     let path = path("results.tsv")?;
-    let dir = path.parent().unwrap_or(&path);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let file = File::options().create(true).append(true).open(&path);
     let file = file.with_context(|| format!("cannot open {}", path.display()))?;
     writeln!(&file, "{row}").with_context(|| format!("cannot write {}", path.display()))?;
