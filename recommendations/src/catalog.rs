@@ -11,6 +11,8 @@ mod parse;
 pub const MAX_TEXT_CHARS: usize = 500;
 /// Each category is a link in the shop's navigation.
 pub const MAX_CATEGORIES: usize = 50;
+/// Bounds a catalog's memory, as `max_bytes` bounds its text (docs/catalog.md, Limits).
+pub const MAX_BOOKS: usize = 100_000;
 pub use bookshop_proto::MAX_CATEGORY_KEY_CHARS as MAX_KEY_CHARS;
 pub const MAX_NAME_CHARS: usize = 40;
 /// The shop's languages, in the order of [`Category::names`].
@@ -110,8 +112,16 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
     let name = path.display().to_string();
     let io = |source| CatalogError::Io { path: name.clone(), resolved: resolved(path), source };
     let too_large = |size| CatalogError::TooLarge { path: name.clone(), size, limit: max_bytes };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
+    let mut options = std::fs::OpenOptions::new();
+    // Not blocking: the open of a FIFO would wait for a writer, and a stop would wait on it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options.read(true), libc::O_NONBLOCK);
+    let file = options.read(true).open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(CatalogError::NotAFile { path: name });
+    }
+    let size = metadata.len();
     if size > max_bytes {
         return Err(too_large(size));
     }
@@ -174,6 +184,8 @@ pub enum CatalogError {
         "{path}: the catalog is {size} bytes, over the limit of {limit} bytes (catalog.max_bytes); it was not parsed"
     )]
     TooLarge { path: String, size: u64, limit: u64 },
+    #[error("{path}: not a regular file (a FIFO, device or directory); save the catalog as a file")]
+    NotAFile { path: String },
     #[error("{location}: {problem}")]
     Invalid { location: Location, problem: Problem },
 }
@@ -200,6 +212,15 @@ pub enum Problem {
     BadCategoryKey(String),
     #[error("too many categories: the limit is {MAX_CATEGORIES}")]
     TooManyCategories,
+    #[error("too many books: the limit is {MAX_BOOKS}")]
+    TooManyBooks,
+    #[error(
+        "more than {} TOML tokens (keys, values, `=`, brackets) with no `[[category]]` header \
+         between them; write each book as its own `[[category]]` block (the limit bounds the \
+         memory of a reload)",
+        chunks::MAX_PIECE_TOKENS
+    )]
+    TooManyTokens,
     #[error(
         "`[categories]` holds one table per category (`[categories.mystery]` with `en`, `ru` \
          and `order`), found {found}"
@@ -338,6 +359,15 @@ title = "Автостопом по галактике"
             .collect();
         let (at, problem) = problem(&text);
         assert_eq!((at.line, problem), (3 * MAX_CATEGORIES + 1, Problem::TooManyCategories));
+    }
+
+    #[test]
+    fn too_many_books_is_an_error_at_the_first_one_too_many() {
+        let text: String = (1..=MAX_BOOKS + 1)
+            .map(|id| format!("[[mystery]]\nid = {id}\ntitle = \"x\"\n"))
+            .collect();
+        let (at, problem) = problem(&text);
+        assert_eq!((at.line, problem), (3 * MAX_BOOKS + 1, Problem::TooManyBooks));
     }
 
     #[test]

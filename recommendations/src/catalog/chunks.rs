@@ -1,13 +1,19 @@
 //! A large catalog is parsed in pieces, so that the TOML crate's view of it (its tokens, events
 //! and tables, all alive at once) never holds the whole file. [`split`] cuts before `[[key]]`
 //! headers found with the TOML lexer, so a `[[` inside a string or a value array is never one.
+//! The crate's tree takes up to a few hundred bytes a token, so a piece's tokens are bounded
+//! whatever the file's shape (an inline array, a long table): that bounds a reload's memory.
 
 use std::{collections::HashSet, ops::Range};
 
 use toml_parser::{Source, lexer::TokenKind};
 
+use super::Problem;
+
 /// Large enough that the parser's fixed costs do not show, small enough to bound its memory.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_TOKENS: usize = 16 * 1024;
+/// The most tokens between two places a piece can start (docs/catalog.md, Limits).
+pub(super) const MAX_PIECE_TOKENS: usize = 64 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Chunk {
@@ -16,17 +22,22 @@ pub(super) struct Chunk {
     pub(super) appends: HashSet<String>,
 }
 
-/// Cuts `text` into pieces of about [`CHUNK_BYTES`], each but the first at a `[[key]]` header.
-pub(super) fn split(text: &str) -> Vec<Chunk> {
+/// Cuts `text` into pieces of about [`CHUNK_TOKENS`], each but the first at a `[[key]]` header;
+/// refuses, at its offset, the token that makes a piece longer than [`MAX_PIECE_TOKENS`].
+pub(super) fn split(text: &str) -> Result<Vec<Chunk>, (usize, Problem)> {
     let mut chunks = Vec::new();
     let mut current = Chunk { range: 0..text.len(), appends: HashSet::new() };
-    let mut depth = 0usize;
+    let (mut depth, mut count) = (0usize, 0usize);
     let mut line_start = true;
     let mut tokens = Source::new(text).lex().peekable();
     while let Some(token) = tokens.next() {
         let (kind, span) = (token.kind(), token.span());
         if matches!(kind, TokenKind::Whitespace | TokenKind::Comment) {
             continue;
+        }
+        count += usize::from(kind != TokenKind::Newline);
+        if count > MAX_PIECE_TOKENS {
+            return Err((span.start(), Problem::TooManyTokens));
         }
         // A header: `[` first on a line, outside any value.
         let header_may_start = line_start && depth == 0;
@@ -36,9 +47,11 @@ pub(super) fn split(text: &str) -> Vec<Chunk> {
                 let mut header_end = span.end();
                 while let Some(next) = tokens.next_if(|next| next.kind() != TokenKind::Newline) {
                     header_end = next.span().end();
+                    count += 1;
                 }
                 let Some(key) = header_key(&text[span.start()..header_end]) else { continue };
-                if span.start() - current.range.start >= CHUNK_BYTES {
+                if count >= CHUNK_TOKENS {
+                    count = 0;
                     current.range.end = span.start();
                     let next = Chunk { range: span.start()..text.len(), appends: HashSet::new() };
                     chunks.push(std::mem::replace(&mut current, next));
@@ -53,7 +66,7 @@ pub(super) fn split(text: &str) -> Vec<Chunk> {
         }
     }
     chunks.push(current);
-    chunks
+    Ok(chunks)
 }
 
 /// The key of a `[[key]]` line if it is one plain key (not `[[a.b]]`, not quoted).
@@ -66,14 +79,19 @@ fn header_key(line: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn split(text: &str) -> Vec<Chunk> {
+        super::split(text).unwrap()
+    }
 
     fn starts(text: &str) -> Vec<usize> {
         split(text).iter().map(|c| c.range.start).collect()
     }
 
     fn book(id: usize) -> String {
-        format!("[[mystery]]\nid = {id}\ntitle = \"{}\"\n\n", "x".repeat(1000))
+        format!("[[mystery]]\nid = {id}\ntitle = \"{}\"\n\n", "x".repeat(10))
     }
 
     #[test]
@@ -87,7 +105,7 @@ mod tests {
 
     #[test]
     fn a_large_catalog_is_cut_before_headers_and_nowhere_else() {
-        let text: String = (1..=1000).map(book).collect();
+        let text: String = (1..=10_000).map(book).collect();
         let chunks = split(&text);
         assert!(chunks.len() > 3, "{} pieces", chunks.len());
         for pair in chunks.windows(2) {
@@ -99,12 +117,26 @@ mod tests {
 
     #[test]
     fn brackets_inside_strings_and_values_are_not_headers() {
-        let filler = "x".repeat(CHUNK_BYTES);
+        let filler = "x = 1\n".repeat(CHUNK_TOKENS / 3 + 1);
         let text = format!(
-            "a = \"\"\"\n{filler}\n[[mystery]]\n\"\"\"\nb = [\n[[1]],\n]\n[[mystery]]\nid = 1\n"
+            "{filler}a = \"\"\"\n[[mystery]]\n\"\"\"\nb = [\n[[1]],\n]\n[[mystery]]\nid = 1\n"
         );
         let cuts = starts(&text);
         assert_eq!(cuts, [0, text.rfind("[[mystery]]").expect("a header")]);
+    }
+
+    #[test]
+    fn a_piece_that_cannot_be_cut_is_refused_where_it_grows_too_long() {
+        // Valid TOML, any shape: an inline array of books, a long table, dotted keys.
+        let inline = format!("mystery = [\n{}]\n", "{ id = 1, title = \"x\" },\n".repeat(7000));
+        let table = format!("[categories]\n{}", "c.en = \"x\"\n".repeat(14_000));
+        for text in [inline, table] {
+            let (offset, problem) = super::split(&text).unwrap_err();
+            assert_eq!(problem, Problem::TooManyTokens);
+            assert!(offset > text.len() / 2 && offset < text.len(), "{offset}");
+        }
+        let blank_lines = format!("{}[[mystery]]\nid = 1\n", "\n".repeat(MAX_PIECE_TOKENS * 2));
+        assert_eq!(split(&blank_lines).len(), 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use toml::{
 };
 
 use super::{
-    Book, CatalogError, Category, LANGUAGES, Location, MAX_CATEGORIES, MAX_NAME_CHARS,
+    Book, CatalogError, Category, LANGUAGES, Location, MAX_BOOKS, MAX_CATEGORIES, MAX_NAME_CHARS,
     MAX_TEXT_CHARS, Problem, chunks,
 };
 
@@ -40,7 +40,8 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
     let mut first_seen: HashMap<i32, usize> = HashMap::new();
     // Which piece defined each top-level key, and whether by `[[key]]` headers.
     let mut defined: HashMap<String, (usize, bool)> = HashMap::new();
-    for (index, chunk) in chunks::split(text).iter().enumerate() {
+    let pieces = chunks::split(text).map_err(|(offset, problem)| invalid(offset, problem))?;
+    for (index, chunk) in pieces.iter().enumerate() {
         let start = chunk.range.start;
         let error = |span: Range<usize>, problem| invalid(start + span.start, problem);
         let fault = |(span, problem): Fault| error(span, problem);
@@ -93,6 +94,9 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
                 let found = entry.get_ref().type_str();
                 return Err(error(entry.span(), Problem::NotAnArrayOfTables { category, found }));
             };
+            if first_seen.len() == MAX_BOOKS {
+                return Err(error(entry.span(), Problem::TooManyBooks));
+            }
             let (book, id_span) = parse_book(fields, entry.span()).map_err(fault)?;
             if let Some(first) = first_seen.insert(book.id, start + id_span.start) {
                 return Err(error(id_span, Problem::DuplicateId { id: book.id, first: at(first) }));

@@ -21,6 +21,27 @@ async fn an_in_place_write_is_served_without_a_restart() {
     app.edit_catalog(write_in_place, &["New"]).await;
 }
 
+/// Puts a FIFO (a named pipe, no writer) at `path`, as `mkfifo x && mv x catalog.toml` does.
+pub fn fifo_over(path: &Path) {
+    let fifo = path.with_extension("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo: {made}");
+    std::fs::rename(&fifo, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_fifo_at_the_catalog_path_is_refused_and_the_next_good_save_is_served() {
+    let app = spawn_app(&catalog_with(&["Old"])).await;
+    let failures = "bookshop_catalog_reloads_total{result=\"failure\"}";
+    fifo_over(&app.catalog);
+    let refused = eventually(SOON, async || app.metric(failures).await == 1.0).await;
+    assert!(refused, "the FIFO was not refused: {}", app.metrics().await);
+    app.assert_keeps_serving(&["Old"], Duration::from_millis(200), "the last good catalog stays")
+        .await;
+    // Opening a FIFO without a writer would block: the reload must not be stuck in it.
+    app.edit_catalog(save_by_rename, &["After the FIFO"]).await;
+}
+
 #[tokio::test]
 async fn a_save_by_rename_is_served_and_later_edits_too() {
     let app = spawn_app(&catalog_with(&["Old"])).await;

@@ -42,6 +42,16 @@ async fn a_stop_signal_the_moment_it_listens_is_a_graceful_stop() {
 }
 
 #[tokio::test]
+async fn a_fifo_at_the_catalog_path_is_refused_at_start_and_never_holds_up_the_exit() {
+    // Its open would wait for a writer: a blocked load thread would keep the process alive.
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    crate::reload::fifo_over(&catalog);
+    let service = start_with(catalog.to_str().unwrap(), &[]);
+    assert_eq!(service.exited(SOON).await.code(), Some(1));
+}
+
+#[tokio::test]
 async fn on_one_thread_it_serves_and_exports_its_last_spans_when_stopped() {
     let (collector, received) = otlp_http_receiver().await;
     let endpoint = format!("http://{collector}");
