@@ -1,6 +1,6 @@
 //! `host:port` values, and binding a listener with an error naming the setting behind its port.
 
-use std::{fmt, net::Ipv6Addr, str::FromStr};
+use std::{fmt, net::Ipv6Addr, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::net::{TcpListener, TcpStream};
@@ -91,6 +91,13 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Room for a burst of new connections (the kernel caps it at `net.core.somaxconn`): past the
+/// usual 128, a new connection waits for its client's SYN retry, a second or more.
+const BACKLOG: i32 = 4096;
+/// A peer gone without a FIN holds its connection until data sent to it is unacknowledged this
+/// long (else the kernel's ~15 minutes); an event stream's heartbeat is such data.
+pub const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(20);
+
 /// Binds `host:port` (port 0 picks a free one); the error names `setting` and its variable.
 pub async fn bind(
     host: &str,
@@ -100,7 +107,14 @@ pub async fn bind(
 ) -> Result<TcpListener, BindError> {
     let address = join_host_port(host, port);
     let variable = env_variable(prefix, setting);
-    let listener = TcpListener::bind(&address).await;
+    let listener = TcpListener::bind(&address).await.and_then(|listener| {
+        // listen(2) again sizes the queue; accepted connections inherit the timeout.
+        let socket = socket2::SockRef::from(&listener);
+        socket.listen(BACKLOG)?;
+        #[cfg(target_os = "linux")]
+        socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))?;
+        Ok(listener)
+    });
     listener.map_err(|source| BindError { address, setting, variable, source })
 }
 
@@ -147,6 +161,25 @@ mod tests {
     fn ipv6_hosts_are_bracketed_when_joined_with_a_port() {
         assert_eq!(join_host_port("::", 50051), "[::]:50051");
         assert_eq!(join_host_port("0.0.0.0", 5001), "0.0.0.0:5001");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connections_is_queued_at_once_and_a_silent_peer_times_out() {
+        let listener = bind("127.0.0.1", 0, "TEST", "server.port").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        // Nothing accepts them: past the queue's size a connection would wait for a SYN retry.
+        let mut burst = Vec::new();
+        for n in 0..600 {
+            let connect =
+                tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr));
+            burst.push(connect.await.unwrap_or_else(|_| panic!("connection {n} waited")));
+        }
+        let (accepted, _) = listener.accept().await.expect("accept");
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket2::SockRef::from(&accepted).tcp_user_timeout().expect("the option"),
+            Some(UNACKNOWLEDGED_LIMIT)
+        );
     }
 
     #[tokio::test]

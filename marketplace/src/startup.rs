@@ -60,7 +60,10 @@ impl Application {
             retry_after_secs: settings.recommendations.retry_after_secs,
             secure_cookies: settings.server.secure_cookies,
             trusted_proxies: settings.server.trusted_proxies.clone(),
-            event_streams: EventStreams::new(settings.server.max_event_streams),
+            event_streams: EventStreams::new(
+                settings.server.max_event_streams,
+                settings.server.idle_timeout,
+            ),
             stopping: Default::default(),
         });
         Ok(Application { acceptor, local_addr, state, settings })

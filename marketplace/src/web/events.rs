@@ -13,19 +13,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{categories::LiveCategories, web::error::AppResult, web::state};
 
-/// A comment this often keeps proxies from closing a quiet stream.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// A comment at least this often keeps proxies from closing a quiet stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// The open streams, each holding a permit, and their limit.
+/// The open streams, each holding a permit, their limit and heartbeat.
 #[derive(Debug)]
 pub struct EventStreams {
     limit: usize,
     permits: Arc<Semaphore>,
+    heartbeat: Duration,
 }
 
 impl EventStreams {
-    pub fn new(limit: usize) -> EventStreams {
-        EventStreams { limit, permits: Arc::new(Semaphore::new(limit)) }
+    /// The heartbeat also comes well within `idle_timeout`, after which the server closes a
+    /// quiet connection.
+    pub fn new(limit: usize, idle_timeout: Duration) -> EventStreams {
+        let heartbeat = HEARTBEAT.min(idle_timeout / 2);
+        EventStreams { limit, permits: Arc::new(Semaphore::new(limit)), heartbeat }
     }
 
     pub fn open(&self) -> usize {

@@ -199,6 +199,17 @@ async fn a_home_category_the_catalog_lacks_falls_back_to_its_first_shelf() {
 }
 
 #[tokio::test]
+async fn a_quiet_stream_outlives_a_short_idle_timeout() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let idle = Duration::from_secs(2);
+    let (_replicas, marketplace) = stack(&catalog, 1, |s| s.server.idle_timeout = idle).await;
+    let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
+    next_version(&mut stream).await;
+    // Its heartbeat comes within the idle timeout, which would otherwise close it.
+    assert!(!stream.ended(idle * 3).await, "the quiet stream was closed");
+}
+
+#[tokio::test]
 async fn the_page_carries_its_catalog_version_for_the_live_script() {
     let (_dir, catalog) = catalog_dir(&["Clue"]);
     let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
