@@ -175,7 +175,8 @@ impl catalog_server::Catalog for RecommendationService {
     ) -> Result<Response<api::RecommendResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let api::RecommendRequest { user_id, category, max_results } = message;
-        let call = Call { method: "Catalog/Recommend", category: &category, user_id, max_results };
+        let logged = clipped(&category);
+        let call = Call { method: "Catalog/Recommend", category: &logged, user_id, max_results };
         self.observe(&metadata, call, || {
             let (books, catalog) = self.recommend(user_id, Some(&category), max_results)?;
             let books: Vec<_> = books.into_iter().map(api::Book::from).collect();
@@ -231,6 +232,14 @@ fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
 }
 
 /// A metadata value that may be logged as it is (anything else is left out of the log).
+/// A category key as logged: one longer than any valid key is cut, saying how long it was.
+fn clipped(key: &str) -> std::borrow::Cow<'_, str> {
+    match key.char_indices().nth(bookshop_proto::MAX_CATEGORY_KEY_CHARS) {
+        Some((end, _)) => format!("{}… (cut, {} bytes)", &key[..end], key.len()).into(),
+        None => key.into(),
+    }
+}
+
 fn loggable<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
     let value = metadata.get(key)?.to_str().ok()?;
     bookshop_common::loggable_id(value.as_bytes()).then_some(value)
@@ -316,6 +325,18 @@ mod tests {
         assert!(!answered.contains(ACCESS_LOG_TARGET), "{answered}");
         let failed = log_of(request(7), tracing::Level::INFO).await;
         assert!(failed.contains("INFO") && failed.contains("code=\"NOT_FOUND\""), "{failed}");
+    }
+
+    #[tokio::test]
+    async fn a_long_category_key_is_logged_cut() {
+        let log = bookshop_testing::CapturedLines::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let ask = api::RecommendRequest { category: "k".repeat(16_384), ..Default::default() };
+        let _ = catalog_server::Catalog::recommend(&service(3), Request::new(ask)).await;
+        let text = log.text();
+        assert!(text.contains("… (cut, 16384 bytes)") && text.len() < 1000, "{text}");
     }
 
     #[test]

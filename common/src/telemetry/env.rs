@@ -81,6 +81,18 @@ pub(super) fn exporter(
     if host_and_path.is_empty() || host_and_path.starts_with('/') {
         return Err(invalid(name, url, "an http:// URL with a host"));
     }
+    let authority = host_and_path.split(['/', '?', '#']).next().unwrap_or_default();
+    if let Some((credentials, _)) = authority.rsplit_once('@') {
+        // Shown without them: the error is logged.
+        let expected = "an http:// URL without credentials, which are not sent \
+                        (OTEL_EXPORTER_OTLP_HEADERS=authorization=… sends them)";
+        return Err(invalid(name, &url.replacen(credentials, "…", 1), expected));
+    }
+    if authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'))
+        && authority.parse::<crate::net::HostPort>().is_err()
+    {
+        return Err(invalid(name, url, "an http:// URL with a host and a port from 1 to 65535"));
+    }
     // The signal's own endpoint is used as it is; to the general one HTTP adds the signal's path.
     let url = url.trim_end_matches('/');
     let general_http = name == "OTEL_EXPORTER_OTLP_ENDPOINT" && protocol == Protocol::HttpProtobuf;
@@ -110,11 +122,14 @@ pub(super) fn exporter(
     // Checked only: the exporter reads the timeout from the process itself.
     millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;
     let schedule_delay = millis(&["OTEL_BSP_SCHEDULE_DELAY"])?;
+    // The queue is allocated whole at start.
     let max_queue_size = match var("OTEL_BSP_MAX_QUEUE_SIZE") {
         None => 2048,
         Some(value) => match value.trim().parse() {
-            Ok(size) if size > 0 => size,
-            _ => return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a whole number above 0")),
+            Ok(size @ 1..=65_536) => size,
+            _ => {
+                return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a number from 1 to 65536"));
+            }
         },
     };
     Ok(Some(Exporter { endpoint, protocol, max_queue_size, schedule_delay }))
@@ -173,6 +188,8 @@ mod tests {
             ("OTEL_SDK_DISABLED", "yes"),
             ("OTEL_TRACES_EXPORTER", "zipkin"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1000000"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1e12"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
         ] {
@@ -183,9 +200,23 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c:4318"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http:///v1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:99999"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1]:0/v1"),
         ] {
             let message = exporter_of(&[(variable, value)]).unwrap_err().to_string();
             assert!(message.contains(&format!("{variable}={value:?}")), "{message}");
         }
+        for good in ["http://[::1]/v1", "http://[::1]:4318", "http://c:4318/a:b", "http://c?x=@"] {
+            let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", good);
+            assert!(exporter_of(&[endpoint]).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_refused_and_never_shown() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:secret@c:4317/v1");
+        let message = exporter_of(&[endpoint]).unwrap_err().to_string();
+        assert!(!message.contains("secret") && !message.contains("user"), "{message}");
+        assert!(message.contains("http://…@c:4317/v1"), "{message}");
     }
 }
