@@ -3,7 +3,7 @@
 // page then asks /api/recommendations and /api/categories and re-renders its books, heading and
 // navigation in place, with the markup the server renders. Without JavaScript the page works as
 // it is. Error pages that a new catalog may mend (an unknown category, Recommendations
-// unavailable) reload instead.
+// unavailable) reload instead, once per version.
 "use strict";
 
 (() => {
@@ -18,6 +18,9 @@
   // less often, for about 75 s.
   const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000];
   const NOTICE_MS = 5000;
+  // The reloads this tab made, and for how long each counts.
+  const RELOADS_KEY = "bookshop-reloads";
+  const RELOADS_MS = 10 * 60 * 1000;
 
   // The catalog version the page shows, or is being updated to.
   let wanted = document.body.dataset.version || "";
@@ -36,7 +39,7 @@
       return;
     }
     if (!shelf) {
-      location.reload();
+      reload(version);
       return;
     }
     wanted = version;
@@ -60,7 +63,7 @@
         fetch("/api/categories?lang=" + lang),
       ]);
       if (booksAnswer.status === 400) {
-        location.reload(); // the category is gone: the server's page says so
+        reload(version); // the category is gone: the server's page says so
         return;
       }
       const noBooks = booksAnswer.status === 404;
@@ -82,12 +85,33 @@
     }
     const current = categories.categories.find((c) => c.key === shelf.dataset.category);
     if (!current) {
-      location.reload();
+      reload(version);
       return;
     }
     renderBooks(books.recommendations);
     renderNames(categories.categories, current);
     announce();
+  }
+
+  // Once per version at most, later each time: the page may come from a Marketplace that follows
+  // another version than the one its stream comes from (two Marketplaces behind one balancer
+  // while a ConfigMap reaches their pods apart), and the reloaded page would be the same.
+  function reload(version) {
+    const now = Date.now();
+    let done;
+    try {
+      done = JSON.parse(sessionStorage.getItem(RELOADS_KEY) || "[]");
+    } catch {
+      return; // without storage, no way to know: no reload
+    }
+    done = done.filter((reloaded) => now - reloaded.at < RELOADS_MS);
+    if (done.some((reloaded) => reloaded.version === version)) {
+      return;
+    }
+    const delay = Math.min(250 * 2 ** done.length, 30000);
+    done.push({ version, at: now });
+    sessionStorage.setItem(RELOADS_KEY, JSON.stringify(done));
+    setTimeout(() => location.reload(), delay);
   }
 
   function retry(version, attempt) {

@@ -53,7 +53,7 @@ pub async fn events(req: &Request, depot: &Depot, res: &mut Response) -> AppResu
     let changes = changes(state.categories.clone(), seen.to_owned(), open, state.stopping.clone());
     // Tells proxies such as nginx not to buffer the stream.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
-    SseKeepAlive::new(changes).max_interval(HEARTBEAT).stream(res);
+    SseKeepAlive::new(changes).max_interval(state.event_streams.heartbeat).stream(res);
     Ok(())
 }
 

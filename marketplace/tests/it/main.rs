@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)]
 
+mod browser;
 mod catalog_live;
 mod hostile;
 mod live;

@@ -1,0 +1,77 @@
+//! The live script in headless Chromium (Debian's `chromium`, over the DevTools protocol). Where
+//! it is not installed these tests say so and pass, unless `BOOKSHOP_REQUIRE_BROWSER=1` (CI).
+
+use std::time::Duration;
+
+use chromiumoxide::{
+    Browser, BrowserConfig,
+    cdp::browser_protocol::{fetch, page::EventLoadEventFired},
+};
+use futures_util::StreamExt as _;
+use tokio::task::JoinHandle;
+
+use crate::support::{MarketplaceProcess, reserved_port, settings_for};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// `retry: 100\nevent: catalog\ndata: {"version":"00000000000000ff"}\n\n`, in base64 as the
+/// protocol carries bodies: a stream that ends at once, so that the page comes back for more.
+const STREAM_BASE64: &str =
+    "cmV0cnk6IDEwMApldmVudDogY2F0YWxvZwpkYXRhOiB7InZlcnNpb24iOiIwMDAwMDAwMDAwMDAwMGZmIn0KCg==";
+
+/// A headless browser and what keeps it going, or `None` where there is none to run.
+async fn browser() -> Option<(Browser, tempfile::TempDir, JoinHandle<()>)> {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        let required = std::env::var("BOOKSHOP_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(!required, "BOOKSHOP_REQUIRE_BROWSER=1 but {CHROMIUM} is not installed");
+        println!("skipped: {CHROMIUM} is not installed (apt install chromium)");
+        return None;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    // The sandbox cannot run as root (CI, containers); the page is our own, on loopback.
+    let config = BrowserConfig::builder().chrome_executable(CHROMIUM).new_headless_mode();
+    let config = config.no_sandbox().user_data_dir(profile.path()).build().unwrap();
+    let (browser, mut handler) = Browser::launch(config).await.unwrap();
+    let driver = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    Some((browser, profile, driver))
+}
+
+#[tokio::test]
+async fn an_error_page_reloads_at_most_once_for_a_version_its_marketplace_does_not_follow() {
+    let Some((browser, _profile, driver)) = browser().await else { return };
+    // Nothing answers at this port: the Marketplace serves its 503 page, marked to reload.
+    let (_reserved, port) = reserved_port();
+    let marketplace = MarketplaceProcess::start(settings_for(port, 300)).await;
+    let page = browser.new_page("about:blank").await.unwrap();
+    // Its event stream comes from another Marketplace, which follows another catalog version,
+    // as two Marketplaces behind one balancer do while a ConfigMap reaches their pods apart.
+    let events = fetch::RequestPattern::builder().url_pattern("*/events*").build();
+    page.execute(fetch::EnableParams::builder().pattern(events).build()).await.unwrap();
+    let mut paused = page.event_listener::<fetch::EventRequestPaused>().await.unwrap();
+    let other = page.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(request) = paused.next().await {
+            let header = fetch::HeaderEntry::new("content-type", "text/event-stream");
+            let answer = fetch::FulfillRequestParams::builder()
+                .request_id(request.request_id.clone())
+                .response_code(200)
+                .response_header(header)
+                .body(chromiumoxide::Binary::from(STREAM_BASE64.to_owned()))
+                .build()
+                .unwrap();
+            let _ = other.execute(answer).await;
+        }
+    });
+    let mut loads = page.event_listener::<EventLoadEventFired>().await.unwrap();
+    page.goto(marketplace.url("/")).await.unwrap();
+    let mut count = 0;
+    let watched = tokio::time::timeout(Duration::from_secs(6), async {
+        while loads.next().await.is_some() {
+            count += 1;
+        }
+    });
+    let _ = watched.await;
+    assert!((1..=2).contains(&count), "the page loaded {count} times in 6 s");
+    answering.abort();
+    drop(browser);
+    driver.abort();
+}
