@@ -32,9 +32,11 @@ pub fn text(books: u32, version: u64) -> String {
     out
 }
 
-/// A valid catalog of exactly `bytes` bytes: as many books as fit, then a comment line.
+/// A valid catalog of exactly `bytes` bytes: as many books as fit (at most the 100,000 a catalog
+/// may hold), then a comment line.
 pub fn text_of_size(bytes: usize, version: u64) -> String {
     let (mut fits, mut too_many) = (1, u32::try_from(bytes / 60 + 1).unwrap_or(u32::MAX));
+    too_many = too_many.min(100_001);
     while too_many - fits > 1 {
         let middle = fits + (too_many - fits) / 2;
         match text(middle, version).len() <= bytes {
@@ -48,6 +50,35 @@ pub fn text_of_size(bytes: usize, version: u64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Files of at most `bytes` in the shapes that cost the TOML crate most memory: the valid one
+/// of [`text_of_size`], then ones the service must reject (too many books, too long without a
+/// `[[key]]` header).
+pub fn shapes(bytes: usize) -> Vec<(&'static str, String)> {
+    let fill = |head: &str, unit: &dyn Fn(usize) -> String, tail: &str| {
+        let mut out = head.to_owned();
+        for n in 1.. {
+            let unit = unit(n);
+            if out.len() + unit.len() + tail.len() > bytes {
+                return out + tail;
+            }
+            out.push_str(&unit);
+        }
+        out
+    };
+    let book = "[[mystery]]\nid = 1\ntitle = \"x\"\n";
+    vec![
+        ("[[mystery]] blocks", text_of_size(bytes, 0)),
+        ("short books", fill("", &|n| format!("[[a]]\nid={n}\ntitle=\"x\"\n"), "")),
+        ("inline array", fill("mystery = [\n", &|n| format!("{{id={n},title=\"x\"}},\n"), "]\n")),
+        ("unknown keys", fill(book, &|n| format!("k{n}=1\n"), "")),
+        (
+            "[categories] table",
+            fill(&format!("{book}[categories]\n"), &|n| format!("c{n}.en=\"x\"\n"), ""),
+        ),
+        ("[[mystery.sub]] tables", fill(book, &|_| "[[mystery.sub]]\n".to_owned(), "")),
+    ]
 }
 
 /// Appends book `id` of `category`.

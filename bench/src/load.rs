@@ -181,6 +181,12 @@ impl Server {
         Server { name, pid }
     }
 
+    /// The bytes it has read so far, from files and sockets (`rchar` of `/proc/PID/io`).
+    pub fn read_bytes(&self) -> anyhow::Result<u64> {
+        let io = fs::read_to_string(format!("/proc/{}/io", self.pid))?;
+        crate::after(&io, "rchar:").and_then(|v| v.trim().parse().ok()).context("no rchar")
+    }
+
     /// A field of its `/proc/PID/status` in MB (`VmRSS`, `VmHWM`).
     pub fn mb(&self, field: &str) -> anyhow::Result<f64> {
         let kb = status(self.pid, field).with_context(|| format!("{} has exited", self.name))?;

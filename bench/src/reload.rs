@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::bail;
+use anyhow::{bail, ensure};
 use bookshop_proto::{BookCategory, RecommendationResponse};
 
 use crate::{Client, catalog, load::Server};
@@ -252,5 +252,24 @@ pub async fn memory(args: Memory) -> anyhow::Result<()> {
     let text = format!("8. Peak RSS of a reload ≤ 8× the file ({file:.1} MB): {factor:.1}×");
     crate::target(&text, factor <= 8.0)?;
     let text = format!("8. RSS 5 s after the large catalog ≤ 20 MB more: {above:+.1} MB");
-    crate::target(&text, above <= 20.0)
+    crate::target(&text, above <= 20.0)?;
+    // Each shape, then the small catalog after it: the shape was loaded or rejected by then.
+    for (version, (shape, text)) in (6..).zip(catalog::shapes(args.bytes)) {
+        crate::load::reset_peak(std::slice::from_ref(server));
+        let (read, started) = (server.read_bytes()?, Instant::now());
+        catalog::write(&args.catalog, &text, true)?;
+        while server.read_bytes()? < read + text.len() as u64 {
+            ensure!(started.elapsed() < Duration::from_secs(60), "{shape}: not read in 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        catalog::write(&args.catalog, &catalog::text(9, version), true)?;
+        ensure!(served(&mut client, version, 10, 60_000).await, "not served after {shape}");
+        let (file, peak) = (text.len() as f64 / 1_048_576.0, server.mb("VmHWM")?);
+        crate::record(&format!(
+            "reload_shape\t{shape}\t{file:.1}\t{peak:.1}\t{:.1}×",
+            peak / file
+        ))?;
+        crate::target(&format!("8. {shape}: peak RSS ≤ 8× the file"), peak / file <= 8.0)?;
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ reload_load\t### 5. Reload under load\t| seconds | reloads | of them invalid | r
 scale\t### 6. Catalog scale\t| books | file MB | start → healthy ms | reload ms | peak RSS MB | `Recommend` req/s | p99 ms | p99 vs 9 books | CPU µs/req | CPU vs 9 books |\t|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 footprint\t### 7. Footprint\t| process | binary MB | start → healthy p50 ms | max ms | SIGTERM → exit max ms | idle RSS MB | idle RSS after the load runs MB |\t|---|---:|---:|---:|---:|---:|---:|
 reload_memory\t### 8. Reload memory (RSS around reloads of a large catalog)\t| catalog MB | RSS before MB | peak MB | peak ÷ file | RSS after MB | after − before MB | large → large peak MB | large → large ÷ file |\t|---:|---:|---:|---:|---:|---:|---:|---:|
+reload_shape\t#### Reload memory by the file's shape (each replacing the small catalog)\t| shape | file MB | peak MB | peak ÷ file |\t|---|---:|---:|---:|
 live\t### 9. Live catalog\t| shelf | edits | save → screen p50 ms | p99 ms | max ms | not seen | target |\t|---|---:|---:|---:|---:|---:|---|
 streams\t#### Idle `/events` streams\t| idle streams | home page req/s without | with | with ÷ without | Marketplace RSS without MB | with MB | kB per stream |\t|---:|---:|---:|---:|---:|---:|---:|";
 
