@@ -65,12 +65,7 @@ async fn healthcheck_exits_0_for_a_serving_server_and_1_otherwise() {
 
 #[tokio::test]
 async fn healthcheck_exits_1_while_the_catalog_is_still_loading() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("catalog.toml");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let app =
-        start(dir, fifo.clone(), |s| s.catalog.watch = recommendations::watch::WatchMode::Off)
-            .await;
+    let app = loading_app().await;
     let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
     assert!(answered);
     let addr = app.addr.to_string();
@@ -78,9 +73,6 @@ async fn healthcheck_exits_1_while_the_catalog_is_still_loading() {
         tokio::task::spawn_blocking(move || run(&["healthcheck", "--addr", &addr])).await.unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("NOT_SERVING"));
-    // Unblock the loader so the server can stop cleanly.
-    let text = catalog_with(&["A"]);
-    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap()).await.unwrap();
     app.wait_until_serving().await;
 }
 

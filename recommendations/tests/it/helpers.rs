@@ -124,6 +124,18 @@ pub async fn start(
     }
 }
 
+/// A server still loading its catalog when this returns: the most books a catalog may hold, with
+/// long titles, take a debug build seconds to load (with watching off).
+pub async fn loading_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.toml");
+    let title = "A long title, so that the catalog takes a while to load ".repeat(2);
+    let books = recommendations::catalog::MAX_BOOKS;
+    let book = |id| format!("[[mystery]]\nid = {id}\ntitle = \"{title}{id}\"\n");
+    std::fs::write(&path, (1..=books).map(book).collect::<String>()).unwrap();
+    start(dir, path, |s| s.catalog.watch = recommendations::watch::WatchMode::Off).await
+}
+
 /// A client connected to the server at `addr`.
 pub async fn connect(addr: SocketAddr) -> RecommendationsClient<Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -221,10 +233,10 @@ impl TestApp {
         Ok(response.into_inner().status())
     }
 
+    /// Waits for the catalog to load, which [`loading_app`]'s takes seconds to.
     pub async fn wait_until_serving(&self) {
-        let done =
-            eventually(SOON, async || matches!(self.health("").await, Ok(ServingStatus::Serving)))
-                .await;
+        let serving = async || matches!(self.health("").await, Ok(ServingStatus::Serving));
+        let done = eventually(Duration::from_secs(30), serving).await;
         assert!(done, "the service did not become SERVING");
     }
 

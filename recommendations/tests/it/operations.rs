@@ -10,16 +10,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn health_is_not_serving_until_the_catalog_is_loaded_then_serving() {
-    // A FIFO as the catalog: reading it blocks until the test writes, so the test can look at
-    // the health service while the catalog is still loading.
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("catalog.toml");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    let app =
-        start(dir, fifo.clone(), |s| s.catalog.watch = recommendations::watch::WatchMode::Off)
-            .await;
-
+    let app = loading_app().await;
     let answered = eventually(SOON, async || app.health("").await.is_ok()).await;
     assert!(answered, "the health service did not answer while loading");
     assert_eq!(app.health("").await.unwrap(), ServingStatus::NotServing);
@@ -27,11 +18,9 @@ async fn health_is_not_serving_until_the_catalog_is_loaded_then_serving() {
     let status = app.titles(MYSTERY, 3).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
 
-    let text = catalog_with(&["Loaded"]);
-    tokio::task::spawn_blocking(move || std::fs::write(fifo, text).unwrap()).await.unwrap();
     app.wait_until_serving().await;
     assert_eq!(app.health("Recommendations").await.unwrap(), ServingStatus::Serving);
-    assert_eq!(app.mystery_titles().await, ["Loaded"]);
+    assert_eq!(app.titles(MYSTERY, 3).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
