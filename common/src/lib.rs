@@ -1,11 +1,7 @@
-//! What both Bookshop services share, so each `main.rs` stays thin and both behave alike.
-//!
-//! # Layout
-//! - [`serve`]: the [`serve::App`] trait and the serve path, stopped by [`shutdown`].
-//! - [`settings`]: layered configuration whose errors name the key, the value and the layer.
-//! - [`net`]: `host:port` values and binding; [`tls`]: the PEM files a setting names.
-//! - [`logging`], [`metrics`], [`telemetry`]: logs to stderr, Prometheus text, traces over OTLP.
-//! - here: which request ids a caller may hand us, a hash that is the same on every machine.
+//! What both Bookshop services share, so each `main.rs` stays thin and both behave alike:
+//! [`serve`] (the [`serve::App`] trait, stopped by [`shutdown`]), [`settings`] (errors name the
+//! key, the value and the layer), [`net`], [`tls`], [`logging`], [`metrics`], [`telemetry`]; and
+//! here, which request ids a caller may hand us, a hash that is the same on every machine.
 
 pub mod logging;
 pub mod metrics;

@@ -118,8 +118,7 @@ pub async fn bind(
     listener.map_err(|source| BindError { address, setting, variable, source })
 }
 
-/// The next connection of `listener` (`name`s it in the log). A failed accept is tried again
-/// after a pause: out of file descriptors, it would fail again at once, and spin.
+/// The next connection (`name` is for the log); a failed accept pauses: out of fds it would spin.
 pub async fn accept(listener: &TcpListener, name: &str) -> TcpStream {
     loop {
         match listener.accept().await {

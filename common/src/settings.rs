@@ -1,7 +1,6 @@
 //! Layered configuration, later wins: the type's `Default`, an optional TOML file, aliases, then
-//! `PREFIX__SECTION__KEY` variables and flags. Only variables with the prefix and `__` count, so a
-//! Kubernetes `RECOMMENDATIONS_PORT=tcp://…` never does. Every error names the key, the value and
-//! the layer that set it; an unknown key is an error too.
+//! `PREFIX__SECTION__KEY` variables and flags (never a Kubernetes `RECOMMENDATIONS_PORT=tcp://…`).
+//! Every error, an unknown key included, names the key, the value and the layer that set it.
 
 use std::{collections::HashMap, marker::PhantomData, path::PathBuf, time::Duration};
 
@@ -57,8 +56,7 @@ pub struct Args {
 }
 
 impl Args {
-    /// This process's sources: the environment, the file `--config` (else a non-empty
-    /// `<prefix>_CONFIG`) names, `--port` and the service's own `flags`.
+    /// The env, the file `--config` (else a non-empty `<prefix>_CONFIG`) names, `--port`, `flags`.
     pub fn sources(self, prefix: &str, flags: &[(&str, Option<String>)]) -> Sources {
         let env: HashMap<String, String> = std::env::vars().collect();
         let named = env.get(&format!("{prefix}_CONFIG")).filter(|file| !file.trim().is_empty());

@@ -17,9 +17,8 @@ use tracing_subscriber::{Layer, Registry, filter::Targets};
 
 pub use env::TelemetryError;
 pub use export::register_metrics;
-pub use propagation::{
-    TRACEPARENT, TRACESTATE, continue_from, inject, is_traceparent, record_ids, rename,
-};
+pub use propagation::{TRACEPARENT, TRACESTATE, continue_from, inject, is_traceparent};
+pub use propagation::{record_ids, rename};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

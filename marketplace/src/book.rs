@@ -38,8 +38,7 @@ pub struct Cover {
     pub initials: String,
 }
 
-/// The first letters of the first two words of three letters or more ("The Maltese Falcon" is
-/// "TM"), else of the first two words.
+/// Initials of the first two words of 3+ letters ("The Maltese Falcon": TM), else of the first two.
 fn initials(title: &str) -> String {
     let words = || {
         let words = title.split(|c: char| c.is_whitespace() || c.is_ascii_punctuation());

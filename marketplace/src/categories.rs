@@ -88,8 +88,7 @@ impl Categories {
     }
 }
 
-/// Puts `new` in service unless it is the same version of the same API (another replica, the
-/// same file): a browser is told once per real change. Whether it was one.
+/// Whether `new` went into service: not if the same version of the same API (another replica).
 pub fn replace(live: &LiveCategories, new: Categories) -> bool {
     live.send_if_modified(|current| {
         let changed = current.api != new.api || current.version != new.version;

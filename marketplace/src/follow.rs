@@ -1,6 +1,5 @@
-//! Following the catalog in service: one version stream (`CatalogEvents/Watch`) per process,
-//! whatever the number of open pages, brings each version's categories, listed by the same
-//! replica, into the [`LiveCategories`] (docs/architecture.md, "The live catalog").
+//! Following the catalog: one `CatalogEvents/Watch` stream per process, however many pages are
+//! open, brings each version's categories, listed by the same replica, into the [`LiveCategories`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,8 +15,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often a tutorial's server is asked again: it may have been replaced by ours.
 const TUTORIAL_RECHECK: Duration = Duration::from_secs(30);
 
-/// Keeps `live` following the catalog until `stop`. `home` is `homepage.category`: a catalog
-/// without it is logged, as the home page then shows the first category.
+/// Keeps `live` following the catalog until `stop`; logs one without `home` (`homepage.category`).
 pub async fn follow(
     client: Client,
     live: LiveCategories,
@@ -60,7 +58,6 @@ pub async fn follow(
         let mut backoff = FIRST_BACKOFF;
         loop {
             let wait = match stream().await {
-                // The stream was up and ended: its replica went away.
                 // The stream was up and ended: its replica went away.
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;

@@ -26,8 +26,7 @@ impl Lang {
     }
 }
 
-/// The language of a page, and whether `?lang=` chose it: only then do its links keep it, so
-/// that `Accept-Language` goes on working otherwise.
+/// A page's language; if `?lang=` chose it, links keep it (else `Accept-Language` goes on working).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LangChoice {
     pub lang: Lang,
@@ -40,8 +39,7 @@ impl LangChoice {
     }
 }
 
-/// A known `?lang=` wins; else the best `Accept-Language` match by q-value (the header's order
-/// between equals); else English.
+/// A known `?lang=`, else the best `Accept-Language` q-value (first among equals), else English.
 pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> LangChoice {
     if let Some(lang) = query.and_then(Lang::from_tag) {
         return LangChoice { lang, explicit: true };

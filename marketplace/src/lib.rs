@@ -3,15 +3,10 @@
 //! `main.rs` only parses the command line, so the tests drive the code the binary runs.
 //!
 //! # Layout
-//! From the bottom up; a module uses only those above it in this list.
-//! - [`settings`], [`i18n`], [`book`], [`categories`]: configuration, texts, books, categories.
-//! - [`metrics`]: the Prometheus metrics.
-//! - [`recommendations`]: the client: deadlines, one retry, balancing over the replicas.
-//! - [`follow`]: one version stream from Recommendations keeps the categories current.
-//! - [`last_served`]: the books last served, shown while Recommendations is unavailable.
-//! - [`web`]: the routes, their handlers, the pages, the event streams and the errors.
-//! - [`startup`]: [`Application`]: bind, serve, stop gracefully.
-//! - [`healthcheck`]: the `healthcheck` subcommand.
+//! From the bottom up; a module uses only those before it: [`settings`], [`i18n`], [`book`],
+//! [`categories`], [`metrics`], [`recommendations`] (the client: deadlines, a retry, balancing),
+//! [`follow`] (the live catalog), [`last_served`] (shown while Recommendations is unavailable),
+//! [`web`], [`startup`] ([`Application`]: bind, serve, stop gracefully), [`healthcheck`].
 
 pub mod book;
 pub mod categories;

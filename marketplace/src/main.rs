@@ -4,10 +4,8 @@ use std::{process::ExitCode, time::Duration};
 
 use bookshop_common::{net::HostPort, serve, settings};
 use clap::{Parser, Subcommand};
-use marketplace::{
-    Application, healthcheck,
-    settings::{ENV_PREFIX, Settings},
-};
+use marketplace::settings::{ENV_PREFIX, Settings};
+use marketplace::{Application, healthcheck};
 
 /// A page makes and frees a few hundred small allocations, which mimalloc serves faster than
 /// glibc's malloc (docs/benchmarks.md).

@@ -1,7 +1,6 @@
-//! The Marketplace's configuration: defaults, then an optional TOML file, then the tutorial's
-//! `RECOMMENDATIONS_HOST`, then `MARKETPLACE__…` variables, then flags. Loading and its errors
-//! are [`bookshop_common::settings`]'s; here are the keys (docs/configuration.md says what each
-//! means) and the checks.
+//! The Marketplace's configuration: defaults, an optional TOML file, the tutorial's
+//! `RECOMMENDATIONS_HOST`, `MARKETPLACE__…` variables, then flags. Loading and its errors are
+//! [`bookshop_common::settings`]'s; here are the keys (docs/configuration.md) and the checks.
 
 use std::{path::PathBuf, time::Duration};
 

@@ -47,7 +47,7 @@ impl Application {
         listener: TcpListener,
         connect: impl FnOnce(&RecommendationsSettings, Arc<Metrics>) -> Result<Client, ChannelError>,
     ) -> Result<Self, StartError> {
-        let metrics = Arc::new(Metrics::default());
+        let (server, metrics) = (&settings.server, Arc::new(Metrics::default()));
         let client = connect(&settings.recommendations, metrics.clone())?;
         let local_addr = listener.local_addr().map_err(StartError::Serve)?;
         let acceptor = TcpAcceptor::try_from(listener).map_err(StartError::Serve)?;
@@ -58,12 +58,9 @@ impl Application {
             metrics,
             home: settings.homepage.clone(),
             retry_after_secs: settings.recommendations.retry_after_secs,
-            secure_cookies: settings.server.secure_cookies,
-            trusted_proxies: settings.server.trusted_proxies.clone(),
-            event_streams: EventStreams::new(
-                settings.server.max_event_streams,
-                settings.server.idle_timeout,
-            ),
+            secure_cookies: server.secure_cookies,
+            trusted_proxies: server.trusted_proxies.clone(),
+            event_streams: EventStreams::new(server.max_event_streams, server.idle_timeout),
             stopping: Default::default(),
         });
         Ok(Application { acceptor, local_addr, state, settings })

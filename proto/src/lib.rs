@@ -4,16 +4,8 @@
 //! `package`, so the method path is `/Recommendations/Recommend` and the generated module is `_`.
 //! Bookshop added one field, `BookRecommendation.author = 3`, which old clients skip. Bookshop's
 //! own API is in a file and package of its own ([`catalog`]), so the seed's stays as it is.
-//!
-//! # Layout
-//! - the generated messages ([`RecommendationRequest`], [`RecommendationResponse`],
-//!   [`BookRecommendation`], [`BookCategory`]) at the crate root;
-//! - [`recommendations_client`] and [`recommendations_server`]: the generated tonic client and
-//!   server;
-//! - [`catalog`]: `bookshop.catalog.v1`: `CatalogEvents/Watch`, the catalog version and its
-//!   changes;
-//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of both, for server reflection;
-//! - [`code_name`]: a status code's canonical name, for metrics labels.
+//! At the root: the generated messages ([`BookCategory`], …), [`recommendations_client`] and
+//! [`recommendations_server`], then [`FILE_DESCRIPTOR_SET`] for reflection and [`code_name`].
 
 #![allow(unreachable_pub, missing_debug_implementations)]
 
@@ -24,27 +16,23 @@ mod generated {
 
 pub use generated::*;
 
-/// Bookshop's own API (`bookshop/catalog/v1/catalog.proto`, package `bookshop.catalog.v1`):
-/// the catalog in service and its changes.
+/// Bookshop's own API (package `bookshop.catalog.v1`): the catalog in service and its changes.
 pub mod catalog {
     #![allow(clippy::all, clippy::unwrap_used)]
     tonic::include_proto!("bookshop.catalog.v1");
 }
 
-/// The encoded `FileDescriptorSet` of both protos, registered with server reflection so tools
-/// such as grpcurl work without the proto files.
+/// Both protos' `FileDescriptorSet`, for server reflection: grpcurl works without the files.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bookshop_descriptor");
 
 /// The fully qualified gRPC service name (`Recommendations`, as the proto has no package).
 pub const SERVICE_NAME: &str = "Recommendations";
 
-/// The longest category key, in characters.
 pub const MAX_CATEGORY_KEY_CHARS: usize = 40;
 
-/// Whether `key` can name a category: snake_case (ASCII lower-case letters, digits and `_`,
-/// starting with a letter), at most [`MAX_CATEGORY_KEY_CHARS`] long. The one rule for both
-/// services: Recommendations checks `catalog.toml`'s keys with it, the Marketplace the
-/// `?category=` it is asked for and `homepage.category`.
+/// Whether `key` can name a category: snake_case (ASCII lower-case letters, digits and `_`, a
+/// letter first), at most [`MAX_CATEGORY_KEY_CHARS`] long. The one rule for both services: for
+/// `catalog.toml`'s keys, `?category=` and `homepage.category`.
 pub fn is_category_key(key: &str) -> bool {
     key.starts_with(|c: char| c.is_ascii_lowercase())
         && key.len() <= MAX_CATEGORY_KEY_CHARS
@@ -70,8 +58,7 @@ impl BookCategory {
         Self::ALL.into_iter().find(|c| c.key() == key)
     }
 
-    /// The names the shop gives the seed's categories when a catalog names them not: English
-    /// and Russian.
+    /// The shop's English and Russian names for the seed's categories, when a catalog has none.
     pub fn names(self) -> [&'static str; 2] {
         match self {
             BookCategory::Mystery => ["Mystery", "Детективы"],
@@ -81,8 +68,7 @@ impl BookCategory {
     }
 }
 
-/// The canonical upper-case name of a gRPC status code (`NOT_FOUND`, `UNAVAILABLE`, …), as
-/// metrics label it in both services.
+/// A status code's canonical upper-case name (`NOT_FOUND`, …), as both services' metrics say it.
 pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {

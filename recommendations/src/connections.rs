@@ -1,24 +1,15 @@
-//! Accepting gRPC connections within bounds tonic lacks: at most `server.max_connections` (more
-//! are closed as soon as accepted), fewer if the open-file limit leaves less, so that a flood
-//! never takes the descriptors the catalog and the log need. A client that says nothing for
-//! `server.handshake_timeout_ms` after connecting, or for `server.idle_timeout_ms` later (not
-//! even answering pings), is dropped, as is one still silent when the server stops.
+//! Accepting gRPC connections within bounds tonic lacks: at most `server.max_connections` (more are
+//! closed at once), fewer if the open-file limit leaves less, so that a flood never takes the
+//! descriptors the catalog and the log need. A client silent for `server.handshake_timeout_ms`
+//! after connecting, or `server.idle_timeout_ms` later (no ping answered), or at a stop, is cut.
 
-use std::{
-    io,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-    time::Duration,
-};
+use std::task::{Context, Poll, ready};
+use std::{io, pin::Pin, sync::Arc, time::Duration};
 
 use bookshop_common::net::accept;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    time::{Instant, Sleep},
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::{sync::mpsc, time::Instant, time::Sleep};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use bookshop_common::{net::HostPort, settings::SettingsError};
 use tonic::transport::Endpoint;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::settings::Settings;
 

@@ -4,10 +4,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use bookshop_common::{net::HostPort, serve, settings};
 use clap::{Parser, Subcommand};
-use recommendations::{
-    Application, catalog, healthcheck,
-    settings::{ENV_PREFIX, Settings},
-};
+use recommendations::settings::{ENV_PREFIX, Settings};
+use recommendations::{Application, catalog, healthcheck};
 
 /// glibc's malloc keeps a large catalog's memory in the arena of the blocking thread that parsed
 /// it; mimalloc gives it back once that thread exits (docs/benchmarks.md, "Reload memory").

@@ -1,21 +1,16 @@
 //! Prometheus metrics of the calls, the catalog and the connections, served on a listener of
 //! their own (`metrics.port`), since a gRPC server has no HTTP route to hang `/metrics` on.
 
-use std::{
-    convert::Infallible,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{convert::Infallible, sync::Arc};
 
 use bookshop_common::metrics::{CONTENT_TYPE, GrpcCalls, register, render};
 use bookshop_common::net::accept;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::{
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
-};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

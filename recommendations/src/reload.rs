@@ -1,23 +1,17 @@
-//! Taking a changed catalog file into service once complete and valid; a bad file is logged and
-//! the last good catalog stays. A file renamed into place or closed by its writer is complete;
-//! any other is taken once its size, modification time, inode and bytes stayed the same for
-//! `catalog.settle_ms`, so a writer pausing at a book boundary (a valid, smaller catalog) is not
-//! served. Failed reads (mid-swap, permissions) are retried with a backoff.
+//! Taking a changed catalog file into service once complete and valid; a bad one is logged, the
+//! last good catalog stays. Complete: renamed into place, closed by its writer, or else with size,
+//! mtime, inode and bytes unchanged for `catalog.settle_ms`, so a writer pausing at a book boundary
+//! (a valid, smaller catalog) is not served. Failed reads are retried with a backoff.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bookshop_common::{millis, telemetry};
 use futures_util::future::OptionFuture;
 
-use crate::{
-    catalog::{self, Catalog, CatalogError, Store},
-    metrics::Metrics,
-    watch::{Watcher, file_id},
-};
+use crate::catalog::{self, Catalog, CatalogError, Store};
+use crate::{metrics::Metrics, watch::Watcher, watch::file_id};
 
 /// The first wait before a failed read is tried again, doubled on each further failure.
 pub const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -144,8 +138,7 @@ impl Reloader {
         outcome
     }
 
-    /// Until when `(stamp, hash)` must stay the candidate to be taken; `None` once it has been
-    /// the candidate for the settle interval. New content starts the interval again.
+    /// Until when `(stamp, hash)` must stay the candidate; `None` once it stayed for `settle`.
     fn unsettled_until(&mut self, stamp: Option<Stamp>, hash: u64) -> Option<Instant> {
         let seen = (stamp, hash);
         let since = match self.candidate {

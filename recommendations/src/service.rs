@@ -5,19 +5,13 @@
 use std::{sync::Arc, time::Instant};
 
 use bookshop_common::telemetry;
-use bookshop_proto::{
-    BookCategory, BookRecommendation, RecommendationRequest, RecommendationResponse,
-    catalog::{self as api, catalog_server},
-    recommendations_server::Recommendations,
-};
+use bookshop_proto::catalog::{self as api, catalog_server};
+use bookshop_proto::{BookCategory, BookRecommendation, recommendations_server::Recommendations};
+use bookshop_proto::{RecommendationRequest, RecommendationResponse};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use crate::{
-    catalog::{Book, Catalog, Category, LANGUAGES, Store},
-    metrics::Metrics,
-    selection::pick,
-    settings::RecommendSettings,
-};
+use crate::catalog::{Book, Catalog, Category, LANGUAGES, Store};
+use crate::{metrics::Metrics, selection::pick, settings::RecommendSettings};
 
 /// `RUST_LOG=info,recommendations::access=debug` logs every call, not only failed and slow ones.
 pub const ACCESS_LOG_TARGET: &str = "recommendations::access";
@@ -231,7 +225,6 @@ fn server_span(metadata: &MetadataMap, call: &Call<'_>) -> tracing::Span {
     span
 }
 
-/// A metadata value that may be logged as it is (anything else is left out of the log).
 /// A category key as logged: one longer than any valid key is cut, saying how long it was.
 fn clipped(key: &str) -> std::borrow::Cow<'_, str> {
     match key.char_indices().nth(bookshop_proto::MAX_CATEGORY_KEY_CHARS) {
@@ -240,6 +233,7 @@ fn clipped(key: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A metadata value that may be logged as it is (anything else is left out of the log).
 fn loggable<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
     let value = metadata.get(key)?.to_str().ok()?;
     bookshop_common::loggable_id(value.as_bytes()).then_some(value)

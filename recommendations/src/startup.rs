@@ -2,35 +2,23 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use bookshop_common::{
-    net::{BindError, bind},
-    serve::App,
-    tls::{self, TlsFileError},
-};
-use bookshop_proto::{
-    FILE_DESCRIPTOR_SET,
-    catalog::{catalog_events_server::CatalogEventsServer, catalog_server::CatalogServer},
-    recommendations_server::RecommendationsServer,
-};
+use bookshop_common::net::{BindError, bind};
+use bookshop_common::{serve::App, tls, tls::TlsFileError};
+use bookshop_proto::catalog::catalog_events_server::CatalogEventsServer;
+use bookshop_proto::catalog::catalog_server::CatalogServer;
+use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};
 use futures_util::TryFutureExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    server::NamedService,
-    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
-};
+use tonic::server::NamedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{
-    catalog::{CatalogError, Store},
-    connections,
-    events::CatalogEventsService,
-    metrics::Metrics,
-    reload::{self, Reloader},
-    service::RecommendationService,
-    settings::{ENV_PREFIX, Settings, TlsSettings},
-    watch::Watcher,
-};
+use crate::catalog::{CatalogError, Store};
+use crate::reload::{self, Reloader};
+use crate::settings::{ENV_PREFIX, Settings, TlsSettings};
+use crate::{connections, events::CatalogEventsService, metrics::Metrics};
+use crate::{service::RecommendationService, watch::Watcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -1,21 +1,15 @@
 //! When the catalog may have changed, and how: a [`Watcher`] turns filesystem events, polls and
-//! SIGHUP into [`Change`]s. `events` (the default) watches the file's **directory** (editors
-//! rename a file over the original; Kubernetes swaps a ConfigMap's `..data` symlink) and the
-//! **file** (a bind-mounted file reports only its own writes), and debounces bursts itself:
-//! notify's debouncers keep only paths, not how the file changed. `poll` looks every
-//! `catalog.poll_interval_ms` (Docker Desktop bind mounts, NFS); `off` leaves SIGHUP only.
+//! SIGHUP into [`Change`]s. `events` (the default) watches the **directory** (editors rename a file
+//! over the original; Kubernetes swaps a ConfigMap's `..data` symlink) and the **file** (a bind
+//! mount reports only its own writes), and debounces itself (notify's debouncers keep only paths).
+//! `poll` looks every `catalog.poll_interval_ms` (Docker Desktop, NFS); `off`: SIGHUP only.
 
-use std::{
-    ffi::OsStr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
+use std::{ffi::OsStr, time::Duration};
 
 use futures_util::future::OptionFuture;
-use notify::{
-    EventKind, RecommendedWatcher, RecursiveMode, Watcher as _,
-    event::{AccessKind, AccessMode, ModifyKind, RenameMode},
-};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, time::Interval};
 
@@ -178,8 +172,7 @@ fn watch_dir(file: &Path, tx: mpsc::UnboundedSender<Change>) -> notify::Result<R
     Ok(watcher)
 }
 
-/// What an event says of the file; nothing for an open or a read (ours included: reacting to
-/// them would loop forever). A created file is being written, until its writer closes it.
+/// What an event says of the file: none for opens and reads (ours would loop); created is written.
 fn change_of(kind: &EventKind) -> Option<Change> {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Closed),

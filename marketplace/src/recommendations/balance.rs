@@ -1,6 +1,6 @@
-//! Client-side balancing over the Recommendations replicas: their name resolved again and
-//! again, tower's p2c over the calls in flight, and what tower lacks, the **ejection** of a
-//! failing replica (docs/architecture.md, "Several Recommendations replicas", says why and how).
+//! Client-side balancing over the Recommendations replicas: their name resolved again and again,
+//! tower's p2c, and what tower lacks, the **ejection** of a failing replica (docs/architecture.md,
+//! "Several Recommendations replicas", says why and how).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -23,8 +23,7 @@ type Response = http::Response<tonic::body::Body>;
 /// What every call goes through: a handle on the balancer, cheap to clone.
 pub type Balancer = BoxCloneSyncService<Request, Response, BalanceError>;
 
-/// tower's boxed error as a type of its own: tonic's generated clients need an error that
-/// converts into theirs for every lifetime, which a boxed error does not.
+/// A type of its own: tonic's clients need an error that converts into theirs for every lifetime.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct BalanceError(#[from] BoxError);
@@ -90,8 +89,7 @@ impl Pool {
         Pool { balancer: BoxCloneSyncService::new(buffer.map_err(BalanceError)), known }
     }
 
-    /// What a call goes through: the balancer, or with one replica known, nothing to balance,
-    /// its channel (the balancer's queue would cost each call a hop to the balancer's task).
+    /// The balancer, or with one replica known, its channel: the queue would cost a hop per call.
     pub fn service(&self) -> Balancer {
         match lock(&self.known).as_slice() {
             [replica] => {
@@ -172,9 +170,8 @@ fn update(
         outcome => {
             let error = outcome.map_or_else(|e| e.to_string(), |_| "no addresses".to_owned());
             if last_error.as_ref() != Some(&error) {
-                let kept = pool.len();
                 let message = "cannot resolve the Recommendations replicas; keeping the ones known";
-                tracing::warn!(%error, kept, "{message}");
+                tracing::warn!(%error, kept = pool.len(), "{message}");
                 *last_error = Some(error);
             }
             return;
@@ -231,9 +228,8 @@ impl Health {
         });
         let mut until = lock(&self.ejected_until);
         if until.is_none() && others_serving {
-            let (replica, skipped_ms) = (self.addr, millis(backoff));
             let message = "Recommendations replica failed; skipping it for a while";
-            tracing::warn!(%replica, skipped_ms, "{message}");
+            tracing::warn!(replica = %self.addr, skipped_ms = millis(backoff), "{message}");
         }
         if until.is_some() || others_serving {
             *until = Some(Instant::now() + backoff);

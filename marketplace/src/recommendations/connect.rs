@@ -19,8 +19,7 @@ pub enum ChannelError {
     Tls(#[source] tonic::transport::Error),
 }
 
-/// A replica's channel from its address, lazily connected: the Marketplace starts and serves
-/// while Recommendations is down, and after a failure the next call dials.
+/// A replica's channel, lazily connected: we serve while Recommendations is down; calls redial.
 pub(super) fn channels(
     settings: &RecommendationsSettings,
 ) -> Result<impl Fn(SocketAddr) -> Channel + Send + Sync + 'static, ChannelError> {

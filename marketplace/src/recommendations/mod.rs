@@ -1,6 +1,5 @@
 //! The way to Recommendations: every call with a deadline (sent, and kept by a guard), balanced
-//! over the replicas ([`balance`]), tried once more elsewhere when it could not reach its own,
-//! counted, traced, logged when it fails. `connect` is where a connection is configured.
+//! ([`balance`]), tried again elsewhere when it could not reach its own, counted, traced, logged.
 
 pub mod balance;
 mod connect;
@@ -26,8 +25,7 @@ use crate::{book::Book, metrics::Method, metrics::Metrics, settings::Recommendat
 use balance::{Balancer, DnsResolver, Pool, Resolve};
 pub use connect::ChannelError;
 
-/// The guard's margin beyond the deadline sent, so that the server's `DEADLINE_EXCEEDED` (or
-/// tonic's timer) normally wins; the guard catches a call waiting for a replica or the queue.
+/// Over the deadline sent, so the server's `DEADLINE_EXCEEDED` wins; the guard ends queued calls.
 pub const GUARD_MARGIN: Duration = Duration::from_millis(200);
 
 const CATALOG: &str = "bookshop.catalog.v1.Catalog";
@@ -167,8 +165,7 @@ impl Client {
         }
     }
 
-    /// Whether a replica answers its health check with `SERVING` within the deadline. A server
-    /// without a health service (the tutorial's) answered `UNIMPLEMENTED`: ready.
+    /// Whether a replica's health check says `SERVING` in time, or `UNIMPLEMENTED` (a tutorial's).
     pub async fn ready(&self) -> bool {
         let message = HealthCheckRequest { service: SERVICE_NAME.to_owned() };
         let check =
@@ -181,8 +178,7 @@ impl Client {
         }
     }
 
-    /// The catalog's version stream (first, the version in service), and its replica's channel to
-    /// list each version's categories on. Only the opening is under the deadline.
+    /// The version stream (the one in service first), its replica's channel; only opening is timed.
     pub async fn watch_catalog(&self) -> CallResult<(Channel, Streaming<CatalogVersion>)> {
         let channel = self.pool.pick().ok_or(CallError::NoReplicas)?;
         let mut events = CatalogEventsClient::new(channel.clone());
@@ -200,8 +196,7 @@ impl Client {
         result.map(Response::into_inner)
     }
 
-    /// The one way a call goes out: deadline sent and kept, ids passed on, counted and traced; an
-    /// unreachable replica (`UNAVAILABLE`) gets one retry on another, within the same deadline.
+    /// Deadline sent and kept, ids passed on, counted, traced; `UNAVAILABLE` gets a try elsewhere.
     async fn call<M: Clone, T, F>(
         &self,
         method: Method,
@@ -268,8 +263,7 @@ fn attempt_span(method: Method, try_number: i64) -> Span {
     span
 }
 
-/// The caller's request id, and its trace context: with traces on, the attempt's (so that
-/// Recommendations' span is its child), else the page's `traceparent`, passed through.
+/// The request id, and the attempt's trace context (parent of the server's span), else the page's.
 fn pass_on<M>(request: &mut Request<M>, caller: &Caller, span: &Span) {
     let metadata = request.metadata_mut();
     // Both were checked to be visible ASCII: valid metadata.

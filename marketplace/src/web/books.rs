@@ -66,8 +66,7 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
     Ok(())
 }
 
-/// `GET /api/recommendations`: the home page's books as JSON, with their covers (for the live
-/// script) and catalog version. Reads the user id cookie but never sets it.
+/// `GET /api/recommendations`: the home page's books, covers and version as JSON; sets no cookie.
 #[handler]
 pub async fn api_recommendations(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;

@@ -57,8 +57,7 @@ pub async fn events(req: &Request, depot: &Depot, res: &mut Response) -> AppResu
     Ok(())
 }
 
-/// First a reconnection delay of 1 to 3 s, drawn per stream, so that the browsers of a stopped
-/// Marketplace do not all come back at once; then an event per version not `seen` yet.
+/// A retry delay of 1 to 3 s per stream (browsers come back spread out), then each new version.
 fn changes(
     live: LiveCategories,
     seen: String,

@@ -20,9 +20,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The request id (the client's `x-request-id` when usable, else a new one), returned and, with
-/// a valid `traceparent`, passed to Recommendations as the [`Caller`]. The request runs in its
-/// span, which carries the id; with traces on, the server span, child of the `traceparent`.
+/// The request id (the client's `x-request-id` if usable, else new), returned and, with a valid
+/// `traceparent`, passed on as the [`Caller`]; the request runs in its span (traces on: a child).
 #[handler]
 pub async fn request_context(
     req: &mut Request,
@@ -111,8 +110,7 @@ pub async fn security_headers(res: &mut Response) {
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
 }
 
-/// While the server drains, every answer closes its connection, so clients reconnect elsewhere
-/// rather than send their next request on a closing connection.
+/// While draining, each answer closes its connection: clients go elsewhere, not to a closing one.
 #[handler]
 pub async fn close_when_draining(
     req: &mut Request,

@@ -1,6 +1,5 @@
-//! The web layer: the routes ([`service`]), their handlers, the pages, the event streams and
-//! the errors. `service` is a plain function of the state, so tests drive it through salvo's
-//! `TestClient` without a socket. Every `GET` route but `/events` and `/metrics` answers `HEAD`.
+//! The web layer. [`service`] is a plain function of the state, so tests drive it through salvo's
+//! `TestClient` without a socket; every `GET` route but `/events` and `/metrics` answers `HEAD`.
 
 pub mod assets;
 mod books;
@@ -63,8 +62,7 @@ pub fn route(req: &Request) -> (&'static str, bool) {
     (route, matches!(route, "/healthz" | "/readyz" | "/metrics"))
 }
 
-/// The routes, the hoops every response goes through (404s and 405s too), our error pages. The
-/// request context goes first, so that everything after it runs in the request's span.
+/// The routes, hoops (404s and 405s too) and error pages; the request context first, for its span.
 pub fn service(state: Arc<AppState>) -> Service {
     let router = Router::new()
         .push(Router::new().get(books::home).head(books::home))

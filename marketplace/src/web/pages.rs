@@ -123,8 +123,7 @@ pub struct ErrorPage<'a> {
     pub stale: Option<(String, Vec<Book>)>,
 }
 
-/// Renders `page` with the headers every page has: its language, `Vary` on what chose the
-/// language and the user, and `no-store` (recommendations differ on every load).
+/// Renders `page` with its language, `Vary` on language and user, and `no-store` (picks change).
 pub fn send(res: &mut Response, status: StatusCode, lang: Lang, page: impl TemplateSimple) {
     match page.render_once() {
         Ok(html) => {

@@ -110,8 +110,7 @@ pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
     id.ok_or_else(|| ParamError::InvalidUserId(raw.to_owned()))
 }
 
-/// The count a "More books" link asks for: `step` more, within the limit; none when fewer
-/// came than were asked for, or the page asked for the most.
+/// A "More books" link's count: `step` more, within the limit; none if fewer came, or at the most.
 pub fn more_results(asked: u32, got: usize, step: u32) -> Option<u32> {
     let max = *MAX_RESULTS.end();
     let all_came = got >= asked as usize;

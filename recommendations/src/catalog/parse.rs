@@ -5,15 +5,10 @@
 use std::{collections::HashMap, ops::Range};
 
 use bookshop_proto::BookCategory;
-use toml::{
-    Spanned,
-    de::{DeTable, DeValue},
-};
+use toml::{Spanned, de::DeTable, de::DeValue};
 
-use super::{
-    Book, CatalogError, Category, LANGUAGES, Location, MAX_BOOKS, MAX_CATEGORIES, MAX_NAME_CHARS,
-    MAX_TEXT_CHARS, Problem, chunks,
-};
+use super::{Book, CatalogError, Category, LANGUAGES, Location, Problem, chunks};
+use super::{MAX_BOOKS, MAX_CATEGORIES, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 
 /// The names and order of the categories.
 const NAMES_KEY: &str = "categories";
