@@ -99,12 +99,22 @@ pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     let catalog = Catalog::load(path, max_bytes).map_err(|error| error.to_string())?;
     let (books, categories) = (catalog.len(), catalog.categories().len());
     let hash = catalog.short_hash();
-    let mut report =
-        format!("{}: OK, {books} books in {categories} categories, hash {hash}", path.display());
+    let [books, categories] = [(books, "book"), (categories, "category")].map(plural);
+    let mut report = format!("{}: OK, {books} in {categories}, hash {hash}", path.display());
     for Category { key, names: [en, ru], books } in catalog.categories() {
-        report.push_str(&format!("\n  {key}: {} books; en {en:?}, ru {ru:?}", books.len()));
+        let books = plural((books.len(), "book"));
+        report.push_str(&format!("\n  {key}: {books}; en {en:?}, ru {ru:?}"));
     }
     Ok(report)
+}
+
+/// `1 book`, `2 books`, `3 categories`.
+fn plural((n, noun): (usize, &str)) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
+    }
 }
 
 /// A file's bytes, refused over `max_bytes` before reading, and while reading if it grew.
@@ -251,6 +261,10 @@ pub enum Problem {
         "the catalog has no books; add at least one book (`[[mystery]]` with `id` and `title`)"
     )]
     NoBooks,
+    #[error(
+        "`{0}` is outside any book: books go under a `[[category]]` header, such as `[[mystery]]`"
+    )]
+    OutsideBook(String),
 }
 
 #[cfg(test)]
@@ -368,6 +382,27 @@ title = "Автостопом по галактике"
             .collect();
         let (at, problem) = problem(&text);
         assert_eq!((at.line, problem), (3 * MAX_BOOKS + 1, Problem::TooManyBooks));
+    }
+
+    #[test]
+    fn a_newcomers_mistakes_are_said_in_plain_words_with_the_fix() {
+        let book = "[[poetry]]\nid = 1\ntitle = \"x\"\n";
+        let cases = [
+            ("[[poetry]]\nid = 1\ntitle = “Verse”\n".to_owned(), "(3, 9)", "use \"…\""),
+            (format!("id = 2\ntitle = \"y\"\n{book}"), "(1, 1)", "`id` is outside any book"),
+            (
+                format!("{book}[categories.poetry]\nen = \"P\"\n[categories.poetry]\nru = \"P\"\n"),
+                "(6, 13)",
+                "duplicate key `poetry`: it is defined earlier in the file; merge the two",
+            ),
+        ];
+        for (text, at, words) in cases {
+            let (location, problem) = problem(&text);
+            assert_eq!(format!("{:?}", (location.line, location.column)), at, "{text}");
+            assert!(problem.to_string().contains(words), "{problem}");
+        }
+        let counts = [(1, "book"), (2, "book"), (1, "category"), (3, "category")].map(plural);
+        assert_eq!(counts, ["1 book", "2 books", "1 category", "3 categories"]);
     }
 
     #[test]

@@ -40,9 +40,10 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
         let start = chunk.range.start;
         let error = |span: Range<usize>, problem| invalid(start + span.start, problem);
         let fault = |(span, problem): Fault| error(span, problem);
-        let doc = DeTable::parse(&text[chunk.range.clone()]).map_err(|e| {
-            let problem = Problem::Toml(e.message().trim().to_owned());
-            error(e.span().unwrap_or(0..0), problem)
+        let piece = &text[chunk.range.clone()];
+        let doc = DeTable::parse(piece).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            error(span.clone(), Problem::Toml(plain_words(e.message().trim(), piece, span)))
         })?;
         // The piece's keys in file order, then its books in file order.
         let mut keys: Vec<_> = doc.get_ref().iter().collect();
@@ -65,6 +66,9 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
                 return Err(error(key.span(), Problem::BadCategoryKey(name.to_owned())));
             }
             let DeValue::Array(list) = value.get_ref() else {
+                if matches!(name, "id" | "title" | "author") {
+                    return Err(error(key.span(), Problem::OutsideBook(name.to_owned())));
+                }
                 let found = value.get_ref().type_str();
                 let problem = Problem::NotAnArrayOfTables { category: name.to_owned(), found };
                 return Err(error(value.span(), problem));
@@ -119,6 +123,19 @@ pub(super) fn categories(text: &str, origin: &str) -> Result<Vec<Category>, Cata
         return Err(invalid(naming.offset, Problem::NamesNoCategory(key)));
     }
     Ok(categories)
+}
+
+/// The TOML crate's message, with the fix for the mistakes newcomers make most.
+fn plain_words(message: &str, piece: &str, span: Range<usize>) -> String {
+    let at = piece.get(span.start..).unwrap_or_default();
+    if at.starts_with(['“', '”', '„', '«', '»', '‘', '’']) {
+        format!("{message}: typographic quotes do not quote a string in TOML; use \"…\"")
+    } else if message == "duplicate key" {
+        let key = piece.get(span).unwrap_or_default();
+        format!("duplicate key `{key}`: it is defined earlier in the file; merge the two")
+    } else {
+        message.to_owned()
+    }
 }
 
 /// The seed's names for its three, else the key made readable (`history_of_art`: History of art).
