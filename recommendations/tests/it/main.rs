@@ -12,4 +12,5 @@ mod hostile;
 mod operations;
 mod reload;
 mod runtime;
+mod schema;
 mod tls;
