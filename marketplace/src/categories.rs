@@ -25,6 +25,8 @@ pub struct Category {
     pub key: Arc<str>,
     /// In each of [`Lang::ALL`].
     pub names: [String; 2],
+    /// Its books; 0 when not known (the tutorial's API).
+    pub books: u32,
 }
 
 impl Category {
@@ -48,8 +50,11 @@ pub type LiveCategories = watch::Sender<Arc<Categories>>;
 impl Categories {
     /// The tutorial's three, as it names them.
     pub fn tutorial(api: Api) -> Categories {
-        let category =
-            |c: BookCategory| Category { key: c.key().into(), names: c.names().map(str::to_owned) };
+        let category = |c: BookCategory| Category {
+            key: c.key().into(),
+            names: c.names().map(str::to_owned),
+            books: 0,
+        };
         Categories { api, version: String::new(), list: BookCategory::ALL.map(category).into() }
     }
 
@@ -59,7 +64,7 @@ impl Categories {
             let name = |lang: Lang| listed.names.get(lang.tag()).cloned();
             let en = name(Lang::En).unwrap_or_else(|| listed.key.clone());
             let ru = name(Lang::Ru).unwrap_or_else(|| en.clone());
-            Category { key: listed.key.into(), names: [en, ru] }
+            Category { key: listed.key.into(), names: [en, ru], books: listed.books }
         };
         let list = response.categories.into_iter().map(category).collect();
         Categories { api: Api::Catalog, version: plain_version(response.version), list }

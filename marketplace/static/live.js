@@ -88,7 +88,7 @@
       reload(version);
       return;
     }
-    renderBooks(books.recommendations);
+    renderBooks(books.recommendations, current.books);
     renderNames(categories.categories, current);
     announce();
   }
@@ -130,7 +130,7 @@
   }
 
   // The books, as templates/shelf.stpl renders them.
-  function renderBooks(list) {
+  function renderBooks(list, total) {
     const container = document.getElementById("books");
     const more = container.querySelector(".more");
     const rendered = [];
@@ -149,7 +149,8 @@
         books.append(item);
       }
       rendered.push(books);
-      if (more && list.length >= Number(shelf.dataset.maxResults)) {
+      const moreExist = !total || list.length < total; // 0: not known
+      if (more && list.length >= Number(shelf.dataset.maxResults) && moreExist) {
         rendered.push(more);
       }
     }

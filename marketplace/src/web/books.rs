@@ -51,7 +51,8 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
         }
     };
     state.last_served.keep(category, &books);
-    let more = more_results(query.max_results, books.len(), state.home.max_results);
+    let total = categories.get(category).map_or(0, |c| c.books);
+    let more = more_results(query.max_results, books.len(), state.home.max_results, total);
     let more_href = more.map(|n| {
         let more = Params { max_results: Some(n), ..kept.clone() };
         href("/", Some(category), &more, choice.in_links())
@@ -108,7 +109,7 @@ struct BookBody<'a> {
 pub async fn api_categories(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let categories = state(depot)?.categories.borrow().clone();
     let lang = language(req).lang;
-    let named = |c: &Category| json!({ "key": &*c.key, "name": c.name(lang) });
+    let named = |c: &Category| json!({ "key": &*c.key, "name": c.name(lang), "books": c.books });
     let list: Vec<_> = categories.list.iter().map(named).collect();
     no_store(res);
     res.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Language"));

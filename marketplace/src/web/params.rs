@@ -111,10 +111,10 @@ pub fn parse_user_id(raw: &str) -> Result<i32, ParamError> {
 }
 
 /// A "More books" link's count: `step` more, within the limit; none if fewer came, or at the most.
-pub fn more_results(asked: u32, got: usize, step: u32) -> Option<u32> {
+pub fn more_results(asked: u32, got: usize, step: u32, total: u32) -> Option<u32> {
     let max = *MAX_RESULTS.end();
-    let all_came = got >= asked as usize;
-    (all_came && asked < max).then(|| asked.saturating_add(step).min(max))
+    let more_exist = got >= asked as usize && (total == 0 || got < total as usize);
+    (more_exist && asked < max).then(|| asked.saturating_add(step).min(max))
 }
 
 /// The anonymous per-browser user id, so that `per_user` selection is stable for a visitor.
@@ -221,16 +221,18 @@ mod tests {
 
     #[test]
     fn more_books_asks_for_a_step_more_within_the_limit() {
-        assert_eq!(more_results(3, 3, 3), Some(6));
-        assert_eq!(more_results(48, 48, 3), Some(50));
-        assert_eq!(more_results(3, 5, 3), Some(6), "more than asked still means more");
+        assert_eq!(more_results(3, 3, 3, 0), Some(6));
+        assert_eq!(more_results(3, 3, 3, 4), Some(6));
+        assert_eq!(more_results(3, 3, 3, 3), None, "the category has no more books");
+        assert_eq!(more_results(48, 48, 3, 0), Some(50));
+        assert_eq!(more_results(3, 5, 3, 0), Some(6), "more than asked still means more");
     }
 
     #[test]
     fn no_more_books_when_fewer_came_or_the_limit_is_reached() {
-        assert_eq!(more_results(6, 5, 3), None);
-        assert_eq!(more_results(3, 0, 3), None);
-        assert_eq!(more_results(50, 50, 3), None);
+        assert_eq!(more_results(6, 5, 3, 0), None);
+        assert_eq!(more_results(3, 0, 3, 0), None);
+        assert_eq!(more_results(50, 50, 3, 0), None);
     }
 
     #[test]

@@ -199,6 +199,22 @@ async fn a_home_category_the_catalog_lacks_falls_back_to_its_first_shelf() {
 }
 
 #[tokio::test]
+async fn more_books_is_offered_only_when_the_category_has_more() {
+    let (_dir, catalog) = catalog_dir(&["A", "B", "C"]);
+    let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
+    let page = marketplace.get("/?category=mystery&max_results=3").await.body;
+    assert_eq!(titles(&page).len(), 3);
+    assert!(!page.contains("More books"), "all three are shown: {page}");
+    let api = marketplace.get("/api/categories").await.body;
+    assert!(api.contains(r#""books":3"#), "{api}");
+    crate::support::write_catalog(&catalog, &["A", "B", "C", "D"]);
+    let offered = eventually(PATIENCE, async || {
+        marketplace.get("/?category=mystery&max_results=3").await.body.contains("More books")
+    });
+    assert!(offered.await, "a fourth book, and no \"More books\"");
+}
+
+#[tokio::test]
 async fn a_quiet_stream_outlives_a_short_idle_timeout() {
     let (_dir, catalog) = catalog_dir(&["Clue"]);
     let idle = Duration::from_secs(2);
