@@ -53,7 +53,7 @@
     const query = new URLSearchParams(location.search);
     query.set("category", shelf.dataset.category);
     query.set("max_results", shelf.dataset.maxResults);
-    query.delete("lang");
+    query.set("lang", document.documentElement.lang);
     const lang = encodeURIComponent(document.documentElement.lang);
     let books;
     let categories;

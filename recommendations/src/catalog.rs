@@ -22,12 +22,26 @@ pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// The catalog in service, `None` until the first load; a call answers from one snapshot of it.
 pub type Store = tokio::sync::watch::Sender<Option<Arc<Catalog>>>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Book {
     /// Unique across the catalog, positive, within the proto's `int32`.
     pub id: i32,
     pub title: String,
     pub author: Option<String>,
+    /// In each of [`LANGUAGES`], where the catalog gives them (`en = { title = "…" }`).
+    pub titles: [Option<String>; 2],
+    pub authors: [Option<String>; 2],
+}
+
+impl Book {
+    /// Its title and author in the language tagged `lang`, else its own.
+    pub fn in_language(&self, lang: &str) -> (&str, Option<&str>) {
+        let Some(lang) = LANGUAGES.iter().position(|l| *l == lang) else {
+            return (&self.title, self.author.as_deref());
+        };
+        let title = self.titles[lang].as_deref().unwrap_or(&self.title);
+        (title, self.authors[lang].as_deref().or(self.author.as_deref()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +221,10 @@ pub enum Problem {
     Toml(String),
     #[error("`{category}` must be an array of tables (`[[{category}]]` entries), found {found}")]
     NotAnArrayOfTables { category: String, found: &'static str },
-    #[error("unknown field `{0}` in a book; expected `id`, `title` and optionally `author`")]
+    #[error(
+        "unknown field `{0}` in a book; expected `id`, `title` and optionally `author`, `en` and \
+         `ru` (`en = {{ title = \"…\", author = \"…\" }}`)"
+    )]
     UnknownField(String),
     #[error("the book has no `{0}`")]
     MissingField(&'static str),
@@ -298,7 +315,8 @@ title = "Автостопом по галактике"
             &[Book {
                 id: 1,
                 title: "Мальтийский сокол".into(),
-                author: Some("Дэшил Хэммет".into())
+                author: Some("Дэшил Хэммет".into()),
+                ..Book::default()
             }]
         );
         assert_eq!(catalog.books("science_fiction")[0].author, None);
@@ -321,6 +339,24 @@ title = "Автостопом по галактике"
             catalog.books("science_fiction").iter().map(|b| b.title.as_str()).collect();
         assert!(sf.contains(&"Автостопом по галактике"));
         assert!(sf.contains(&"Игра Эндера"));
+    }
+
+    #[test]
+    fn a_book_gives_its_title_and_author_per_language() {
+        let text = "[[mystery]]\nid = 1\ntitle = \"Мальтийский сокол\"\nauthor = \"Дэшил Хэммет\"\nen = { title = \"The Maltese Falcon\", author = \"Dashiell Hammett\" }\n\n[[mystery]]\nid = 2\ntitle = \"Собака Баскервилей\"\nauthor = \"Артур Конан Дойл\"\nen = { title = \"The Hound of the Baskervilles\" }\n";
+        let catalog = Catalog::from_toml_str(text, "c").unwrap();
+        let [falcon, hound] = catalog.books("mystery") else { panic!("two books") };
+        assert_eq!(falcon.in_language("en"), ("The Maltese Falcon", Some("Dashiell Hammett")));
+        assert_eq!(falcon.in_language("ru"), ("Мальтийский сокол", Some("Дэшил Хэммет")));
+        assert_eq!(falcon.in_language(""), ("Мальтийский сокол", Some("Дэшил Хэммет")));
+        assert_eq!(
+            hound.in_language("en"),
+            ("The Hound of the Baskervilles", Some("Артур Конан Дойл"))
+        );
+        let (at, problem) = problem("[[mystery]]\nid = 1\ntitle = \"x\"\nen = { titel = \"y\" }\n");
+        assert_eq!((at.line, problem), (4, Problem::UnknownField("titel".into())));
+        let (_, problem) = self::problem("[[mystery]]\nid = 1\ntitle = \"x\"\nen = \"y\"\n");
+        assert!(matches!(problem, Problem::WrongType { field: "en", .. }), "{problem:?}");
     }
 
     #[test]

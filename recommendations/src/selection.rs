@@ -43,7 +43,7 @@ mod tests {
     use super::*;
 
     fn books(n: i32) -> Vec<Book> {
-        (1..=n).map(|id| Book { id, title: format!("Book {id}"), author: None }).collect()
+        (1..=n).map(|id| Book { id, title: format!("Book {id}"), ..Book::default() }).collect()
     }
 
     fn ids(picked: &[&Book]) -> Vec<i32> {

@@ -168,12 +168,12 @@ impl catalog_server::Catalog for RecommendationService {
         request: Request<api::RecommendRequest>,
     ) -> Result<Response<api::RecommendResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let api::RecommendRequest { user_id, category, max_results } = message;
+        let api::RecommendRequest { user_id, category, max_results, lang } = message;
         let logged = clipped(&category);
         let call = Call { method: "Catalog/Recommend", category: &logged, user_id, max_results };
         self.observe(&metadata, call, || {
             let (books, catalog) = self.recommend(user_id, Some(&category), max_results)?;
-            let books: Vec<_> = books.into_iter().map(api::Book::from).collect();
+            let books: Vec<_> = books.iter().map(|book| api_book(book, &lang)).collect();
             let count = books.len();
             // The version of the snapshot the books came from, not of whatever is in service now.
             Ok((api::RecommendResponse { books, version: catalog.version() }, count))
@@ -188,10 +188,10 @@ impl From<Book> for BookRecommendation {
     }
 }
 
-impl From<Book> for api::Book {
-    fn from(book: Book) -> Self {
-        api::Book { id: book.id, title: book.title, author: book.author.unwrap_or_default() }
-    }
+/// In the language tagged `lang`, where the catalog gives it.
+fn api_book(book: &Book, lang: &str) -> api::Book {
+    let (title, author) = book.in_language(lang);
+    api::Book { id: book.id, title: title.to_owned(), author: author.unwrap_or_default().into() }
 }
 
 impl From<&Category> for api::Category {
@@ -379,7 +379,9 @@ mod tests {
 
     #[tokio::test]
     async fn answers_carry_id_title_and_author() {
-        let service = serving("[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\n");
+        // The tutorial's API answers the book's own title, whatever the languages it has.
+        let service =
+            serving("[[mystery]]\nid = 5\ntitle = \"T\"\nauthor = \"A\"\nen = { title = \"E\" }\n");
         let request = Request::new(RecommendationRequest::default());
         let response = Recommendations::recommend(&service, request).await.unwrap();
         assert_eq!(
@@ -391,7 +393,7 @@ mod tests {
     #[tokio::test]
     async fn the_catalog_api_lists_categories_and_recommends_by_key() {
         use bookshop_proto::catalog::catalog_server::Catalog as _;
-        let text = "[[poetry]]\nid = 1\ntitle = \"P\"\n\n[[mystery]]\nid = 2\ntitle = \"M\"\n\n[categories.poetry]\nru = \"Поэзия\"\n";
+        let text = "[[poetry]]\nid = 1\ntitle = \"P\"\n\n[[mystery]]\nid = 2\ntitle = \"M\"\nen = { title = \"Mystery\" }\n\n[categories.poetry]\nru = \"Поэзия\"\n";
         let service = serving(text);
         let listed = service
             .list_categories(Request::new(api::ListCategoriesRequest {}))
@@ -407,12 +409,14 @@ mod tests {
         let ask = |category: &str| api::RecommendRequest {
             user_id: 1,
             category: category.into(),
-            max_results: 0,
+            ..Default::default()
         };
         let recommend =
             |request| catalog_server::Catalog::recommend(&service, Request::new(request));
         let poetry = recommend(ask("poetry")).await.unwrap();
         assert_eq!(poetry.into_inner().books[0].title, "P");
+        let english = api::RecommendRequest { lang: "en".into(), ..ask("mystery") };
+        assert_eq!(recommend(english).await.unwrap().into_inner().books[0].title, "Mystery");
         let missing = recommend(ask("history")).await.unwrap_err();
         assert_eq!(missing.code(), tonic::Code::NotFound);
         // The seed's API has no enum value for poetry, and its three keep working.

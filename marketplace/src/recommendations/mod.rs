@@ -21,6 +21,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tracing::{Instrument, Span, field::Empty};
 
 use crate::categories::{Api, plain_version};
+use crate::i18n::Lang;
 use crate::{book::Book, metrics::Method, metrics::Metrics, settings::RecommendationsSettings};
 use balance::{Balancer, DnsResolver, Pool, Resolve};
 pub use connect::ChannelError;
@@ -35,6 +36,8 @@ pub struct Query {
     pub category: Arc<str>,
     pub max_results: u32,
     pub user_id: i32,
+    /// Titles and authors in it where the catalog gives them.
+    pub lang: Lang,
 }
 
 /// Who asks: the page's request id and `traceparent`, passed on for Recommendations' logs.
@@ -140,7 +143,8 @@ impl Client {
         let max_results = i32::try_from(query.max_results).unwrap_or(i32::MAX);
         match (api, BookCategory::from_key(&category)) {
             (Api::Catalog, _) | (Api::Unknown, None) => {
-                let message = RecommendRequest { user_id, category, max_results };
+                let lang = query.lang.tag().to_owned();
+                let message = RecommendRequest { user_id, category, max_results, lang };
                 let send = |channel, request| async move {
                     CatalogClient::new(channel).recommend(request).await
                 };

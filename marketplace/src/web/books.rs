@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::categories::{Categories, Category};
+use crate::i18n::Lang;
 use crate::recommendations::{CallError, Caller, Query};
 use crate::web::error::{AppError, AppResult};
 use crate::web::pages::{self, HomePage, Layout, href};
@@ -15,13 +16,20 @@ use crate::{book::Book, book::Cover};
 
 impl AppState {
     /// What to ask for: the request's parameters, then the cookie's user id, then the defaults.
-    fn query(&self, categories: &Categories, params: &Params, cookie: Option<i32>) -> Query {
+    fn query(
+        &self,
+        categories: &Categories,
+        params: &Params,
+        id: Option<i32>,
+        lang: Lang,
+    ) -> Query {
         let defaults = &self.home;
         let home_category = || categories.home(&defaults.category);
         Query {
             category: params.category.clone().unwrap_or_else(home_category),
             max_results: params.max_results.unwrap_or(defaults.max_results),
-            user_id: params.user_id.or(cookie).unwrap_or(defaults.user_id),
+            user_id: params.user_id.or(id).unwrap_or(defaults.user_id),
+            lang,
         }
     }
 }
@@ -37,7 +45,7 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
         issue_cookie(req, res, state.secure_cookies, &state.trusted_proxies);
     }
     let params = Params::parse(req, &categories)?;
-    let query = state.query(&categories, &params, cookie);
+    let query = state.query(&categories, &params, cookie, choice.lang);
     let category = &query.category;
     // Links keep what the visitor chose, but the category, which each link sets.
     let kept = Params { category: None, ..params };
@@ -71,10 +79,11 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
 #[handler]
 pub async fn api_recommendations(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
-    res.headers_mut().insert(header::VARY, HeaderValue::from_static("Cookie"));
+    let vary = HeaderValue::from_static("Cookie, Accept-Language");
+    res.headers_mut().insert(header::VARY, vary);
     let categories = state.categories.borrow().clone();
     let params = Params::parse(req, &categories)?;
-    let query = state.query(&categories, &params, cookie_user_id(req));
+    let query = state.query(&categories, &params, cookie_user_id(req), language(req).lang);
     let caller = depot.get_typed::<Caller>().cloned().unwrap_or_default();
     let recommended = state.client.recommend(&query, categories.api, &caller).await;
     let category = &query.category;

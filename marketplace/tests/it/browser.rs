@@ -10,7 +10,9 @@ use chromiumoxide::{
 use futures_util::StreamExt as _;
 use tokio::task::JoinHandle;
 
-use crate::support::{MarketplaceProcess, reserved_port, settings_for};
+use crate::support::{
+    MarketplaceProcess, RecommendationsProcess, catalog_dir, reserved_port, settings_for,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// `retry: 100\nevent: catalog\ndata: {"version":"00000000000000ff"}\n\n`, in base64 as the
@@ -33,6 +35,44 @@ async fn browser() -> Option<(Browser, tempfile::TempDir, JoinHandle<()>)> {
     let (browser, mut handler) = Browser::launch(config).await.unwrap();
     let driver = tokio::spawn(async move { while handler.next().await.is_some() {} });
     Some((browser, profile, driver))
+}
+
+/// The text of the page's books, once it contains `wanted` (polled for 10 s), else as it is.
+async fn books_text(page: &chromiumoxide::Page, wanted: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = page.evaluate("document.getElementById('books').textContent").await;
+        let text: String = text.unwrap().into_value().unwrap_or_default();
+        if text.contains(wanted) || tokio::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn titles_are_in_the_pages_language_and_stay_so_when_the_catalog_changes() {
+    let Some((browser, _profile, driver)) = browser().await else { return };
+    let falcon = "[[mystery]]\nid = 1\ntitle = \"Мальтийский сокол\"\n\
+                  en = { title = \"The Maltese Falcon\" }\n";
+    let (_dir, catalog) = catalog_dir(&[]);
+    std::fs::write(&catalog, falcon).unwrap();
+    let recommendations = RecommendationsProcess::start(&catalog).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), 1000)).await;
+    let english = browser.new_page(marketplace.url("/?category=mystery&lang=en")).await.unwrap();
+    assert!(books_text(&english, "The Maltese Falcon").await.contains("The Maltese Falcon"));
+    // A Russian page, in a browser that prefers English: its live updates stay in Russian.
+    let russian = browser.new_page(marketplace.url("/?category=mystery&lang=ru")).await.unwrap();
+    assert!(books_text(&russian, "Мальтийский сокол").await.contains("Мальтийский сокол"));
+    let thin_man =
+        "[[mystery]]\nid = 2\ntitle = \"Худой человек\"\nen = { title = \"The Thin Man\" }\n";
+    std::fs::write(catalog.with_extension("tmp"), format!("{falcon}{thin_man}")).unwrap();
+    std::fs::rename(catalog.with_extension("tmp"), &catalog).unwrap();
+    let updated = books_text(&russian, "Худой человек").await;
+    assert!(updated.contains("Худой человек") && !updated.contains("Thin"), "{updated}");
+    drop(browser);
+    driver.abort();
 }
 
 #[tokio::test]

@@ -199,6 +199,22 @@ async fn a_home_category_the_catalog_lacks_falls_back_to_its_first_shelf() {
 }
 
 #[tokio::test]
+async fn titles_and_authors_are_in_the_readers_language_where_the_catalog_gives_them() {
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let text = "[[mystery]]\nid = 1\ntitle = \"Мальтийский сокол\"\nauthor = \"Дэшил Хэммет\"\n\
+                en = { title = \"The Maltese Falcon\", author = \"Dashiell Hammett\" }\n";
+    std::fs::write(&catalog, text).unwrap();
+    let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
+    let english = marketplace.get("/?category=mystery&lang=en").await.body;
+    assert_eq!(titles(&english), ["The Maltese Falcon"]);
+    assert!(english.contains("Dashiell Hammett"), "{english}");
+    let russian = marketplace.get("/?category=mystery&lang=ru").await.body;
+    assert_eq!(titles(&russian), ["Мальтийский сокол"]);
+    let api = marketplace.get("/api/recommendations?category=mystery&lang=en").await.body;
+    assert!(api.contains(r#""title":"The Maltese Falcon""#), "{api}");
+}
+
+#[tokio::test]
 async fn more_books_is_offered_only_when_the_category_has_more() {
     let (_dir, catalog) = catalog_dir(&["A", "B", "C"]);
     let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;

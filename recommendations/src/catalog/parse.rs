@@ -191,13 +191,16 @@ fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Resul
 
 /// One book's fields, checked, with the span of its `id` for duplicate reports.
 fn parse_book(fields: &DeTable<'_>, span: Range<usize>) -> Result<(Book, Range<usize>), Fault> {
-    let (mut id, mut title, mut author) = (None, None, None);
+    let (mut id, mut title, mut author, mut local) = (None, None, None, Vec::new());
     for (key, value) in fields {
         match key.get_ref().as_ref() {
             "id" => id = Some(value),
             "title" => title = Some(value),
             "author" => author = Some(value),
-            other => return Err((key.span(), Problem::UnknownField(other.to_owned()))),
+            other => match LANGUAGES.iter().position(|lang| *lang == other) {
+                Some(lang) => local.push((lang, value)),
+                None => return Err((key.span(), Problem::UnknownField(other.to_owned()))),
+            },
         }
     }
     let missing = |field| (span.clone(), Problem::MissingField(field));
@@ -214,7 +217,21 @@ fn parse_book(fields: &DeTable<'_>, span: Range<usize>) -> Result<(Book, Range<u
     .ok_or_else(|| (id.span(), Problem::IdTooLarge(number.to_string())))?;
     let title = text(title, "title", MAX_TEXT_CHARS)?.ok_or((title.span(), Problem::EmptyTitle))?;
     let author = author.map(|author| text(author, "author", MAX_TEXT_CHARS)).transpose()?.flatten();
-    Ok((Book { id: id_value, title, author }, id.span()))
+    let mut book = Book { id: id_value, title, author, ..Book::default() };
+    for (lang, value) in local {
+        let DeValue::Table(fields) = value.get_ref() else {
+            return Err(wrong_type(value, LANGUAGES[lang], "a table (`{ title = \"…\" }`)"));
+        };
+        for (key, value) in fields {
+            let (slot, field) = match key.get_ref().as_ref() {
+                "title" => (&mut book.titles[lang], "title"),
+                "author" => (&mut book.authors[lang], "author"),
+                other => return Err((key.span(), Problem::UnknownField(other.to_owned()))),
+            };
+            *slot = text(value, field, MAX_TEXT_CHARS)?;
+        }
+    }
+    Ok((book, id.span()))
 }
 
 /// A trimmed string within `limit` characters; `None` when it is empty.

@@ -144,8 +144,12 @@ async fn a_shelf_added_to_the_file_is_listed_and_served_by_key_while_the_seeds_a
     let poetry = categories.iter().find(|c| c.key == "poetry").unwrap();
     assert_eq!((poetry.names["en"].as_str(), poetry.names["ru"].as_str()), ("Poetry", "Поэзия"));
     assert_eq!(poetry.books, 1);
-    let request =
-        |category: &str| RecommendRequest { user_id: 1, category: category.into(), max_results: 5 };
+    let request = |category: &str| RecommendRequest {
+        user_id: 1,
+        category: category.into(),
+        max_results: 5,
+        ..Default::default()
+    };
     let books = catalog.recommend(request("poetry")).await.unwrap().into_inner().books;
     assert_eq!(books[0].title, "Evgeny Onegin");
     let mystery = catalog.recommend(request("mystery")).await.unwrap().into_inner().books;

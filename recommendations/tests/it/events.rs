@@ -81,7 +81,12 @@ async fn catalog_recommend_tells_the_version_its_books_were_drawn_from() {
     let mut versions = watch(&app).await;
     let mut catalog = CatalogClient::new(app.channel().await);
     let mut ask = async || -> RecommendResponse {
-        let request = RecommendRequest { user_id: 1, category: "mystery".into(), max_results: 5 };
+        let request = RecommendRequest {
+            user_id: 1,
+            category: "mystery".into(),
+            max_results: 5,
+            ..Default::default()
+        };
         catalog.recommend(request).await.unwrap().into_inner()
     };
     let first = next(&mut versions).await;

@@ -36,6 +36,9 @@ fn the_schema_and_check_agree_on_broken_catalogs() {
         format!("[[poetry]]\nid = 1\ntitle = \"{}\"\n", "t".repeat(501)),
         "poetry = \"Verse\"\n".to_owned(),
         "id = 1\n".to_owned(),
+        format!("{book}en = {{ title = \"Verse\", author = \"A\" }}\nru = {{ author = \"Б\" }}\n"),
+        format!("{book}en = {{ titel = \"Verse\" }}\n"),
+        format!("{book}en = \"Verse\"\n"),
     ];
     for text in cases {
         let checked = Catalog::from_toml_str(&text, "catalog.toml");
