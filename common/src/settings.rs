@@ -62,11 +62,9 @@ impl Args {
         let named = env.get(&format!("{prefix}_CONFIG")).filter(|file| !file.trim().is_empty());
         let file = self.config.or_else(|| named.map(PathBuf::from));
         let port = ("server.port", self.port.map(|port| port.to_string()));
-        let flags = flags
-            .iter()
-            .chain([&port])
-            .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)));
-        Sources { file, env, overrides: flags.collect() }
+        let set = |(key, value): &(&str, Option<String>)| Some((key.to_string(), value.clone()?));
+        let overrides = flags.iter().chain([&port]).filter_map(set).collect();
+        Sources { file, env, overrides }
     }
 }
 

@@ -32,32 +32,28 @@ pub async fn follow(
             tracing::info!(version, categories = count, "catalog changed");
         }
         if let Some(shown) = shown.filter(|_| changed) {
-            let (category, shown) = (&*home, shown.as_deref());
             let message = "homepage.category is not in the catalog: \
                            the home page shows its first category";
-            tracing::warn!(category, shown, "{message}");
+            tracing::warn!(category = &*home, shown = shown.as_deref(), "{message}");
         }
         changed
     };
     let stream = async || -> Result<(), CallError> {
         let (channel, mut versions) = client.watch_catalog().await?;
         metrics.catalog_following.set(1);
-        let followed = async {
-            while let Some(version) = versions.message().await.map_err(CallError::Failed)? {
-                if version.version != live.borrow().version {
-                    put(Categories::from_catalog(client.list_categories(channel.clone()).await?));
-                }
+        while let Some(version) = versions.message().await.map_err(CallError::Failed)? {
+            if version.version != live.borrow().version {
+                put(Categories::from_catalog(client.list_categories(channel.clone()).await?));
             }
-            Ok(())
-        };
-        let followed = followed.await;
-        metrics.catalog_following.set(0);
-        followed
+        }
+        Ok(())
     };
     let following = async {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let wait = match stream().await {
+            let followed = stream().await;
+            metrics.catalog_following.set(0);
+            let wait = match followed {
                 // The stream was up and ended: its replica went away.
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
@@ -65,18 +61,16 @@ pub async fn follow(
                 }
                 Err(CallError::Failed(status)) if status.code() == Code::Unimplemented => {
                     if put(Categories::tutorial(Api::Tutorial)) {
-                        let recheck_s = TUTORIAL_RECHECK.as_secs();
                         let message = "Recommendations speaks only the tutorial's API: \
                                        showing its three categories";
-                        tracing::info!(recheck_s, "{message}");
+                        tracing::info!(recheck_s = TUTORIAL_RECHECK.as_secs(), "{message}");
                     }
                     TUTORIAL_RECHECK
                 }
                 Err(error) => {
-                    let backoff_ms = millis(backoff);
-                    tracing::debug!(%error, backoff_ms, "cannot follow the catalog");
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tracing::debug!(%error, backoff_ms = millis(wait), "cannot follow the catalog");
                     wait
                 }
             };

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor, rt::TokioTimer};
 use salvo::http::uri::Uri;
 
 /// GETs `url` (`http://host[:port]/path`) and says what it answered; only 200 is ready.

@@ -23,7 +23,6 @@ impl LastServed {
         }
     }
 
-    /// At most `max` of them.
     pub fn last(&self, category: &str, max: u32) -> Vec<Book> {
         let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         let books = answers.get(category).map(|books| books.iter().take(max as usize).cloned());

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use bookshop_common::metrics::{GrpcCalls, LatencyFamily, latency_family, register, render};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
-use prometheus_client::registry::Registry;
+use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Route {
@@ -42,8 +41,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("marketplace");
         let r = &mut registry;
-        let help = "HTTP requests by method, route and status";
-        let requests = register(r, "http_requests", help);
+        let requests = register(r, "http_requests", "HTTP requests by method, route and status");
         let help = "Time to answer an HTTP request, in seconds";
         let request_seconds = latency_family();
         r.register("http_request_duration_seconds", help, request_seconds.clone());

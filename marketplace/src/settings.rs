@@ -172,8 +172,7 @@ impl Layered for Settings {
             let hint = if problem.contains("port") { "; set recommendations.port" } else { "" };
             Invalid { key: "recommendations.host", problem: format!("{problem}{hint}") }
         })?;
-        let port = format!("must be between 1 and {}", u16::MAX);
-        ensure(rec.port > 0, "recommendations.port", port)?;
+        ensure(rec.port > 0, "recommendations.port", "must be between 1 and 65535")?;
         at_least("recommendations.timeout_ms", rec.timeout, ms(1))?;
         at_least("recommendations.connect_timeout_ms", rec.connect_timeout, ms(1))?;
         at_least("recommendations.resolve_interval_ms", rec.resolve_interval, ms(100))?;

@@ -2,8 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use bookshop_common::net::{BindError, bind};
-use bookshop_common::{millis, serve::App};
+use bookshop_common::{millis, net::BindError, net::bind, serve::App};
 use salvo::{Server, conn::tcp::TcpAcceptor, fuse::FuseConfig};
 use tokio::net::TcpListener;
 

@@ -30,11 +30,8 @@ pub fn incoming(
     let left = open_file_limit().map(|limit| limit.saturating_sub(RESERVED_FDS).max(1));
     let cap = left.map_or(server.max_connections, |left| left.min(server.max_connections));
     if cap < server.max_connections {
-        tracing::info!(
-            max_connections = server.max_connections,
-            cap,
-            "the connection cap is lowered to what the open-file limit leaves"
-        );
+        let message = "the connection cap is lowered to what the open-file limit leaves";
+        tracing::info!(max_connections = server.max_connections, cap, "{message}");
     }
     tokio::spawn(async move {
         loop {
@@ -93,21 +90,17 @@ impl AsyncRead for Connection {
             return Poll::Ready(Err(io::Error::other("the server is stopping")));
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Pending => {
-                ready!(this.silence.as_mut().poll(cx));
-                let reason = if this.heard { "idle_timeout" } else { "handshake_timeout" };
-                this.metrics.silent.get_or_create(&[("reason", reason)]).inc();
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
+        if let Poll::Ready(result) = Pin::new(&mut this.stream).poll_read(cx, buf) {
+            if buf.filled().len() > before {
+                this.heard = true;
+                this.silence.as_mut().reset(Instant::now() + this.idle_timeout);
             }
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    this.heard = true;
-                    this.silence.as_mut().reset(Instant::now() + this.idle_timeout);
-                }
-                Poll::Ready(result)
-            }
+            return Poll::Ready(result);
         }
+        ready!(this.silence.as_mut().poll(cx));
+        let reason = if this.heard { "idle_timeout" } else { "handshake_timeout" };
+        this.metrics.silent.get_or_create(&[("reason", reason)]).inc();
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
     }
 }
 

@@ -170,12 +170,9 @@ impl Reloader {
         self.last_seen = Some(seen);
         self.metrics.reloads.get_or_create(&[("result", "failure")]).inc();
         let kept = self.store.borrow().clone();
-        tracing::warn!(
-            %error,
-            kept_hash = %kept.as_ref().map(|c| c.short_hash()).unwrap_or_default(),
-            kept_books = kept.map_or(0, |c| c.len()),
-            "catalog reload rejected; the last good catalog stays in service"
-        );
+        let kept_hash = kept.as_ref().map(|c| c.short_hash()).unwrap_or_default();
+        let message = "catalog reload rejected; the last good catalog stays in service";
+        tracing::warn!(%error, %kept_hash, kept_books = kept.map_or(0, |c| c.len()), "{message}");
         Outcome::Rejected(error)
     }
 }
@@ -200,12 +197,11 @@ pub async fn run(mut reloader: Reloader, mut watcher: Watcher) {
                 return tracing::error!(%error, "the catalog reload failed; reloading stops");
             }
         };
-        let now = tokio::time::Instant::now();
         again = match outcome {
             // From when it was first seen, whatever looked at it since (a poll).
             Outcome::Unsettled(until) => Some(until.into()),
             Outcome::Unreadable(_) => {
-                let at = now + retry;
+                let at = tokio::time::Instant::now() + retry;
                 retry = (retry * 2).min(RETRY_MAX);
                 Some(at)
             }

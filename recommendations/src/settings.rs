@@ -138,9 +138,8 @@ impl Layered for Settings {
     const PREFIX: &'static str = ENV_PREFIX;
 
     fn validate(&self) -> Result<(), Invalid> {
-        let (server, recommend, tls) = (&self.server, &self.recommend, &self.tls);
-        let ms = Duration::from_millis;
-        let (default, cap) = (recommend.default_max_results, recommend.max_results_cap);
+        let (server, tls, ms) = (&self.server, &self.tls, Duration::from_millis);
+        let (default, cap) = (self.recommend.default_max_results, self.recommend.max_results_cap);
         ensure(default > 0, "recommend.default_max_results", "must be at least 1")?;
         let problem = "must be at least recommend.default_max_results (and fit an int32)";
         ensure(cap >= default && cap <= i32::MAX as u32, "recommend.max_results_cap", problem)?;

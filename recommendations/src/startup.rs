@@ -2,8 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use bookshop_common::net::{BindError, bind};
-use bookshop_common::{serve::App, tls, tls::TlsFileError};
+use bookshop_common::{net::BindError, net::bind, serve::App, tls, tls::TlsFileError};
 use bookshop_proto::catalog::catalog_events_server::CatalogEventsServer;
 use bookshop_proto::catalog::catalog_server::CatalogServer;
 use bookshop_proto::{FILE_DESCRIPTOR_SET, recommendations_server::RecommendationsServer};

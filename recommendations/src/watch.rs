@@ -4,8 +4,7 @@
 //! mount reports only its own writes), and debounces itself (notify's debouncers keep only paths).
 //! `poll` looks every `catalog.poll_interval_ms` (Docker Desktop, NFS); `off`: SIGHUP only.
 
-use std::path::{Path, PathBuf};
-use std::{ffi::OsStr, time::Duration};
+use std::{ffi::OsStr, path::Path, path::PathBuf, time::Duration};
 
 use futures_util::future::OptionFuture;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};

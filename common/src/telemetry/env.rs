@@ -112,12 +112,10 @@ pub(super) fn exporter(
         let expected = "a ratio from 0 to 1, such as 0.25";
         return Err(invalid("OTEL_TRACES_SAMPLER_ARG", &ratio, expected));
     }
-    let millis = |names: &[&'static str]| match first(names) {
-        None => Ok(None),
-        Some((name, value)) => match value.trim().parse() {
-            Ok(millis) => Ok(Some(Duration::from_millis(millis))),
-            Err(_) => Err(invalid(name, &value, "a whole number of milliseconds")),
-        },
+    let millis = |names: &[&'static str]| {
+        let Some((name, value)) = first(names) else { return Ok(None) };
+        let parsed = value.trim().parse().map(Duration::from_millis);
+        parsed.map(Some).map_err(|_| invalid(name, &value, "a whole number of milliseconds"))
     };
     // Checked only: the exporter reads the timeout from the process itself.
     millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;

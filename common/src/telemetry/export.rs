@@ -6,9 +6,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use opentelemetry::Context;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::{Resource, error::OTelSdkError, error::OTelSdkResult};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinError;

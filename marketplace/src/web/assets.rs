@@ -18,13 +18,8 @@ pub struct Asset {
 impl Asset {
     /// Its version is the hash of its content, computed at compile time.
     const fn new(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
-        Asset {
-            name,
-            content_type,
-            body,
-            version: bookshop_common::fnv1a(body),
-            url: OnceLock::new(),
-        }
+        let version = bookshop_common::fnv1a(body);
+        Asset { name, content_type, body, version, url: OnceLock::new() }
     }
 
     fn version(&self) -> String {
@@ -42,8 +37,7 @@ impl Asset {
 
     fn matches(&self, if_none_match: &str) -> bool {
         let etag = self.etag();
-        let matching =
-            |tag: &str| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag.as_str());
+        let matching = |tag: &str| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag;
         if_none_match.split(',').map(str::trim).any(matching)
     }
 
@@ -69,8 +63,7 @@ pub fn find(name: &str) -> Option<&'static Asset> {
 /// `GET /static/{name}`
 #[handler]
 pub async fn static_asset(req: &Request, res: &mut Response) {
-    let name = req.param::<String>("name").unwrap_or_default();
-    match find(&name) {
+    match find(&req.param::<String>("name").unwrap_or_default()) {
         Some(asset) => send(asset, req, res),
         None => drop(res.status_code(StatusCode::NOT_FOUND)),
     }

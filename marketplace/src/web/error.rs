@@ -8,8 +8,7 @@ use salvo::{Depot, Request, Response, Writer, async_trait, writing::Json};
 use serde_json::json;
 
 use crate::web::pages::{self, ErrorPage, Layout, href};
-use crate::web::params::{ParamError, Params};
-use crate::web::{AppState, language, no_store};
+use crate::web::{AppState, language, no_store, params::ParamError, params::Params};
 use crate::{book::Book, book::MAX_RESULTS, i18n::LangChoice, recommendations::CallError};
 
 pub type AppResult<T = ()> = Result<T, AppError>;
@@ -32,22 +31,20 @@ pub enum AppError {
 impl AppError {
     pub fn from_call(error: CallError, category: Arc<str>, kept: Params, books: Vec<Book>) -> Self {
         match error {
-            CallError::NotFound => AppError::NoBooks(category),
-            _ => AppError::Unavailable { category, kept, last_books: books },
+            CallError::NotFound => Self::NoBooks(category),
+            _ => Self::Unavailable { category, kept, last_books: books },
         }
     }
 
     /// The status, and a stable code for JSON clients.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
-            AppError::BadParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
-            AppError::NoBooks(_) => (StatusCode::NOT_FOUND, "no_books"),
-            AppError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            AppError::Http(StatusCode::NOT_FOUND) => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::Http(status @ StatusCode::METHOD_NOT_ALLOWED) => {
-                (*status, "method_not_allowed")
-            }
-            AppError::Http(status) => (*status, "error"),
+            Self::BadParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::NoBooks(_) => (StatusCode::NOT_FOUND, "no_books"),
+            Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Http(StatusCode::NOT_FOUND) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Http(status @ StatusCode::METHOD_NOT_ALLOWED) => (*status, "method_not_allowed"),
+            Self::Http(status) => (*status, "error"),
         }
     }
 
@@ -56,7 +53,7 @@ impl AppError {
         let (status, code) = self.status();
         let mut error =
             json!({ "status": status.as_u16(), "code": code, "message": self.to_string() });
-        if let AppError::BadParameter(param) = self {
+        if let Self::BadParameter(param) = self {
             error["parameter"] = param.parameter().into();
             error["value"] = param.value().into();
             error["valid_values"] = param.valid_values().into();
@@ -71,14 +68,14 @@ impl AppError {
         let (t, categories) = (choice.lang.texts(), state.categories.borrow().clone());
         let status = self.status().0;
         let title = match &self {
-            AppError::BadParameter(_) => t.bad_request_title,
-            AppError::NoBooks(_) | AppError::Http(StatusCode::NOT_FOUND) => t.not_found_title,
-            AppError::Unavailable { .. } => t.unavailable_title,
-            AppError::Http(StatusCode::METHOD_NOT_ALLOWED) => t.method_not_allowed_title,
-            AppError::Http(_) => t.other_error_title,
+            Self::BadParameter(_) => t.bad_request_title,
+            Self::NoBooks(_) | Self::Http(StatusCode::NOT_FOUND) => t.not_found_title,
+            Self::Unavailable { .. } => t.unavailable_title,
+            Self::Http(StatusCode::METHOD_NOT_ALLOWED) => t.method_not_allowed_title,
+            Self::Http(_) => t.other_error_title,
         };
         let (current, kept) = match &self {
-            AppError::Unavailable { category, kept, .. } => (Some(&**category), kept.clone()),
+            Self::Unavailable { category, kept, .. } => (Some(&**category), kept.clone()),
             _ => (None, Params::default()),
         };
         let layout = Layout::new(choice, &categories, current, &kept, title);
@@ -93,7 +90,7 @@ impl AppError {
             stale: None,
         };
         match self {
-            AppError::BadParameter(param) => {
+            Self::BadParameter(param) => {
                 page.value = Some(param.value().to_owned());
                 (page.message, page.valid) = match param {
                     ParamError::UnknownCategory(..) => {
@@ -112,8 +109,8 @@ impl AppError {
                     }
                 };
             }
-            AppError::NoBooks(_) => page.message = t.empty,
-            AppError::Unavailable { category, kept, last_books } => {
+            Self::NoBooks(_) => page.message = t.empty,
+            Self::Unavailable { category, kept, last_books } => {
                 let stale = !last_books.is_empty();
                 page.message = if stale { t.stale_body } else { t.unavailable_body };
                 (page.warning, page.layout.live) = (true, true);
@@ -121,11 +118,9 @@ impl AppError {
                 let heading = categories.name(&category, choice.lang).to_owned();
                 page.stale = stale.then_some((heading, last_books));
             }
-            AppError::Http(StatusCode::NOT_FOUND) => page.message = t.not_found_body,
-            AppError::Http(StatusCode::METHOD_NOT_ALLOWED) => {
-                page.message = t.method_not_allowed_body;
-            }
-            AppError::Http(_) => {}
+            Self::Http(StatusCode::NOT_FOUND) => page.message = t.not_found_body,
+            Self::Http(StatusCode::METHOD_NOT_ALLOWED) => page.message = t.method_not_allowed_body,
+            Self::Http(_) => {}
         }
         pages::send(res, status, choice.lang, page);
     }
@@ -136,7 +131,7 @@ impl Writer for AppError {
     async fn write(self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
         res.status_code(self.status().0);
         let Ok(state) = depot.get_typed::<Arc<AppState>>() else { return self.json(res) };
-        if matches!(self, AppError::Unavailable { .. }) {
+        if matches!(self, Self::Unavailable { .. }) {
             let retry_after = HeaderValue::from(state.retry_after_secs);
             res.headers_mut().insert(header::RETRY_AFTER, retry_after);
         }

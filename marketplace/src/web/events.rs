@@ -68,14 +68,13 @@ fn changes(
     let first = SseEvent::default().retry(retry).comment("catalog events");
     // The permit goes along: the stream counts as open until it is dropped.
     let start = (live.subscribe(), seen, open);
-    let versions = stream::unfold(start, |(mut categories, mut seen, open)| async move {
+    let versions = stream::unfold(start, |(mut categories, seen, open)| async move {
         loop {
             let version = categories.borrow_and_update().version.clone();
             if !version.is_empty() && version != seen {
                 let data = format!(r#"{{"version":"{version}"}}"#);
                 let event = SseEvent::default().name("catalog").id(version.clone()).text(data);
-                seen = version;
-                return Some((Ok(event), (categories, seen, open)));
+                return Some((Ok(event), (categories, version, open)));
             }
             categories.changed().await.ok()?;
         }
