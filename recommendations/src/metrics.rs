@@ -37,37 +37,50 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("recommendations");
         let r = &mut registry;
-        let calls = GrpcCalls::register(r, "server", "RPCs answered");
-        let help = "Books per category in the catalog in service";
-        let books = register(r, "bookshop_catalog_books", help);
-        let help = "Catalogs put in service since start (1 after the first load)";
-        let generation = register(r, "bookshop_catalog_generation", help);
-        let help = "The catalog in service, by short content hash (always 1)";
-        let catalog = register(r, "bookshop_catalog_info", help);
-        let help = "Unix time of the last successful catalog load";
-        let last_success = register(r, "bookshop_catalog_last_success_timestamp_seconds", help);
-        let help = "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)";
-        let reloads = register(r, "bookshop_catalog_reloads", help);
-        let help = "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff";
-        let read_errors = register(r, "bookshop_catalog_read_errors", help);
-        let connections = register(r, "bookshop_grpc_connections", "gRPC connections open now");
-        let help =
-            "gRPC connections closed as soon as accepted, because server.max_connections were open";
-        let refused = register(r, "bookshop_grpc_connections_refused", help);
-        let help = "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)";
-        let silent = register(r, "bookshop_grpc_connections_closed_silent", help);
         Metrics {
+            calls: GrpcCalls::register(r, "server", "RPCs answered"),
+            books: register(
+                r,
+                "bookshop_catalog_books",
+                "Books per category in the catalog in service",
+            ),
+            generation: register(
+                r,
+                "bookshop_catalog_generation",
+                "Catalogs put in service since start (1 after the first load)",
+            ),
+            catalog: register(
+                r,
+                "bookshop_catalog_info",
+                "The catalog in service, by short content hash (always 1)",
+            ),
+            last_success: register(
+                r,
+                "bookshop_catalog_last_success_timestamp_seconds",
+                "Unix time of the last successful catalog load",
+            ),
+            reloads: register(
+                r,
+                "bookshop_catalog_reloads",
+                "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
+            ),
+            read_errors: register(
+                r,
+                "bookshop_catalog_read_errors",
+                "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff",
+            ),
+            connections: register(r, "bookshop_grpc_connections", "gRPC connections open now"),
+            refused: register(
+                r,
+                "bookshop_grpc_connections_refused",
+                "gRPC connections closed as soon as accepted, because server.max_connections were open",
+            ),
+            silent: register(
+                r,
+                "bookshop_grpc_connections_closed_silent",
+                "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)",
+            ),
             registry,
-            calls,
-            books,
-            generation,
-            catalog,
-            last_success,
-            reloads,
-            read_errors,
-            connections,
-            refused,
-            silent,
         }
     }
 }
