@@ -51,7 +51,7 @@ async fn books_text(page: &chromiumoxide::Page, wanted: &str) -> String {
 }
 
 #[tokio::test]
-async fn titles_are_in_the_pages_language_and_stay_so_when_the_catalog_changes() {
+async fn titles_are_in_the_pages_language_and_an_update_moves_nothing() {
     let Some((browser, _profile, driver)) = browser().await else { return };
     let falcon = "[[mystery]]\nid = 1\ntitle = \"Мальтийский сокол\"\n\
                   en = { title = \"The Maltese Falcon\" }\n";
@@ -65,12 +65,20 @@ async fn titles_are_in_the_pages_language_and_stay_so_when_the_catalog_changes()
     // A Russian page, in a browser that prefers English: its live updates stay in Russian.
     let russian = browser.new_page(marketplace.url("/?category=mystery&lang=ru")).await.unwrap();
     assert!(books_text(&russian, "Мальтийский сокол").await.contains("Мальтийский сокол"));
+    let top = "document.getElementById('books').getBoundingClientRect().top";
+    let before: f64 = russian.evaluate(top).await.unwrap().into_value().unwrap();
     let thin_man =
         "[[mystery]]\nid = 2\ntitle = \"Худой человек\"\nen = { title = \"The Thin Man\" }\n";
     std::fs::write(catalog.with_extension("tmp"), format!("{falcon}{thin_man}")).unwrap();
     std::fs::rename(catalog.with_extension("tmp"), &catalog).unwrap();
     let updated = books_text(&russian, "Худой человек").await;
     assert!(updated.contains("Худой человек") && !updated.contains("Thin"), "{updated}");
+    // "The catalog was updated" is shown now, and moves nothing.
+    let notice = "document.getElementById('live-notice').textContent";
+    let notice: String = russian.evaluate(notice).await.unwrap().into_value().unwrap();
+    assert!(!notice.is_empty(), "no notice of the update");
+    let after: f64 = russian.evaluate(top).await.unwrap().into_value().unwrap();
+    assert_eq!(before, after, "the books moved when the notice came");
     drop(browser);
     driver.abort();
 }
