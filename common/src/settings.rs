@@ -110,13 +110,21 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     }
     let settings: T = layers.config.clone().try_deserialize().map_err(|error| match error {
         ConfigError::Type { expected, key: Some(key), .. } => {
-            layers.invalid(&key, format!("expected {expected}"))
+            layers.invalid(&key, plain(format!("expected {expected}")))
         }
-        ConfigError::At { error, key: Some(key), .. } => layers.invalid(&key, error.to_string()),
+        ConfigError::At { error, key: Some(key), .. } => {
+            layers.invalid(&key, plain(error.to_string()))
+        }
         other => SettingsError::Source(other),
     })?;
     settings.validate().map_err(|invalid| layers.invalid(invalid.key, invalid.problem))?;
     Ok(settings)
+}
+
+/// serde's words for a port's type in the user's.
+fn plain(problem: String) -> String {
+    let port = "a whole number from 0 to 65535";
+    problem.replace("an unsigned 16 bit integer", port).replace("u16", port)
 }
 
 /// The built configuration, and what it takes to say where a value came from.
@@ -322,12 +330,14 @@ mod tests {
         for part in ["server.port", "\"eighty\"", "EXAMPLE__SERVER__PORT"] {
             assert!(err.contains(part), "{part} missing from: {err}");
         }
+        let err = error(None, &[("EXAMPLE__SERVER__PORT", "70000")]);
+        assert!(err.contains("expected a whole number from 0 to 65535"), "{err}");
     }
 
     #[test]
     fn an_out_of_range_number_names_the_file() {
         let err = error(Some("[server]\nport = 70000\n"), &[]);
-        for part in ["server.port", "70000", "settings.toml"] {
+        for part in ["server.port", "70000", "settings.toml", "from 0 to 65535"] {
             assert!(err.contains(part), "{part} missing from: {err}");
         }
     }
