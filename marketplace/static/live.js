@@ -101,17 +101,15 @@
     let done;
     try {
       done = JSON.parse(sessionStorage.getItem(RELOADS_KEY) || "[]");
+      done = (Array.isArray(done) ? done : []).filter((reloaded) => now - reloaded.at < RELOADS_MS);
+      if (done.some((reloaded) => reloaded.version === version)) {
+        return;
+      }
+      sessionStorage.setItem(RELOADS_KEY, JSON.stringify([...done, { version, at: now }]));
     } catch {
       return; // without storage, no way to know: no reload
     }
-    done = done.filter((reloaded) => now - reloaded.at < RELOADS_MS);
-    if (done.some((reloaded) => reloaded.version === version)) {
-      return;
-    }
-    const delay = Math.min(250 * 2 ** done.length, 30000);
-    done.push({ version, at: now });
-    sessionStorage.setItem(RELOADS_KEY, JSON.stringify(done));
-    setTimeout(() => location.reload(), delay);
+    setTimeout(() => location.reload(), Math.min(250 * 2 ** done.length, 30000));
   }
 
   function retry(version, attempt) {
