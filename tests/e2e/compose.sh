@@ -279,7 +279,7 @@ shoot() {
 }
 # serves TITLE: the mystery books the API gives include TITLE.
 serves() {
-  curl -fsS --max-time 5 "$URL/api/recommendations?category=mystery&max_results=50" \
+  curl -fsS --max-time 5 "$URL/api/recommendations?category=mystery&max_results=50&lang=ru" \
     | python3 -c 'import json, sys; sys.exit(sys.argv[1] not in [b["title"] for b in json.load(sys.stdin)["recommendations"]])' "$1"
 }
 if [ "${E2E_SCREENSHOTS:-}" = 1 ]; then
