@@ -164,10 +164,10 @@ log "starting the built images with docker-compose.yaml"
 dc up -d --no-build
 wait_until 60 "recommendations is healthy" all_healthy recommendations 1
 wait_until 60 "marketplace is healthy" all_healthy marketplace 1
-# The first science-fiction title of the demo catalog must be on that category's page.
+# The first science-fiction title of the demo catalog (its own, Russian) must be on that category's Russian page.
 title=$(awk -F'"' '/^\[\[science_fiction\]\]/ { f = 1 } f && /^title/ { print $2; exit }' "$CONTEXT/catalog.toml")
 page_has() {
-  curl -fsS --max-time 5 "http://127.0.0.1:$PORT/?category=science_fiction&max_results=50" | grep -qF "$1"
+  curl -fsS --max-time 5 "http://127.0.0.1:$PORT/?category=science_fiction&max_results=50&lang=ru" | grep -qF "$1"
 }
 wait_until 10 "the page lists the catalog's \"$title\"" page_has "$title"
 started=$(now)
