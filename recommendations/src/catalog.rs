@@ -11,7 +11,7 @@ mod parse;
 pub const MAX_TEXT_CHARS: usize = 500;
 /// Each category is a link in the shop's navigation.
 pub const MAX_CATEGORIES: usize = 50;
-/// Bounds a catalog's memory, as `max_bytes` bounds its text (docs/catalog.md, Limits).
+/// Bounds a catalog's memory, as `max_bytes` bounds its text (docs/catalog.md, Format).
 pub const MAX_BOOKS: usize = 100_000;
 pub use bookshop_proto::MAX_CATEGORY_KEY_CHARS as MAX_KEY_CHARS;
 pub const MAX_NAME_CHARS: usize = 40;
@@ -139,7 +139,7 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
     let mut options = std::fs::OpenOptions::new();
     // Not blocking: the open of a FIFO would wait for a writer, and a stop would wait on it.
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(options.read(true), libc::O_NONBLOCK);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
     let file = options.read(true).open(path).map_err(io)?;
     let metadata = file.metadata().map_err(io)?;
     if !metadata.is_file() {

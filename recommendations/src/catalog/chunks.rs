@@ -12,7 +12,7 @@ use super::Problem;
 
 /// Large enough that the parser's fixed costs do not show, small enough to bound its memory.
 const CHUNK_TOKENS: usize = 16 * 1024;
-/// The most tokens between two places a piece can start (docs/catalog.md, Limits).
+/// The most tokens between two places a piece can start (docs/catalog.md, Format).
 pub(super) const MAX_PIECE_TOKENS: usize = 64 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
