@@ -1,5 +1,4 @@
-//! `tracing` to stderr as text or JSON (`LOG_FORMAT`), by a thread that drops nothing (a full queue
-//! makes logging wait). By default answered requests are left out (`debug`), [`SLOW`] ones are not.
+//! `tracing` to stderr as text or JSON (`LOG_FORMAT`), by a thread that drops nothing (it waits).
 
 use std::io::{BufWriter, IsTerminal};
 
@@ -12,14 +11,6 @@ use crate::telemetry::TraceLayer;
 pub enum LogFormat {
     Text,
     Json,
-}
-
-impl LogFormat {
-    /// An unknown `LOG_FORMAT` falls back to text: logging must never stop start-up.
-    pub fn from_env() -> Self {
-        let format = std::env::var("LOG_FORMAT").unwrap_or_default();
-        if format.trim().eq_ignore_ascii_case("json") { LogFormat::Json } else { LogFormat::Text }
-    }
 }
 
 /// When `RUST_LOG` is unset or malformed; `notify` logs routine inotify bookkeeping at `info`.
@@ -38,7 +29,10 @@ pub fn init(traces: Option<TraceLayer>) -> WorkerGuard {
     let (writer, guard) = writer.thread_name("log-writer").finish(stderr);
     // Colours only on a terminal; `try_init`, so that a second call (tests) is harmless.
     let ansi = std::io::stderr().is_terminal();
-    let _ = subscriber(traces, filter, LogFormat::from_env(), writer, ansi).try_init();
+    // An unknown `LOG_FORMAT` falls back to text: logging must never stop start-up.
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    let format = if json { LogFormat::Json } else { LogFormat::Text };
+    let _ = subscriber(traces, filter, format, writer, ansi).try_init();
     guard
 }
 

@@ -23,6 +23,9 @@ pub fn register<M: Metric + Clone + Default>(registry: &mut Registry, name: &str
     metric
 }
 
+/// A gRPC method as the metrics and spans name it: service and method.
+pub type Method = (&'static str, &'static str);
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Call {
     grpc_service: &'static str,
@@ -36,8 +39,7 @@ struct Handled {
     grpc_code: &'static str,
 }
 
-/// gRPC calls counted and timed by service, method and code, under go-grpc-prometheus's names:
-/// `grpc_server_…` in Recommendations, `grpc_client_…` (each attempt) in the Marketplace.
+/// gRPC calls counted and timed by service, method and code, named as go-grpc-prometheus does.
 #[derive(Debug)]
 pub struct GrpcCalls {
     handled: Family<Handled, Counter>,
@@ -54,13 +56,7 @@ impl GrpcCalls {
         GrpcCalls { handled, seconds }
     }
 
-    pub fn observe(
-        &self,
-        service: &'static str,
-        method: &'static str,
-        code: &'static str,
-        took: Duration,
-    ) {
+    pub fn observe(&self, (service, method): Method, code: &'static str, took: Duration) {
         let call = Call { grpc_service: service, grpc_method: method };
         self.seconds.get_or_create(&call).observe(took.as_secs_f64());
         self.handled.get_or_create(&Handled { call, grpc_code: code }).inc();

@@ -87,15 +87,12 @@ pub struct BindError {
     pub address: String,
     pub setting: &'static str,
     pub variable: String,
-    #[source]
     pub source: std::io::Error,
 }
 
-/// Room for a burst of new connections (the kernel caps it at `net.core.somaxconn`): past the
-/// usual 128, a new connection waits for its client's SYN retry, a second or more.
+/// Room for a burst of connections (up to `net.core.somaxconn`): past 128, one waits a SYN retry.
 const BACKLOG: i32 = 4096;
-/// A peer gone without a FIN holds its connection until data sent to it is unacknowledged this
-/// long (else the kernel's ~15 minutes); an event stream's heartbeat is such data.
+/// How long data to a peer gone without a FIN (say, a stream's heartbeat) waits, not ~15 minutes.
 pub const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(20);
 
 /// Binds `host:port` (port 0 picks a free one); the error names `setting` and its variable.

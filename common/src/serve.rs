@@ -100,7 +100,6 @@ fn runtime(threads: Option<&str>, current_thread_on_one: bool) -> Result<Runtime
     builder.build().map_err(|error| format!("cannot start the async runtime: {error}"))
 }
 
-/// Runs a one-shot client subcommand (a `healthcheck`) and [`report`]s its outcome.
 pub fn once(task: impl Future<Output = Result<String, String>>) -> ExitCode {
     let runtime = Builder::new_current_thread().enable_all().build();
     let runtime = runtime.map_err(|error| format!("cannot start the async runtime: {error}"));

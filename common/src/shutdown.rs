@@ -1,13 +1,13 @@
 //! The stop signal shared by both services.
 
-/// Resolves at the first SIGTERM or Ctrl-C from this call on. Call it in the runtime before
-/// anything listens: until then SIGTERM kills without draining (and PID 1 ignores it).
+/// The first SIGTERM or Ctrl-C from now; call it before anything listens, so every stop drains.
 pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let terminate = signal(SignalKind::terminate());
-        let interrupt = signal(SignalKind::interrupt());
+        let listen = |kind| signal(kind).map(|mut signal| async move { signal.recv().await });
+        let terminate = listen(SignalKind::terminate());
+        let interrupt = listen(SignalKind::interrupt());
         async move {
             tokio::select! {
                 () = received(terminate, "SIGTERM") => {}
@@ -17,22 +17,16 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     }
     #[cfg(not(unix))]
     async {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => tracing::info!("received Ctrl-C, shutting down"),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        }
+        let ctrl_c = tokio::signal::ctrl_c().await;
+        received(ctrl_c.map(|()| std::future::ready(())), "Ctrl-C").await;
     }
 }
 
 /// Waits for `signal`, or forever if it could not be listened for.
-#[cfg(unix)]
-async fn received(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+async fn received(signal: std::io::Result<impl Future>, name: &str) {
     match signal {
-        Ok(mut signal) => {
-            signal.recv().await;
+        Ok(signal) => {
+            signal.await;
             tracing::info!("received {name}, shutting down");
         }
         Err(error) => {

@@ -1,5 +1,4 @@
-//! Spans exported over OTLP as `OTEL_*` says; without an endpoint, [`enabled`] is false and the
-//! services skip trace-only spans. A bounded queue (`export`) keeps the collector off the path.
+//! Spans exported over OTLP as `OTEL_*` says; without an endpoint, [`enabled`] is false.
 
 pub(crate) mod env;
 mod export;
@@ -26,10 +25,8 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Turns spans into OpenTelemetry spans, in the global subscriber.
 pub type TraceLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// The running export; [`Traces::shutdown`] flushes what is queued.
 #[derive(Debug)]
 pub struct Traces {
     provider: SdkTracerProvider,

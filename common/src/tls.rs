@@ -7,7 +7,6 @@ use std::path::Path;
 pub struct TlsFileError {
     pub setting: &'static str,
     pub path: String,
-    #[source]
     pub source: std::io::Error,
 }
 

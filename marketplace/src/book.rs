@@ -4,7 +4,6 @@ use std::ops::RangeInclusive;
 
 use serde::Serialize;
 
-/// How many books a page may ask for.
 pub const MAX_RESULTS: RangeInclusive<u32> = 1..=50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,8 +21,7 @@ impl Book {
         Book { id, title, author: Some(author).filter(|a| !a.trim().is_empty()) }
     }
 
-    /// Made, not downloaded. The CSP allows no `style="…"`, so the colour is a stylesheet class
-    /// (`cover-0`…), by a stable hash of the title: the same across pages and restarts.
+    /// Its colour a class (`cover-0`…: the CSP forbids `style`) by a stable hash of the title.
     pub fn cover(&self) -> Cover {
         let colour = bookshop_common::fnv1a(self.title.as_bytes()) % COLOURS;
         Cover { colour, initials: initials(&self.title) }

@@ -1,5 +1,4 @@
-//! `marketplace healthcheck`: one `GET` of `/readyz`, for container health checks in images
-//! with no shell or curl, with the HTTP client already compiled in (hyper-util's).
+//! `marketplace healthcheck`: one `GET /readyz` with hyper-util, for images with no shell or curl.
 
 use std::time::Duration;
 

@@ -1,5 +1,4 @@
-//! The last answer for each category (at most [`MAX_RESULTS`] books, in memory), which the page
-//! shows, marked as possibly out of date, while Recommendations is unavailable.
+//! The last answer for each category, shown as possibly stale while Recommendations is unavailable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,5 +1,4 @@
-//! Prometheus metrics, at `GET /metrics`: HTTP requests by route and status, calls to
-//! Recommendations by method and code, retries, the replicas, the live catalog.
+//! Prometheus metrics at `GET /metrics`: requests, calls to Recommendations, the live catalog.
 
 use std::time::Duration;
 
@@ -8,9 +7,9 @@ use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge}
 use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Route {
-    method: &'static str,
-    route: &'static str,
+pub struct Route {
+    pub method: &'static str,
+    pub route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,15 +19,14 @@ struct Answered {
     status: u16,
 }
 
-/// A gRPC method as the metrics and spans name it: service and method.
-pub type Method = (&'static str, &'static str);
+pub use bookshop_common::metrics::Method;
 
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<Answered, Counter>,
     request_seconds: LatencyFamily<Route>,
-    calls: GrpcCalls,
+    pub calls: GrpcCalls,
     pub retries: Counter,
     pub replicas: Family<[(&'static str, &'static str); 1], Gauge>,
     pub event_streams: Gauge,
@@ -41,7 +39,6 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = bookshop_common::metrics::registry("marketplace");
         let r = &mut registry;
-        let requests = register(r, "http_requests", "HTTP requests by method, route and status");
         let help = "Time to answer an HTTP request, in seconds";
         let request_seconds = latency_family();
         r.register("http_request_duration_seconds", help, request_seconds.clone());
@@ -60,8 +57,7 @@ impl Default for Metrics {
             "Catalog changes seen: a new version in service, or the API Recommendations speaks";
         let catalog_changes = register(r, "bookshop_catalog_changes", help);
         Metrics {
-            registry,
-            requests,
+            requests: register(r, "http_requests", "HTTP requests by method, route and status"),
             request_seconds,
             calls,
             retries,
@@ -70,26 +66,15 @@ impl Default for Metrics {
             event_streams_refused,
             catalog_following,
             catalog_changes,
+            registry,
         }
     }
 }
 
 impl Metrics {
-    pub fn observe_request(
-        &self,
-        method: &'static str,
-        route: &'static str,
-        status: u16,
-        took: Duration,
-    ) {
-        let route = Route { method, route };
+    pub fn observe_request(&self, route: Route, status: u16, took: Duration) {
         self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());
         self.requests.get_or_create(&Answered { route, status }).inc();
-    }
-
-    /// One attempt of a call to Recommendations.
-    pub fn observe_call(&self, (service, method): Method, code: &'static str, took: Duration) {
-        self.calls.observe(service, method, code, took);
     }
 
     pub fn render(&self) -> String {

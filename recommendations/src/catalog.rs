@@ -1,6 +1,4 @@
-//! The book catalog, parsed from `catalog.toml` (docs/catalog.md) into a valid [`Catalog`] or a
-//! [`CatalogError`] that names the file, line and column, what is wrong and how to fix it.
-//! `parse` applies the rules; `chunks` cuts a large text into pieces that parse on their own.
+//! The book catalog from `catalog.toml` (docs/catalog.md), or an error naming where and the fix.
 
 use std::{fmt, io::Read, path::Path, sync::Arc};
 
@@ -122,7 +120,6 @@ pub fn check(path: &Path, max_bytes: u64) -> Result<String, String> {
     Ok(report)
 }
 
-/// `1 book`, `2 books`, `3 categories`.
 fn plural((n, noun): (usize, &str)) -> String {
     match (n, noun.strip_suffix('y')) {
         (1, _) => format!("1 {noun}"),
@@ -151,10 +148,8 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CatalogError> 
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
-    match bytes.len() as u64 {
-        read if read > max_bytes => Err(too_large(read)),
-        _ => Ok(bytes),
-    }
+    let read = bytes.len() as u64;
+    if read > max_bytes { Err(too_large(read)) } else { Ok(bytes) }
 }
 
 pub fn decode(bytes: Vec<u8>, origin: &str) -> Result<String, CatalogError> {
@@ -214,7 +209,6 @@ pub enum CatalogError {
     Invalid { location: Location, problem: Problem },
 }
 
-/// The rule a catalog broke, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     #[error("{0}")]

@@ -1,7 +1,4 @@
-//! Accepting gRPC connections within bounds tonic lacks: at most `server.max_connections` (more are
-//! closed at once), fewer if the open-file limit leaves less, so that a flood never takes the
-//! descriptors the catalog and the log need. A client silent for `server.handshake_timeout_ms`
-//! after connecting, or `server.idle_timeout_ms` later (no ping answered), or at a stop, is cut.
+//! gRPC connections within bounds tonic lacks: a cap (below the fd limit), silent clients cut.
 
 use std::task::{Context, Poll, ready};
 use std::{io, pin::Pin, sync::Arc, time::Duration};
@@ -16,7 +13,6 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::{metrics::Metrics, settings::ServerSettings};
 
-/// File descriptors kept out of the connection cap's reach.
 pub const RESERVED_FDS: usize = 64;
 
 pub fn incoming(

@@ -1,5 +1,4 @@
-//! `recommendations healthcheck`: asks a running server's `grpc.health.v1` whether it is
-//! SERVING, for container health checks in images with no shell or curl.
+//! `recommendations healthcheck`: is the server's `grpc.health.v1` SERVING (images have no curl).
 
 use std::time::Duration;
 

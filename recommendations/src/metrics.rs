@@ -1,5 +1,4 @@
-//! Prometheus metrics of the calls, the catalog and the connections, served on a listener of
-//! their own (`metrics.port`), since a gRPC server has no HTTP route to hang `/metrics` on.
+//! Prometheus metrics on a listener of their own (`metrics.port`): gRPC has no route for them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::{convert::Infallible, sync::Arc};
@@ -88,7 +87,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
         let code = bookshop_proto::code_name(code);
-        self.calls.observe(bookshop_proto::SERVICE_NAME, method, code, elapsed);
+        self.calls.observe((bookshop_proto::SERVICE_NAME, method), code, elapsed);
     }
 
     /// A catalog was put in service: only its series remain, so categories gone leave none behind.

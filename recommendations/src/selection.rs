@@ -1,13 +1,10 @@
-//! How `Recommend` picks books: without repetition, uniformly at random, in random order (the
-//! seed's `random.sample`). `per_user` seeds the draw from the user, the category and the
-//! catalog's hash: the same pick on every call and replica until the catalog changes.
+//! Distinct books at random; `per_user` seeds the draw by user, category and catalog: stable picks.
 
 use rand::{SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Book;
 
-/// The selection mode (`recommend.selection`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {

@@ -1,6 +1,4 @@
-//! `Recommend`, in both APIs: the tutorial's `Recommendations/Recommend` (its `BookCategory`
-//! enum) and `bookshop.catalog.v1.Catalog` (categories by key, and the list of them). One rule
-//! picks the books, one function observes every call, and one mapping turns errors into `Status`.
+//! `Recommend` in both APIs, the tutorial's (its `BookCategory` enum) and the catalog's (by key).
 
 use std::{sync::Arc, time::Instant};
 
@@ -47,7 +45,6 @@ pub struct RecommendationService {
     pub metrics: Arc<Metrics>,
 }
 
-/// A call as its span and access line describe it.
 struct Call<'a> {
     method: &'static str,
     category: &'a str,
@@ -56,8 +53,7 @@ struct Call<'a> {
 }
 
 impl RecommendationService {
-    /// The rule of both APIs: up to `max_results` books (0: the default; capped) of the
-    /// category `key` (`None`: one that cannot exist), and the catalog they were drawn from.
+    /// Both APIs: up to `max_results` books (0: default; capped) of `key`, and their catalog.
     pub fn recommend(
         &self,
         user_id: i32,

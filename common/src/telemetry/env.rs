@@ -1,5 +1,4 @@
-//! The `OTEL_*` variables the SDK would take silently wrong, or that this build cannot honour:
-//! each is an error naming it and its value. The SDK and the exporter read the others themselves.
+//! The `OTEL_*` variables the SDK would take silently wrong, or this build cannot honour, checked.
 
 use std::{fmt, time::Duration};
 

@@ -1,5 +1,4 @@
-//! Spans out without costing requests: [`Bounded`] counts what a full queue drops (the SDK keeps
-//! that to itself); [`OnRuntime`] runs exports on Tokio, as the clients need, and counts failures.
+//! Spans out without costing requests: queued within a bound, exported on Tokio, losses counted.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -10,7 +9,6 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::{Resource, error::OTelSdkError, error::OTelSdkResult};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use prometheus_client::registry::Registry;
-use tokio::task::JoinError;
 
 use super::TelemetryError;
 
@@ -93,8 +91,8 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
         let spans = batch.len() as u64;
         let inner = self.inner.clone();
         let export = self.runtime.spawn(async move { inner.export(batch).await });
-        let panicked = |error: JoinError| Err(OTelSdkError::InternalFailure(error.to_string()));
-        let result = export.await.unwrap_or_else(panicked);
+        let result =
+            export.await.unwrap_or_else(|e| Err(OTelSdkError::InternalFailure(e.to_string())));
         let was_failing = FAILING.swap(result.is_err(), Ordering::Relaxed);
         if let Err(error) = &result {
             LOST.get_or_create(&EXPORT_FAILED).inc_by(spans);

@@ -1,6 +1,8 @@
 //! W3C trace context in and out, and span ids in log lines; none of it works while traces are off.
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -13,7 +15,7 @@ pub const TRACESTATE: &str = "tracestate";
 /// Makes `span` the child of a well-formed `traceparent`'s span. Call it before entering `span`.
 pub fn continue_from(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
     if enabled() {
-        let parent = TraceContextPropagator::new().extract(&Headers(traceparent, tracestate));
+        let parent = TraceContextPropagator::new().extract(&headers(traceparent, tracestate));
         // Only a span that is filtered out or already started refuses; neither is ours.
         let _ = span.set_parent(parent);
         record_ids(span);
@@ -39,38 +41,21 @@ pub fn rename(span: &tracing::Span, name: String) {
 }
 
 /// Sends the context of `span` on: `set` is called with `traceparent` (and `tracestate`).
-pub fn inject(span: &tracing::Span, set: impl FnMut(&str, String)) {
+pub fn inject(span: &tracing::Span, mut set: impl FnMut(&str, String)) {
     if enabled() {
-        TraceContextPropagator::new().inject_context(&span.context(), &mut Setter(set));
+        let mut headers = HashMap::new();
+        TraceContextPropagator::new().inject_context(&span.context(), &mut headers);
+        headers.into_iter().for_each(|(key, value)| set(&key, value));
     }
 }
 
-struct Headers<'a>(Option<&'a str>, Option<&'a str>);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match key {
-            TRACEPARENT => self.0,
-            TRACESTATE => self.1,
-            _ => None,
-        }
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        vec![TRACEPARENT, TRACESTATE]
-    }
-}
-
-struct Setter<F>(F);
-
-impl<F: FnMut(&str, String)> Injector for Setter<F> {
-    fn set(&mut self, key: &str, value: String) {
-        (self.0)(key, value);
-    }
+fn headers(traceparent: Option<&str>, tracestate: Option<&str>) -> HashMap<String, String> {
+    let pairs = [(TRACEPARENT, traceparent), (TRACESTATE, tracestate)].into_iter();
+    pairs.filter_map(|(name, value)| Some((name.to_owned(), value?.to_owned()))).collect()
 }
 
 /// A well-formed W3C `traceparent`: one that a caller may hand on, traces on or off.
 pub fn is_traceparent(value: &str) -> bool {
-    let context = TraceContextPropagator::new().extract(&Headers(Some(value), None));
+    let context = TraceContextPropagator::new().extract(&headers(Some(value), None));
     context.span().span_context().is_valid()
 }

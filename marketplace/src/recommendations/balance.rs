@@ -1,6 +1,4 @@
-//! Client-side balancing over the Recommendations replicas: their name resolved again and again,
-//! tower's p2c, and what tower lacks, the **ejection** of a failing replica (docs/architecture.md,
-//! "Several Recommendations replicas", says why and how).
+//! p2c over the Recommendations replicas, re-resolved, plus the ejection tower lacks (see docs/).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -65,7 +63,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The replicas, as the calls, the metrics, the catalog follower and the tests see them.
 #[derive(Debug, Clone)]
 pub struct Pool {
     balancer: Balancer,
@@ -86,20 +83,17 @@ impl Pool {
         let buffer = Buffer::new(Balance::new(discover), 1024);
         let known = Arc::default();
         tokio::spawn(resolve(resolver, connect, changes, Arc::downgrade(&known), interval));
-        Pool { balancer: BoxCloneSyncService::new(buffer.map_err(BalanceError)), known }
+        Pool { balancer: Balancer::new(buffer.map_err(BalanceError)), known }
     }
 
     /// The balancer, or with one replica known, its channel: the queue would cost a hop per call.
     pub fn service(&self) -> Balancer {
         match lock(&self.known).as_slice() {
-            [replica] => {
-                BoxCloneSyncService::new(replica.clone().map_err(|e| BalanceError(e.into())))
-            }
+            [replica] => Balancer::new(replica.clone().map_err(|e| BalanceError(e.into()))),
             _ => self.balancer.clone(),
         }
     }
 
-    /// Each replica's address and whether it is ejected now.
     pub fn replicas(&self) -> Vec<(SocketAddr, bool)> {
         lock(&self.known).iter().map(|replica| (replica.addr(), replica.health.ejected())).collect()
     }
@@ -195,7 +189,6 @@ fn update(
     }
 }
 
-/// What a replica and its calls know of its health.
 #[derive(Debug)]
 struct Health {
     addr: SocketAddr,
@@ -238,7 +231,6 @@ impl Health {
     }
 }
 
-/// A replica: its channel, and what each call's outcome says of its health.
 #[derive(Debug, Clone)]
 struct Replica {
     channel: Channel,

@@ -10,7 +10,6 @@ use crate::settings::RecommendationsSettings;
 /// How long an HTTP/2 ping may go unanswered, and the gap between TCP keepalive probes.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection to Recommendations cannot be configured: a TLS file.
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
     #[error(transparent)]
@@ -61,8 +60,7 @@ fn endpoint(
     if let Some(tls) = tls {
         endpoint = endpoint.tls_config(tls.clone()).map_err(ChannelError::Tls)?;
     }
-    // HTTP/2 pings while calls are in flight, TCP keepalive probes while idle: gRPC's C core and
-    // Go servers close a connection that pings without calls (GOAWAY "too_many_pings").
+    // Pings only with calls in flight, TCP keepalive when idle: servers GOAWAY pings without calls.
     Ok(endpoint
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)

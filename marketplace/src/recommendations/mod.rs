@@ -1,5 +1,4 @@
-//! The way to Recommendations: every call with a deadline (sent, and kept by a guard), balanced
-//! ([`balance`]), tried again elsewhere when it could not reach its own, counted, traced, logged.
+//! Calls to Recommendations: a deadline sent and guarded, balanced, retried elsewhere, observed.
 
 pub mod balance;
 mod connect;
@@ -85,7 +84,6 @@ fn code_of<T>(result: &CallResult<T>) -> &'static str {
     result.as_ref().map_or_else(CallError::code, |_| "OK")
 }
 
-/// The Marketplace's handle on Recommendations; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub pool: Pool,
@@ -136,8 +134,7 @@ impl Client {
         }
     }
 
-    /// By key from a catalog server, with the tutorial's `Recommend` from a tutorial's; while the
-    /// API is unknown, the tutorial's categories the tutorial's way, which every server answers.
+    /// By key, but the tutorial's way from its server and, while the API is unknown, for its keys.
     async fn ask(&self, query: &Query, api: Api, caller: &Caller) -> CallResult<Recommended> {
         let (user_id, category) = (query.user_id, query.category.to_string());
         let max_results = i32::try_from(query.max_results).unwrap_or(i32::MAX);
@@ -196,7 +193,8 @@ impl Client {
         let started = Instant::now();
         let mut catalog = CatalogClient::new(channel);
         let result = guarded(self.deadline, catalog.list_categories(request)).await;
-        self.metrics.observe_call((CATALOG, "ListCategories"), code_of(&result), started.elapsed());
+        let code = code_of(&result);
+        self.metrics.calls.observe((CATALOG, "ListCategories"), code, started.elapsed());
         result.map(Response::into_inner)
     }
 
@@ -227,7 +225,7 @@ impl Client {
             if code != "OK" {
                 span.record("otel.status_code", "error");
             }
-            self.metrics.observe_call(method, code, attempt.elapsed());
+            self.metrics.calls.observe(method, code, attempt.elapsed());
             let Err(error) = result else { return result.map(Response::into_inner) };
             let unreached =
                 matches!(&error, CallError::Failed(status) if status.code() == Code::Unavailable);

@@ -1,5 +1,4 @@
-//! The stylesheet, icon and live script, embedded. Pages link them with their content's version
-//! (`?v=…`): that one is cached for a year, any other for five minutes; an `ETag` gives 304s.
+//! Embedded assets, linked by content version (`?v=…`, cached a year; others 5 minutes), `ETag`s.
 
 use std::sync::OnceLock;
 
@@ -60,7 +59,6 @@ pub fn find(name: &str) -> Option<&'static Asset> {
     [&STYLE, &ICON, &LIVE].into_iter().find(|asset| asset.name == name)
 }
 
-/// `GET /static/{name}`
 #[handler]
 pub async fn static_asset(req: &Request, res: &mut Response) {
     match find(&req.param::<String>("name").unwrap_or_default()) {

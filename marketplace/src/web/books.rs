@@ -79,8 +79,7 @@ pub async fn home(req: &Request, depot: &Depot, res: &mut Response) -> AppResult
 #[handler]
 pub async fn api_recommendations(req: &Request, depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
-    let vary = HeaderValue::from_static("Cookie, Accept-Language");
-    res.headers_mut().insert(header::VARY, vary);
+    res.headers_mut().insert(header::VARY, HeaderValue::from_static("Cookie, Accept-Language"));
     let categories = state.categories.borrow().clone();
     let params = Params::parse(req, &categories)?;
     let query = state.query(&categories, &params, cookie_user_id(req), language(req).lang);

@@ -1,5 +1,4 @@
-//! Everything a request can fail with, and its one [`Writer`]: an HTML page in the visitor's
-//! language, or under `/api/` JSON. Neither shows internals: causes are logged where they arise.
+//! What a request can fail with, written as a page or (under `/api/`) JSON, never with internals.
 
 use std::sync::Arc;
 
@@ -62,8 +61,7 @@ impl AppError {
         res.render(Json(json!({ "error": error })));
     }
 
-    /// The page, with the navigation: an unknown category offers those there are, Recommendations
-    /// unavailable a retry; a new catalog may mend both, so their pages follow it (live).
+    /// The page; an unknown category's or unavailable one follows the catalog (live): it may mend.
     fn page(self, choice: LangChoice, state: &AppState, res: &mut Response) {
         let (t, categories) = (choice.lang.texts(), state.categories.borrow().clone());
         let status = self.status().0;

@@ -1,5 +1,4 @@
-//! What every request goes through, 404s and 405s included: its id and span, the access log and
-//! the request metrics, the security headers, and `Connection: close` while the server drains.
+//! What every request goes through, 404s too: its id and span, access log and metrics, headers.
 
 use std::{sync::Arc, time::Instant};
 
@@ -8,7 +7,7 @@ use salvo::http::{HeaderValue, StatusCode, header};
 use salvo::{Depot, FlowCtrl, Request, Response, handler};
 use tracing::{Instrument, field::Empty};
 
-use crate::{recommendations::Caller, web::AppState};
+use crate::{metrics::Route, recommendations::Caller, web::AppState};
 
 /// `RUST_LOG=info,marketplace::access=debug` logs every request, not only failed and slow ones.
 pub const ACCESS_LOG_TARGET: &str = "marketplace::access";
@@ -20,8 +19,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The request id (the client's `x-request-id` if usable, else new), returned and, with a valid
-/// `traceparent`, passed on as the [`Caller`]; the request runs in its span (traces on: a child).
+/// The request id (the client's if loggable, else new) and `traceparent` as [`Caller`]; its span.
 #[handler]
 pub async fn request_context(
     req: &mut Request,
@@ -71,8 +69,7 @@ pub async fn request_context(
     }
 }
 
-/// Each request counted and logged: at `info` when it failed or was slow, else (and for probes)
-/// at `debug`, so that the default log carries what needs attention and costs nothing per page.
+/// Each request counted, logged at `info` if it failed or was slow, else (and probes) at `debug`.
 #[handler]
 pub async fn access_log(
     req: &mut Request,
@@ -89,7 +86,7 @@ pub async fn access_log(
     let known = ["GET", "HEAD", "POST"].into_iter().find(|m| req.method().as_str() == *m);
     let method = known.unwrap_or("OTHER");
     if let Ok(state) = depot.get_typed::<Arc<AppState>>() {
-        state.metrics.observe_request(method, route, status, elapsed);
+        state.metrics.observe_request(Route { method, route }, status, elapsed);
     }
     let (path, latency_ms) = (req.uri().path(), elapsed.as_secs_f64() * 1000.0);
     if (status >= 400 || elapsed >= bookshop_common::logging::SLOW) && !probe {

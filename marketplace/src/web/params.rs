@@ -124,8 +124,7 @@ pub fn cookie_user_id(req: &Request) -> Option<i32> {
     req.cookie(COOKIE).and_then(|cookie| parse_user_id(cookie.value()).ok())
 }
 
-/// A new random id, for a year, out of scripts' reach, sent on top-level navigation only, and
-/// `Secure` as `server.secure_cookies` says (`auto`: HTTPS, or a trusted proxy says it was).
+/// A new random id for a year: `HttpOnly`, `SameSite=Lax`, `Secure` per `server.secure_cookies`.
 pub fn issue_cookie(req: &Request, res: &mut Response, policy: SecureCookies, trusted: &[IpNet]) {
     let secure = match policy {
         SecureCookies::Always => true,

@@ -1,8 +1,4 @@
-//! A large catalog is parsed in pieces, so that the TOML crate's view of it (its tokens, events
-//! and tables, all alive at once) never holds the whole file. [`split`] cuts before `[[key]]`
-//! headers found with the TOML lexer, so a `[[` inside a string or a value array is never one.
-//! The crate's tree takes up to a few hundred bytes a token, so a piece's tokens are bounded
-//! whatever the file's shape (an inline array, a long table): that bounds a reload's memory.
+//! A large catalog parsed in pieces cut at `[[key]]` headers, tokens bounded: bounded memory.
 
 use std::{collections::HashSet, ops::Range};
 
@@ -22,8 +18,7 @@ pub(super) struct Chunk {
     pub(super) appends: HashSet<String>,
 }
 
-/// Cuts `text` into pieces of about [`CHUNK_TOKENS`], each but the first at a `[[key]]` header;
-/// refuses, at its offset, the token that makes a piece longer than [`MAX_PIECE_TOKENS`].
+/// Pieces of about [`CHUNK_TOKENS`] cut at `[[key]]` headers; errs past [`MAX_PIECE_TOKENS`] in one.
 pub(super) fn split(text: &str) -> Result<Vec<Chunk>, (usize, Problem)> {
     let mut chunks = Vec::new();
     let mut current = Chunk { range: 0..text.len(), appends: HashSet::new() };

@@ -1,6 +1,4 @@
-//! From the text to its categories, rule by rule, in file order: the first error reported is
-//! the first in the file, and a duplicate id is reported at the later book. Across the pieces
-//! (see `chunks`), a top-level key may recur only as `[[key]]` headers or `[categories]` entries.
+//! From the text to its categories, rule by rule in file order: the first error is the first.
 
 use std::{collections::HashMap, ops::Range};
 
@@ -151,7 +149,6 @@ fn default_names(key: &str) -> [String; 2] {
     [readable.clone(), readable]
 }
 
-/// Reads a `[categories]` table into `namings`.
 fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Result<(), Fault> {
     let DeValue::Table(table) = value.get_ref() else {
         return Err((value.span(), Problem::NotANamesTable { found: value.get_ref().type_str() }));
@@ -174,9 +171,8 @@ fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Resul
                 };
                 let order = i64::from_str_radix(number.as_str(), number.radix()).ok();
                 let found = "a number too large";
-                let too_large =
-                    Problem::WrongType { field: "order", expected: "an integer", found };
-                naming.order = Some(order.ok_or((value.span(), too_large))?);
+                let problem = Problem::WrongType { field: "order", expected: "an integer", found };
+                naming.order = Some(order.ok_or((value.span(), problem))?);
             } else if let Some(lang) = LANGUAGES.iter().position(|l| *l == field) {
                 let name = text(value, "name", MAX_NAME_CHARS)?;
                 naming.names[lang] = Some(name.ok_or((value.span(), Problem::EmptyName))?);
