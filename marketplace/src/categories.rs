@@ -35,13 +35,15 @@ impl Category {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Categories {
     pub api: Api,
     /// The catalog version they belong to; empty unless from the catalog.
     pub version: String,
     /// In the shop's order.
     pub list: Vec<Category>,
+    /// Why the newest save of the catalog is not served (`file:line:column: message`), or empty.
+    pub rejected: String,
 }
 
 /// The categories in service, shared by the pages and the event streams.
@@ -55,7 +57,8 @@ impl Categories {
             names: c.names().map(str::to_owned),
             books: 0,
         };
-        Categories { api, version: String::new(), list: BookCategory::ALL.map(category).into() }
+        let list = BookCategory::ALL.map(category).into();
+        Categories { api, version: String::new(), list, rejected: String::new() }
     }
 
     /// A name missing in a language falls back to the English one, then to the key.
@@ -67,7 +70,8 @@ impl Categories {
             Category { key: listed.key.into(), names: [en, ru], books: listed.books }
         };
         let list = response.categories.into_iter().map(category).collect();
-        Categories { api: Api::Catalog, version: plain_version(response.version), list }
+        let version = plain_version(response.version);
+        Categories { api: Api::Catalog, version, list, rejected: String::new() }
     }
 
     pub fn get(&self, key: &str) -> Option<&Category> {
@@ -102,6 +106,17 @@ pub fn replace(live: &LiveCategories, new: Categories) -> bool {
         }
         changed
     })
+}
+
+/// Whether the pages are told of a rejected save: only when it is not the one they were told.
+pub fn show_rejected(live: &LiveCategories, rejected: String) {
+    live.send_if_modified(|current| {
+        let changed = current.rejected != rejected;
+        if changed {
+            Arc::make_mut(current).rejected = rejected;
+        }
+        changed
+    });
 }
 
 /// A key in the spellings `?category=` takes (any case, `-` or `_`), if it can be one.

@@ -1,5 +1,6 @@
 //! Following the catalog: one `CatalogEvents/Watch` stream per process, however many pages are
-//! open, brings each version's categories, listed by the same replica, into the [`LiveCategories`].
+//! open, brings each version's categories, listed by the same replica, and why the newest save of
+//! the catalog was rejected, into the [`LiveCategories`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::categories::{self, Api, Categories, LiveCategories};
+use crate::settings::HomepageSettings;
 use crate::{metrics::Metrics, recommendations::CallError, recommendations::Client};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -15,14 +17,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often a tutorial's server is asked again: it may have been replaced by ours.
 const TUTORIAL_RECHECK: Duration = Duration::from_secs(30);
 
-/// Keeps `live` following the catalog until `stop`; logs one without `home` (`homepage.category`).
+/// Keeps `live` following the catalog until `stop`; logs one without `homepage.category`.
 pub async fn follow(
     client: Client,
     live: LiveCategories,
     metrics: Arc<Metrics>,
-    home: Arc<str>,
+    home: HomepageSettings,
     stop: CancellationToken,
 ) {
+    let (show_errors, home) = (home.show_catalog_errors, home.category);
     let put = |new: Categories| {
         let (version, count) = (new.version.clone(), new.list.len());
         let shown = new.get(&home).is_none().then(|| new.list.first().map(|c| c.key.clone()));
@@ -34,7 +37,7 @@ pub async fn follow(
         if let Some(shown) = shown.filter(|_| changed) {
             let message = "homepage.category is not in the catalog: \
                            the home page shows its first category";
-            tracing::warn!(category = &*home, shown = shown.as_deref(), "{message}");
+            tracing::warn!(category = home.as_str(), shown = shown.as_deref(), "{message}");
         }
         changed
     };
@@ -45,6 +48,8 @@ pub async fn follow(
             if version.version != live.borrow().version {
                 put(Categories::from_catalog(client.list_categories(channel.clone()).await?));
             }
+            let rejected = if show_errors { version.rejected } else { String::new() };
+            categories::show_rejected(&live, rejected);
         }
         Ok(())
     };

@@ -100,6 +100,7 @@ pub struct Texts {
     pub api_note: &'static str,
     pub lead: &'static str,
     pub updated: &'static str,
+    pub catalog_rejected: &'static str,
 }
 
 pub fn autonym(lang: Lang) -> &'static str {
@@ -135,6 +136,7 @@ static EN: Texts = Texts {
     api_note: "Also available as JSON",
     lead: "Books you may like",
     updated: "The catalog was updated.",
+    catalog_rejected: "Your last save of the catalog was not loaded; the books shown are from the last good one.",
 };
 
 static RU: Texts = Texts {
@@ -166,6 +168,7 @@ static RU: Texts = Texts {
     api_note: "Эти данные есть и в JSON",
     lead: "Книги, которые могут вам понравиться",
     updated: "Каталог обновлён.",
+    catalog_rejected: "Последнее сохранение каталога не загружено; показаны книги из последнего верного.",
 };
 
 #[cfg(test)]

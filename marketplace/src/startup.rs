@@ -102,7 +102,7 @@ impl App for Application {
         server.http1_mut().max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let handle = server.handle();
         let (client, live) = (state.client.clone(), state.categories.clone());
-        let (metrics, home) = (state.metrics.clone(), state.home.category.as_str().into());
+        let (metrics, home) = (state.metrics.clone(), state.home.clone());
         tokio::spawn(follow(client, live, metrics, home, state.stopping.clone()));
         let serving = server.try_serve(service(state.clone()));
         tokio::pin!(serving);

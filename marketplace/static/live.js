@@ -3,7 +3,8 @@
 // page then asks /api/recommendations and /api/categories and re-renders its books, heading and
 // navigation in place, with the markup the server renders. Without JavaScript the page works as
 // it is. Error pages that a new catalog may mend (an unknown category, Recommendations
-// unavailable) reload instead, once per version.
+// unavailable) reload instead, once per version. A save the server rejected shows why until the
+// next good one.
 "use strict";
 
 (() => {
@@ -44,6 +45,20 @@
     }
     wanted = version;
     update(version, 0);
+  });
+
+  events.addEventListener("rejected", (event) => {
+    const notice = document.getElementById("catalog-rejected");
+    let message;
+    try {
+      message = JSON.parse(event.data).message;
+    } catch {
+      return;
+    }
+    if (notice && typeof message === "string") {
+      notice.querySelector("code").textContent = message;
+      notice.hidden = !message;
+    }
   });
 
   async function update(version, attempt) {

@@ -1,17 +1,19 @@
 //! `bookshop.catalog.v1.CatalogEvents/Watch`: the version of the catalog in service, then each
-//! new one, so that the Marketplace, and through it every open page, learns of an edit at once.
+//! new one, and why the newest save was rejected, so that the Marketplace, and through it every
+//! open page, learns of an edit at once.
 
 use bookshop_proto::catalog::{CatalogVersion, WatchRequest, catalog_events_server::CatalogEvents};
-use futures_util::{StreamExt, stream::BoxStream};
-use tokio_stream::wrappers::WatchStream;
+use futures_util::stream::BoxStream;
+use tokio_stream::{StreamExt, wrappers::WatchStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::catalog::Store;
+use crate::{catalog::Store, reload::Rejected};
 
 #[derive(Debug, Clone)]
 pub struct CatalogEventsService {
     pub store: Store,
+    pub rejected: Rejected,
     /// Every stream ends when the server stops, so that a graceful stop does not wait for them.
     pub stopping: CancellationToken,
 }
@@ -21,11 +23,19 @@ impl CatalogEvents for CatalogEventsService {
     type WatchStream = BoxStream<'static, Result<CatalogVersion, Status>>;
 
     async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let versions = WatchStream::new(self.store.subscribe()).filter_map(|catalog| async move {
-            let catalog = catalog?;
+        let (store, rejected) = (self.store.clone(), self.rejected.clone());
+        let changes = WatchStream::new(store.subscribe()).map(drop);
+        let changes = changes.merge(WatchStream::new(rejected.subscribe()).map(drop));
+        // Each change of either, as the state it leaves; both streams start with the same one.
+        let mut last = None;
+        let versions = changes.filter_map(move |()| {
+            let catalog = store.borrow().clone()?;
             let books = u32::try_from(catalog.len()).unwrap_or(u32::MAX);
-            Some(Ok(CatalogVersion { version: catalog.version(), books }))
+            let rejected = rejected.borrow().clone();
+            let now = CatalogVersion { version: catalog.version(), books, rejected };
+            (last.as_ref() != Some(&now)).then(|| Ok(last.insert(now).clone()))
         });
-        Ok(Response::new(versions.take_until(self.stopping.clone().cancelled_owned()).boxed()))
+        let stopped = self.stopping.clone().cancelled_owned();
+        Ok(Response::new(Box::pin(futures_util::StreamExt::take_until(versions, stopped))))
     }
 }

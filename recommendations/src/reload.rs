@@ -38,6 +38,10 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((metadata.len(), metadata.modified().ok(), file_id(&metadata)))
 }
 
+/// Why the newest save is not in service, as `check` says it with the file's name only; empty
+/// once a good save is. Sent to every page through the Watch stream.
+pub type Rejected = tokio::sync::watch::Sender<String>;
+
 /// What the last look found: content with this hash, or a file refused unread (too large).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
@@ -52,6 +56,7 @@ pub struct Reloader {
     max_bytes: u64,
     settle: Duration,
     store: Store,
+    rejected: Rejected,
     metrics: Arc<Metrics>,
     /// So that the many events of one edit make one parse and one log line.
     last_seen: Option<Seen>,
@@ -66,11 +71,21 @@ impl Reloader {
         path: PathBuf,
         max_bytes: u64,
         settle: Duration,
-        store: Store,
+        (store, rejected): (Store, Rejected),
         metrics: Arc<Metrics>,
     ) -> Reloader {
         let (last_seen, candidate, unreadable) = (None, None, 0);
-        Reloader { path, max_bytes, settle, store, metrics, last_seen, candidate, unreadable }
+        Reloader {
+            path,
+            max_bytes,
+            settle,
+            store,
+            rejected,
+            metrics,
+            last_seen,
+            candidate,
+            unreadable,
+        }
     }
 
     pub fn load_initial(&mut self) -> Result<Arc<Catalog>, CatalogError> {
@@ -110,6 +125,7 @@ impl Reloader {
         self.candidate = None;
         self.last_seen = Some(Seen::Content(hash));
         if self.store.borrow().as_ref().map(|c| c.content_hash()) == Some(hash) {
+            self.rejected.send_replace(String::new());
             tracing::info!(path = %self.path.display(), "catalog file is valid again and unchanged from the catalog in service");
             return Outcome::Unchanged;
         }
@@ -151,6 +167,7 @@ impl Reloader {
 
     fn put_in_service(&self, catalog: Arc<Catalog>, message: &str) {
         self.metrics.catalog_loaded(&catalog);
+        self.rejected.send_replace(String::new());
         let previous = self.store.send_replace(Some(catalog.clone()));
         tracing::info!(
             path = %self.path.display(),
@@ -173,6 +190,10 @@ impl Reloader {
         let kept_hash = kept.as_ref().map(|c| c.short_hash()).unwrap_or_default();
         let message = "catalog reload rejected; the last good catalog stays in service";
         tracing::warn!(%error, %kept_hash, kept_books = kept.map_or(0, |c| c.len()), "{message}");
+        // Pages show it: no directory of the server's in it.
+        let name = self.path.file_name().map_or("catalog".into(), |name| name.to_string_lossy());
+        self.rejected
+            .send_replace(error.to_string().replace(&self.path.display().to_string(), &name));
         Outcome::Rejected(error)
     }
 }
@@ -243,8 +264,8 @@ mod tests {
         let path = dir.join("catalog.toml");
         std::fs::write(&path, GOOD).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let reloader =
-            Reloader::new(path, catalog::DEFAULT_MAX_BYTES, SETTLE, store.clone(), metrics);
+        let stores = (store.clone(), Rejected::new(String::new()));
+        let reloader = Reloader::new(path, catalog::DEFAULT_MAX_BYTES, SETTLE, stores, metrics);
         (reloader, store)
     }
 
@@ -276,6 +297,22 @@ mod tests {
         std::fs::write(&reloader.path, GOOD.replace('A', "C")).unwrap();
         assert!(matches!(reloader.reload(true), Outcome::Loaded(_)));
         assert_eq!(current(&store).books("mystery")[0].title, "C");
+    }
+
+    #[test]
+    fn a_rejection_names_the_file_without_its_directory_until_a_good_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reloader, _) = reloader(dir.path());
+        reloader.load_initial().unwrap();
+        std::fs::write(&reloader.path, "[[mystery]]\nid = 1\ntitle = \"A\n").unwrap();
+        reloader.reload(true);
+        let shown = reloader.rejected.borrow().clone();
+        assert!(shown.starts_with("catalog.toml:3:11: invalid basic string"), "{shown}");
+        assert!(!shown.contains(&*dir.path().to_string_lossy()), "{shown}");
+        // The content in service saved again clears it, as a new good catalog does.
+        std::fs::write(&reloader.path, GOOD).unwrap();
+        reloader.reload(true);
+        assert_eq!(*reloader.rejected.borrow(), "");
     }
 
     #[test]

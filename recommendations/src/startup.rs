@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::T
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::catalog::{CatalogError, Store};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, Rejected, Reloader};
 use crate::settings::{ENV_PREFIX, Settings, TlsSettings};
 use crate::{connections, events::CatalogEventsService, metrics::Metrics};
 use crate::{service::RecommendationService, watch::Watcher};
@@ -124,7 +124,12 @@ impl App for Application {
         let rules = settings.recommend.clone();
         let service =
             RecommendationService { store: store.clone(), rules, metrics: metrics.clone() };
-        let events = CatalogEventsService { store: store.clone(), stopping: stopping.clone() };
+        let rejected = Rejected::new(String::new());
+        let events = CatalogEventsService {
+            store: store.clone(),
+            rejected: rejected.clone(),
+            stopping: stopping.clone(),
+        };
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -153,8 +158,8 @@ impl App for Application {
         let (tls, mutual_tls) = (settings.tls.enabled(), settings.tls.client_ca_path.is_some());
         tracing::info!(address = %local_addr, tls, mutual_tls, "Recommendations listening (gRPC)");
 
-        let mut reloader =
-            Reloader::new(catalog.path.clone(), catalog.max_bytes, catalog.settle, store, metrics);
+        let (path, stores) = (catalog.path.clone(), (store, rejected));
+        let mut reloader = Reloader::new(path, catalog.max_bytes, catalog.settle, stores, metrics);
         let loading =
             tokio::task::spawn_blocking(move || reloader.load_initial().map(|_| reloader));
         tokio::pin!(shutdown);

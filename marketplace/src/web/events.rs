@@ -57,7 +57,8 @@ pub async fn events(req: &Request, depot: &Depot, res: &mut Response) -> AppResu
     Ok(())
 }
 
-/// A retry delay of 1 to 3 s per stream (browsers come back spread out), then each new version.
+/// A retry delay of 1 to 3 s per stream (browsers come back spread out), then each new version,
+/// and each rejected save (an empty message once one is served again).
 fn changes(
     live: LiveCategories,
     seen: String,
@@ -67,14 +68,19 @@ fn changes(
     let retry = Duration::from_millis(rand::random_range(1_000..3_000));
     let first = SseEvent::default().retry(retry).comment("catalog events");
     // The permit goes along: the stream counts as open until it is dropped.
-    let start = (live.subscribe(), seen, open);
-    let versions = stream::unfold(start, |(mut categories, seen, open)| async move {
+    let start = (live.subscribe(), seen, String::new(), open);
+    let versions = stream::unfold(start, |(mut categories, seen, told, open)| async move {
         loop {
-            let version = categories.borrow_and_update().version.clone();
-            if !version.is_empty() && version != seen {
-                let data = format!(r#"{{"version":"{version}"}}"#);
-                let event = SseEvent::default().name("catalog").id(version.clone()).text(data);
-                return Some((Ok(event), (categories, version, open)));
+            let now = categories.borrow_and_update().clone();
+            if !now.version.is_empty() && now.version != seen {
+                let data = format!(r#"{{"version":"{}"}}"#, now.version);
+                let event = SseEvent::default().name("catalog").id(now.version.clone()).text(data);
+                return Some((Ok(event), (categories, now.version.clone(), told, open)));
+            }
+            if now.rejected != told {
+                let data = serde_json::json!({ "message": now.rejected }).to_string();
+                let event = SseEvent::default().name("rejected").text(data);
+                return Some((Ok(event), (categories, seen, now.rejected.clone(), open)));
             }
             categories.changed().await.ok()?;
         }

@@ -37,17 +37,35 @@ async fn browser() -> Option<(Browser, tempfile::TempDir, JoinHandle<()>)> {
     Some((browser, profile, driver))
 }
 
-/// The text of the page's books, once it contains `wanted` (polled for 10 s), else as it is.
-async fn books_text(page: &chromiumoxide::Page, wanted: &str) -> String {
+/// The string `expression` evaluates to, once `done` with it (polled for 10 s), else as it is.
+async fn text_until(
+    page: &chromiumoxide::Page,
+    expression: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let text = page.evaluate("document.getElementById('books').textContent").await;
-        let text: String = text.unwrap().into_value().unwrap_or_default();
-        if text.contains(wanted) || tokio::time::Instant::now() > deadline {
+        let text: String =
+            page.evaluate(expression).await.unwrap().into_value().unwrap_or_default();
+        if done(&text) || tokio::time::Instant::now() > deadline {
             return text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The text of the page's books, once it contains `wanted`, else as it is.
+async fn books_text(page: &chromiumoxide::Page, wanted: &str) -> String {
+    let books = "document.getElementById('books').textContent";
+    text_until(page, books, |text| text.contains(wanted)).await
+}
+
+/// Into `target/e2e-screenshots/`, with the compose e2e test's.
+async fn screenshot(page: &chromiumoxide::Page, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let params = chromiumoxide::page::ScreenshotParams::builder().build();
+    page.save_screenshot(params, dir.join(name)).await.unwrap();
 }
 
 #[tokio::test]
@@ -79,6 +97,41 @@ async fn titles_are_in_the_pages_language_and_an_update_moves_nothing() {
     assert!(!notice.is_empty(), "no notice of the update");
     let after: f64 = russian.evaluate(top).await.unwrap().into_value().unwrap();
     assert_eq!(before, after, "the books moved when the notice came");
+    drop(browser);
+    driver.abort();
+}
+
+#[tokio::test]
+async fn a_rejected_save_is_shown_on_the_open_page_until_a_good_one_and_moves_nothing() {
+    let Some((browser, _profile, driver)) = browser().await else { return };
+    let (_dir, catalog) = catalog_dir(&["Clue"]);
+    let recommendations = RecommendationsProcess::start(&catalog).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), 1000)).await;
+    let page = browser.new_page(marketplace.url("/?category=mystery&lang=en")).await.unwrap();
+    assert!(books_text(&page, "Clue").await.contains("Clue"));
+    let top = "document.getElementById('books').getBoundingClientRect().top";
+    let before: f64 = page.evaluate(top).await.unwrap().into_value().unwrap();
+    let shown = "(n => n.hidden ? '' : n.textContent)(document.getElementById('catalog-rejected'))";
+
+    // Markup in the bad line is shown as text, not taken for markup.
+    std::fs::write(&catalog, "[[mystery]]\nid = 1\ntitle = \"<b>Clue\n").unwrap();
+    let notice = text_until(&page, shown, |text| !text.is_empty()).await;
+    assert!(notice.contains("catalog.toml:3:"), "{notice:?}");
+    assert!(notice.contains("<b>Clue") || notice.contains("invalid basic string"), "{notice}");
+    let bold = page.evaluate("document.querySelectorAll('#catalog-rejected b').length").await;
+    assert_eq!(bold.unwrap().into_value::<u32>().unwrap(), 0, "the message was taken for markup");
+    let after: f64 = page.evaluate(top).await.unwrap().into_value().unwrap();
+    assert_eq!(before, after, "the books moved when the notice came");
+    screenshot(&page, "catalog-rejected.png").await;
+
+    std::fs::write(
+        catalog.with_extension("tmp"),
+        "[[mystery]]\nid = 1\ntitle = \"Clue\"\n[[mystery]]\nid = 2\ntitle = \"Fixed\"\n",
+    )
+    .unwrap();
+    std::fs::rename(catalog.with_extension("tmp"), &catalog).unwrap();
+    assert_eq!(text_until(&page, shown, str::is_empty).await, "", "the good save did not clear it");
     drop(browser);
     driver.abort();
 }

@@ -8,7 +8,8 @@ use bookshop_testing::eventually;
 use marketplace::settings::Settings;
 
 use crate::support::{
-    EventStream, MarketplaceProcess, RecommendationsProcess, catalog_dir, get, settings_for, titles,
+    EventStream, MarketplaceProcess, RecommendationsProcess, catalog_dir, get, settings_for,
+    titles, write_catalog,
 };
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -97,7 +98,8 @@ async fn api_version(marketplace: &MarketplaceProcess) -> serde_json::Value {
 #[tokio::test]
 async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none() {
     let (_dir, catalog) = catalog_dir(&["Clue"]);
-    let (mut replicas, marketplace) = stack(&catalog, 3, |_| {}).await;
+    let hide_errors = |s: &mut Settings| s.homepage.show_catalog_errors = false;
+    let (mut replicas, marketplace) = stack(&catalog, 3, hide_errors).await;
     let mut stream = EventStream::open(marketplace.addr, "/events", &[]).await;
     assert_eq!(stream.status, 200);
     assert_eq!(stream.content_type, "text/event-stream");
@@ -107,7 +109,8 @@ async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none
         write_with_poetry(&catalog, marker);
         seen.push(next_version(&mut stream).await);
     }
-    // A rejected edit (a duplicate id) changes nothing; the next valid edit is the next event.
+    // A rejected edit (a duplicate id) changes nothing; the next valid edit is the next event
+    // (the rejection's own event is off here: see the next test).
     let duplicate = "[[mystery]]\nid = 1\ntitle = \"A\"\n[[mystery]]\nid = 1\ntitle = \"B\"\n";
     std::fs::write(&catalog, duplicate).unwrap();
     write_with_poetry(&catalog, "Three");
@@ -125,6 +128,43 @@ async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none
     assert_eq!(distinct, seen, "an event repeated a version: {seen:?}");
     assert_eq!(seen.len(), 5);
     assert_eq!(api_version(&marketplace).await, seen[4].as_str());
+}
+
+/// The message of the next event on `stream`, which tells of a rejected save.
+async fn next_rejection(stream: &mut EventStream) -> String {
+    let event = stream.next(PATIENCE).await.expect("the stream ended");
+    assert_eq!(event.event, "rejected", "{event:?}");
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    data["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_rejected_save_is_told_to_open_pages_until_a_good_one_unless_turned_off() {
+    let (dir, catalog) = catalog_dir(&["Clue"]);
+    let (replicas, shown) = stack(&catalog, 1, |_| {}).await;
+    let mut settings = settings_for(replicas[0].addr.port(), 1000);
+    settings.homepage.show_catalog_errors = false;
+    let hidden = MarketplaceProcess::start(settings).await;
+    let mut told = EventStream::open(shown.addr, "/events", &[]).await;
+    let mut not_told = EventStream::open(hidden.addr, "/events", &[]).await;
+    let first = next_version(&mut told).await;
+    assert_eq!(next_version(&mut not_told).await, first);
+
+    std::fs::write(&catalog, "[[mystery]]\nid = 1\ntitle = \"<b>Clue\n").unwrap();
+    let message = next_rejection(&mut told).await;
+    assert!(message.starts_with("catalog.toml:3:"), "{message}");
+    assert!(message.contains("invalid basic string"), "{message}");
+    assert!(!message.contains(&*dir.path().to_string_lossy()), "a server path is shown: {message}");
+    // A page opened now is told at once, after the version it shows.
+    let mut late = EventStream::open(shown.addr, "/events", &[]).await;
+    assert_eq!(next_version(&mut late).await, first);
+    assert_eq!(next_rejection(&mut late).await, message);
+
+    write_catalog(&catalog, &["Clue", "Fixed"]);
+    let fixed = next_version(&mut told).await;
+    assert_eq!(next_rejection(&mut told).await, "", "the good save did not clear it");
+    // Turned off, the rejection never came: the next event is the good save's version.
+    assert_eq!(next_version(&mut not_told).await, fixed);
 }
 
 #[tokio::test]
