@@ -27,7 +27,11 @@ pub trait App: Sized {
 pub const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the service `name` until SIGTERM or Ctrl-C; an error is logged and fails the exit code.
-pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> ExitCode {
+/// `settings` are loaded once logging is on, so that what they warn of is seen.
+pub fn run<A: App>(
+    name: &str,
+    settings: impl FnOnce() -> Result<A::Settings, SettingsError>,
+) -> ExitCode {
     let threads = std::env::var("TOKIO_WORKER_THREADS").ok();
     let runtime = match runtime(threads.as_deref(), A::CURRENT_THREAD_ON_ONE) {
         Ok(runtime) => runtime,
@@ -43,7 +47,7 @@ pub fn run<A: App>(name: &str, settings: Result<A::Settings, SettingsError>) -> 
     };
     let _logs =
         logging::init(traces.as_ref().ok().and_then(Option::as_ref).map(telemetry::Traces::layer));
-    let (traces, settings) = match (traces, settings) {
+    let (traces, settings) = match (traces, settings()) {
         (Ok(traces), Ok(settings)) => (traces, settings),
         (Err(error), _) => return failed(&error),
         (_, Err(error)) => return failed(&error),

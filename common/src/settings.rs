@@ -47,7 +47,7 @@ pub struct Sources {
 /// What both command lines have: the file and the port, flags above every other layer.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// TOML configuration file
+    /// TOML configuration file [default: none; every key's default is in docs/configuration.md]
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// The port to serve on (server.port)
@@ -86,8 +86,13 @@ pub fn env_variable(prefix: &str, key: &str) -> String {
     format!("{prefix}__{}", key.replace('.', "__").to_uppercase())
 }
 
+/// Loads `T`; call it with logging on, as it warns of variables it ignores.
 pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     let defaults = Config::try_from(&T::default())?;
+    for (variable, key) in misspelled(T::PREFIX, &sources.env, &defaults.collect()?, "") {
+        let instead = env_variable(T::PREFIX, &key);
+        tracing::warn!(variable, instead, "variable ignored: settings take two underscores");
+    }
     let mut builder = Config::builder().add_source(defaults.clone());
     if let Some(file) = &sources.file {
         builder = builder.add_source(File::from(file.as_path()).format(FileFormat::Toml));
@@ -113,7 +118,8 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
             layers.invalid(&key, plain(format!("expected {expected}")))
         }
         ConfigError::At { error, key: Some(key), .. } => {
-            layers.invalid(&key, plain(error.to_string()))
+            let valid = lookup(&layers.config.cache, &key).and_then(|v| variants::<T>(&key, v));
+            layers.invalid(&key, valid.unwrap_or_else(|| plain(error.to_string())))
         }
         other => SettingsError::Source(other),
     })?;
@@ -125,6 +131,35 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
 fn plain(problem: String) -> String {
     let port = "a whole number from 0 to 65535";
     problem.replace("an unsigned 16 bit integer", port).replace("u16", port)
+}
+
+/// For a value of an enum, serde's "unknown variant `x`, expected one of …": config's own
+/// message names no valid value. Found by setting the value alone into the defaults.
+fn variants<T: Layered>(key: &str, value: &Value) -> Option<String> {
+    let ValueKind::String(text) = &value.kind else { return None };
+    let mut json = serde_json::to_value(T::default()).ok()?;
+    *json.pointer_mut(&format!("/{}", key.replace('.', "/")))? = text.as_str().into();
+    let error = serde_json::from_value::<T>(json).err()?.to_string();
+    error.starts_with("unknown variant").then_some(error)
+}
+
+/// `PREFIX_SERVER_PORT` for `server.port`, one underscore where two are needed: the variables
+/// in `env` so misspelt, each with its key.
+fn misspelled(
+    prefix: &str,
+    env: &HashMap<String, String>,
+    table: &Table,
+    at: &str,
+) -> Vec<(String, String)> {
+    let found = table.iter().flat_map(|(name, value)| {
+        let key = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+        if let ValueKind::Table(inner) = &value.kind {
+            return misspelled(prefix, env, inner, &key);
+        }
+        let variable = format!("{prefix}_{}", key.replace('.', "_").to_uppercase());
+        env.contains_key(&variable).then_some((variable, key)).into_iter().collect()
+    });
+    found.collect()
 }
 
 /// The built configuration, and what it takes to say where a value came from.
@@ -287,11 +322,21 @@ mod tests {
         port: u16,
         #[serde(rename = "timeout_ms", with = "millis")]
         timeout: Duration,
+        mode: Mode,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        #[default]
+        Events,
+        Poll,
     }
 
     impl Default for Server {
         fn default() -> Self {
-            Server { host: "0.0.0.0".into(), port: 80, timeout: Duration::from_millis(1000) }
+            let timeout = Duration::from_millis(1000);
+            Server { host: "0.0.0.0".into(), port: 80, timeout, mode: Mode::Events }
         }
     }
 
@@ -332,6 +377,30 @@ mod tests {
         }
         let err = error(None, &[("EXAMPLE__SERVER__PORT", "70000")]);
         assert!(err.contains("expected a whole number from 0 to 65535"), "{err}");
+    }
+
+    #[test]
+    fn a_value_no_variant_has_is_an_error_listing_the_valid_ones() {
+        let err = error(Some("[server]\nmode = \"inotify\"\n"), &[]);
+        let valid = "unknown variant `inotify`, expected `events` or `poll`";
+        for part in ["server.mode", valid, "settings.toml"] {
+            assert!(err.contains(part), "{part} missing from: {err}");
+        }
+        let set = load_settings::<Example>(None, &[("EXAMPLE__SERVER__MODE", "poll")], &[]);
+        assert_eq!(set.unwrap().server.mode, Mode::Poll);
+    }
+
+    #[test]
+    fn a_variable_with_one_underscore_for_two_is_found_with_its_right_spelling() {
+        let defaults = Config::try_from(&Example::default()).unwrap().collect().unwrap();
+        let env = ["EXAMPLE_SERVER_PORT", "EXAMPLE_SERVER_TIMEOUT_MS", "EXAMPLE__SERVER__HOST"];
+        let ignored = ["EXAMPLE_CONFIG", "EXAMPLE_PORT", "EXAMPLE_HOST", "OTHER_SERVER_PORT"];
+        let env = env.iter().chain(&ignored).map(|name| (name.to_string(), "1".into())).collect();
+        let mut found = misspelled("EXAMPLE", &env, &defaults, "");
+        found.sort();
+        let found: Vec<_> = found.iter().map(|(v, k)| (v.as_str(), k.as_str())).collect();
+        let port = ("EXAMPLE_SERVER_PORT", "server.port");
+        assert_eq!(found, [port, ("EXAMPLE_SERVER_TIMEOUT_MS", "server.timeout_ms")]);
     }
 
     #[test]

@@ -20,10 +20,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// --recommendations.
 #[derive(Debug, Parser)]
 #[command(name = "marketplace", version)]
+#[command(mut_arg("port", |port| port.help("The port to serve on (server.port) [default: 5001]")))]
 struct Cli {
     #[command(flatten)]
     settings: settings::Args,
     /// The Recommendations service (recommendations.host and recommendations.port)
+    /// [default: localhost:50051]
     #[arg(long, value_name = "HOST:PORT")]
     recommendations: Option<HostPort>,
     #[command(subcommand)]
@@ -51,11 +53,12 @@ fn main() -> ExitCode {
         ("recommendations.host", cli.recommendations.as_ref().map(|r| r.host.clone())),
         ("recommendations.port", cli.recommendations.as_ref().map(|r| r.port.to_string())),
     ];
-    let settings = settings::load::<Settings>(&cli.settings.sources(ENV_PREFIX, &flags));
+    let sources = cli.settings.sources(ENV_PREFIX, &flags);
+    let load = || settings::load::<Settings>(&sources);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run::<Application>("Marketplace", settings),
+        Command::Serve => serve::run::<Application>("Marketplace", load),
         Command::Healthcheck { url, timeout_ms } => {
-            let port = settings.map_or(5001, |s| s.server.port);
+            let port = load().map_or(5001, |s| s.server.port);
             let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/readyz"));
             serve::once(healthcheck::run(url, Duration::from_millis(timeout_ms)))
         }

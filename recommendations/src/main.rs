@@ -19,10 +19,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// RECOMMENDATIONS__SECTION__KEY variables, then --catalog and --port.
 #[derive(Debug, Parser)]
 #[command(name = "recommendations", version)]
+#[command(mut_arg("port", |port| port.help("The port to serve on (server.port) [default: 50051]")))]
 struct Cli {
     #[command(flatten)]
     settings: settings::Args,
-    /// The catalog file (catalog.path)
+    /// The catalog file (catalog.path) [default: catalog.toml]
     #[arg(long, value_name = "PATH")]
     catalog: Option<PathBuf>,
     #[command(subcommand)]
@@ -52,15 +53,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let catalog = ("catalog.path", cli.catalog.map(|path| path.display().to_string()));
-    let settings = settings::load::<Settings>(&cli.settings.sources(ENV_PREFIX, &[catalog]));
+    let sources = cli.settings.sources(ENV_PREFIX, &[catalog]);
+    let load = || settings::load::<Settings>(&sources);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run::<Application>("Recommendations", settings),
+        Command::Serve => serve::run::<Application>("Recommendations", load),
         Command::Check { file } => {
-            let max_bytes = settings.map_or(catalog::DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
+            let max_bytes = load().map_or(catalog::DEFAULT_MAX_BYTES, |s| s.catalog.max_bytes);
             serve::report(catalog::check(&file, max_bytes))
         }
         Command::Healthcheck { addr, timeout_ms } => {
-            serve::once(healthcheck::run(addr, &settings, Duration::from_millis(timeout_ms)))
+            serve::once(healthcheck::run(addr, &load(), Duration::from_millis(timeout_ms)))
         }
     }
 }

@@ -155,8 +155,6 @@ impl App for Application {
                 stopping.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
-        let (tls, mutual_tls) = (settings.tls.enabled(), settings.tls.client_ca_path.is_some());
-        tracing::info!(address = %local_addr, tls, mutual_tls, "Recommendations listening (gRPC)");
 
         let (path, stores) = (catalog.path.clone(), (store, rejected));
         let mut reloader = Reloader::new(path, catalog.max_bytes, catalog.settle, stores, metrics);
@@ -180,7 +178,9 @@ impl App for Application {
             Watcher::new(&catalog.path, catalog.watch, catalog.debounce, catalog.poll_interval);
         let reloading = tokio::spawn(reload::run(reloader, watcher));
         set_health(&health, ServingStatus::Serving).await;
-        tracing::info!("Recommendations ready");
+        // Only now: a catalog that cannot be loaded stops start-up before anything is served.
+        let (tls, mutual_tls) = (settings.tls.enabled(), settings.tls.client_ca_path.is_some());
+        tracing::info!(address = %local_addr, tls, mutual_tls, "Recommendations listening (gRPC)");
 
         tokio::select! {
             () = shutdown => {}

@@ -83,6 +83,26 @@ fn help_lists_the_subcommands_and_flags() {
     for word in ["check", "healthcheck", "--config", "--catalog", "--port"] {
         assert!(stdout.contains(word), "{word} missing from --help");
     }
+    for default in ["(catalog.path) [default: catalog.toml]", "(server.port) [default: 50051]"] {
+        assert!(stdout.contains(default), "{default} missing from --help");
+    }
+}
+
+#[test]
+fn a_start_without_its_catalog_never_says_listening_and_a_one_underscore_variable_is_named() {
+    let output = Command::new(env!("CARGO_BIN_EXE_recommendations"))
+        .args(["--catalog", "/nonexistent/catalog.toml", "--port", "0"])
+        .env("RECOMMENDATIONS__METRICS__PORT", "0")
+        .env("RECOMMENDATIONS_SERVER_PORT", "6000")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("/nonexistent/catalog.toml: cannot read the catalog"), "{stderr}");
+    assert!(!stderr.contains("listening (gRPC)"), "said listening, then failed: {stderr}");
+    let warned =
+        "variable=\"RECOMMENDATIONS_SERVER_PORT\" instead=\"RECOMMENDATIONS__SERVER__PORT\"";
+    assert!(stderr.contains(warned), "{stderr}");
 }
 
 #[test]
