@@ -33,6 +33,7 @@ pub struct Metrics {
     pub event_streams_refused: Counter,
     pub catalog_following: Gauge,
     pub catalog_changes: Counter,
+    pub replicas_behind: Gauge,
 }
 
 impl Default for Metrics {
@@ -56,6 +57,8 @@ impl Default for Metrics {
         let help =
             "Catalog changes seen: a new version in service, or the API Recommendations speaks";
         let catalog_changes = register(r, "bookshop_catalog_changes", help);
+        let help = "Recommendations replicas serving another catalog version than the one followed";
+        let replicas_behind = register(r, "bookshop_catalog_replicas_behind", help);
         Metrics {
             requests: register(r, "http_requests", "HTTP requests by method, route and status"),
             request_seconds,
@@ -66,6 +69,7 @@ impl Default for Metrics {
             event_streams_refused,
             catalog_following,
             catalog_changes,
+            replicas_behind,
             registry,
         }
     }

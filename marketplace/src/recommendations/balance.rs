@@ -98,6 +98,10 @@ impl Pool {
         lock(&self.known).iter().map(|replica| (replica.addr(), replica.health.ejected())).collect()
     }
 
+    pub fn channels(&self) -> Vec<(SocketAddr, Channel)> {
+        lock(&self.known).iter().map(|replica| (replica.addr(), replica.channel.clone())).collect()
+    }
+
     pub fn len(&self) -> usize {
         lock(&self.known).len()
     }

@@ -4,7 +4,7 @@ pub mod balance;
 mod connect;
 
 use std::time::{Duration, Instant};
-use std::{error::Error, sync::Arc};
+use std::{error::Error, net::SocketAddr, sync::Arc};
 
 use bookshop_common::{millis, telemetry};
 use bookshop_proto::catalog::catalog_client::CatalogClient;
@@ -185,6 +185,15 @@ impl Client {
         let mut events = CatalogEventsClient::new(channel.clone());
         let opened = guarded(self.deadline, events.watch(WatchRequest {})).await?;
         Ok((channel, opened.into_inner()))
+    }
+
+    /// Each replica known, and the catalog version it serves (`None`: it did not say in time).
+    pub async fn versions(&self) -> Vec<(SocketAddr, Option<String>)> {
+        let ask = |(addr, channel)| async move {
+            let listed = self.list_categories(channel).await.ok();
+            (addr, listed.map(|listed| plain_version(listed.version)))
+        };
+        futures_util::future::join_all(self.pool.channels().into_iter().map(ask)).await
     }
 
     pub async fn list_categories(&self, channel: Channel) -> CallResult<ListCategoriesResponse> {

@@ -9,13 +9,14 @@ pub mod middleware;
 pub mod pages;
 pub mod params;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use bookshop_common::metrics::CONTENT_TYPE;
 use ipnet::IpNet;
 use salvo::http::{HeaderValue, StatusCode, header};
 use salvo::{Depot, Handler, Request, Response, Router, Service, Writer, affix_state, handler};
-use salvo::{catcher::Catcher, writing::Text};
+use salvo::{catcher::Catcher, writing::Json, writing::Text};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::i18n::{LangChoice, negotiate};
@@ -40,10 +41,11 @@ pub struct AppState {
 }
 
 /// The route patterns, as the metrics and the log label requests.
-const ROUTES: [&str; 9] = [
+const ROUTES: [&str; 10] = [
     "/",
     "/api/recommendations",
     "/api/categories",
+    "/api/catalog",
     "/events",
     "/healthz",
     "/readyz",
@@ -68,6 +70,7 @@ pub fn service(state: Arc<AppState>) -> Service {
         .push(Router::new().get(books::home).head(books::home))
         .push(get_and_head("api/recommendations", books::api_recommendations))
         .push(get_and_head("api/categories", books::api_categories))
+        .push(get_and_head("api/catalog", api_catalog))
         .push(Router::with_path("events").get(events::events))
         .push(get_and_head("healthz", healthz))
         .push(get_and_head("readyz", readyz))
@@ -122,11 +125,32 @@ async fn readyz(depot: &Depot, res: &mut Response) -> AppResult {
     Ok(())
 }
 
+/// The version this Marketplace follows, and the one each replica it knows serves: asked now.
+async fn versions(state: &AppState) -> (String, Vec<(SocketAddr, Option<String>)>) {
+    let followed = state.categories.borrow().version.clone();
+    (followed, state.client.versions().await)
+}
+
+/// `GET /api/catalog`: whether every replica serves the version followed (a ConfigMap edit
+/// reaches pods apart).
+#[handler]
+async fn api_catalog(depot: &Depot, res: &mut Response) -> AppResult {
+    let (version, replicas) = versions(state(depot)?).await;
+    let replica = |(address, version)| json!({ "address": address, "version": version });
+    let replicas: Vec<_> = replicas.into_iter().map(replica).collect();
+    no_store(res);
+    res.render(Json(json!({ "version": version, "replicas": replicas })));
+    Ok(())
+}
+
 #[handler]
 async fn prometheus(depot: &Depot, res: &mut Response) -> AppResult {
     let state = state(depot)?;
     let (metrics, replicas) = (&state.metrics, state.client.pool.replicas());
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let (followed, versions) = versions(state).await;
+    let behind = versions.iter().filter(|(_, v)| v.as_ref().is_some_and(|v| *v != followed));
+    metrics.replicas_behind.set(count(behind.count()));
     let ejected = replicas.iter().filter(|(_, ejected)| *ejected).count();
     metrics.replicas.get_or_create(&[("state", "serving")]).set(count(replicas.len() - ejected));
     metrics.replicas.get_or_create(&[("state", "ejected")]).set(count(ejected));

@@ -168,6 +168,56 @@ async fn a_rejected_save_is_told_to_open_pages_until_a_good_one_unless_turned_of
 }
 
 #[tokio::test]
+async fn the_catalog_api_and_a_metric_tell_which_replica_serves_which_version() {
+    let (_first_dir, first) = catalog_dir(&["Clue"]);
+    let (_second_dir, second) = catalog_dir(&["Clue", "Not yet everywhere"]);
+    let replicas =
+        [RecommendationsProcess::start(&first).await, RecommendationsProcess::start(&second).await];
+    let mut settings = settings_for(replicas[0].addr.port(), 1000);
+    settings.recommendations.addresses =
+        replicas.iter().map(|r| r.addr.to_string().parse().unwrap()).collect();
+    let marketplace = MarketplaceProcess::start(settings).await;
+    let following = eventually(PATIENCE, async || api_version(&marketplace).await != "").await;
+    assert!(following, "the Marketplace never learnt the catalog's version");
+    let catalog = async || -> serde_json::Value {
+        serde_json::from_str(&marketplace.get("/api/catalog").await.body).unwrap()
+    };
+    let behind = async || {
+        let metrics = marketplace.get("/metrics").await.body;
+        let line =
+            metrics.lines().find(|l| l.starts_with("bookshop_catalog_replicas_behind ")).unwrap();
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let told = catalog().await;
+    let followed = told["version"].as_str().unwrap().to_owned();
+    let mut listed: Vec<_> = told["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["address"].as_str().unwrap().to_owned(), r["version"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<_> = replicas.iter().map(|r| r.addr.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(), expected);
+    assert_ne!(listed[0].1, listed[1].1, "two catalogs, one version: {told}");
+    assert!(listed.iter().any(|(_, v)| *v == followed), "{told}");
+    assert_eq!(behind().await, "1");
+
+    // The edit reaches the other replica: one version everywhere, none behind.
+    std::fs::copy(&first, &second).unwrap();
+    let caught_up = eventually(PATIENCE, async || {
+        let told = catalog().await;
+        told["replicas"].as_array().unwrap().iter().all(|r| r["version"] == told["version"])
+    })
+    .await;
+    assert!(caught_up, "{}", catalog().await);
+    assert_eq!(behind().await, "0");
+}
+
+#[tokio::test]
 async fn a_browser_coming_back_is_told_only_of_a_version_it_has_not_seen() {
     let (_dir, catalog) = catalog_dir(&["Clue"]);
     let (_replicas, marketplace) = stack(&catalog, 1, |_| {}).await;
