@@ -21,8 +21,7 @@ pub const SLOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Installs the global subscriber. Keep the guard: dropping it writes out the lines still queued.
 pub fn init(traces: Option<TraceLayer>) -> WorkerGuard {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_FILTER.into());
     // Its slots are allocated up front: the default of 128k lines is 4 MB of resident memory.
     let writer = NonBlockingBuilder::default().buffered_lines_limit(8_192).lossy(false);
     let stderr = BufWriter::with_capacity(64 * 1024, std::io::stderr());

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::{Metric, Registry};
@@ -26,24 +26,13 @@ pub fn register<M: Metric + Clone + Default>(registry: &mut Registry, name: &str
 /// A gRPC method as the metrics and spans name it: service and method.
 pub type Method = (&'static str, &'static str);
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Call {
-    grpc_service: &'static str,
-    grpc_method: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Handled {
-    #[prometheus(flatten)]
-    call: Call,
-    grpc_code: &'static str,
-}
+pub type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 /// gRPC calls counted and timed by service, method and code, named as go-grpc-prometheus does.
 #[derive(Debug)]
 pub struct GrpcCalls {
-    handled: Family<Handled, Counter>,
-    seconds: LatencyFamily<Call>,
+    handled: Family<Labels<3>, Counter>,
+    seconds: LatencyFamily<Labels<2>>,
 }
 
 impl GrpcCalls {
@@ -57,9 +46,9 @@ impl GrpcCalls {
     }
 
     pub fn observe(&self, (service, method): Method, code: &'static str, took: Duration) {
-        let call = Call { grpc_service: service, grpc_method: method };
+        let call @ [service, method] = [("grpc_service", service), ("grpc_method", method)];
         self.seconds.get_or_create(&call).observe(took.as_secs_f64());
-        self.handled.get_or_create(&Handled { call, grpc_code: code }).inc();
+        self.handled.get_or_create(&[service, method, ("grpc_code", code)]).inc();
     }
 }
 

@@ -133,8 +133,7 @@ fn plain(problem: String) -> String {
     problem.replace("an unsigned 16 bit integer", port).replace("u16", port)
 }
 
-/// For a value of an enum, serde's "unknown variant `x`, expected one of …": config's own
-/// message names no valid value. Found by setting the value alone into the defaults.
+/// serde's "unknown variant `x`, expected one of …" (config's says none), from the value alone.
 fn variants<T: Layered>(key: &str, value: &Value) -> Option<String> {
     let ValueKind::String(text) = &value.kind else { return None };
     let mut json = serde_json::to_value(T::default()).ok()?;
@@ -143,8 +142,7 @@ fn variants<T: Layered>(key: &str, value: &Value) -> Option<String> {
     error.starts_with("unknown variant").then_some(error)
 }
 
-/// `PREFIX_SERVER_PORT` for `server.port`, one underscore where two are needed: the variables
-/// in `env` so misspelt, each with its key.
+/// Variables like `PREFIX_SERVER_PORT` (one underscore for two), each with its key.
 fn misspelled(
     prefix: &str,
     env: &HashMap<String, String>,

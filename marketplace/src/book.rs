@@ -38,15 +38,12 @@ pub struct Cover {
 
 /// Initials of the first two words of 3+ letters ("The Maltese Falcon": TM), else of the first two.
 fn initials(title: &str) -> String {
-    let words = || {
-        let words = title.split(|c: char| c.is_whitespace() || c.is_ascii_punctuation());
-        words.filter_map(|word| Some((word, word.chars().find(|c| c.is_alphanumeric())?)))
-    };
-    let first = |words: &mut dyn Iterator<Item = (&str, char)>| -> String {
-        words.take(2).flat_map(|(_, first)| first.to_uppercase()).collect()
-    };
-    let long = first(&mut words().filter(|(word, _)| word.chars().nth(2).is_some()));
-    if long.is_empty() { first(&mut words()) } else { long }
+    let initial = |word: &str| word.chars().find(|c| c.is_alphanumeric());
+    let words = title.split(|c: char| c.is_whitespace() || c.is_ascii_punctuation());
+    let words: Vec<_> = words.filter_map(|word| Some((word, initial(word)?))).collect();
+    let long: Vec<_> = words.iter().filter(|(word, _)| word.chars().nth(2).is_some()).collect();
+    let chosen = if long.is_empty() { words.iter().collect() } else { long };
+    chosen.iter().take(2).flat_map(|(_, first)| first.to_uppercase()).collect()
 }
 
 #[cfg(test)]

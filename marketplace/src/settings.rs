@@ -128,15 +128,13 @@ pub struct HomepageSettings {
     pub category: String,
     pub max_results: u32,
     pub user_id: i32,
-    /// Whether open pages show why a save of the catalog was rejected: for the local edit loop,
-    /// not for a public shop.
+    /// Pages show why a catalog save was rejected: for the edit loop, not for a public shop.
     pub show_catalog_errors: bool,
 }
 
 impl Default for HomepageSettings {
     fn default() -> Self {
-        let (category, show_catalog_errors) = ("mystery".into(), true);
-        HomepageSettings { category, max_results: 3, user_id: 1, show_catalog_errors }
+        Self { category: "mystery".into(), max_results: 3, user_id: 1, show_catalog_errors: true }
     }
 }
 

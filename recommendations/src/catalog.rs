@@ -34,11 +34,9 @@ pub struct Book {
 impl Book {
     /// Its title and author in the language tagged `lang`, else its own.
     pub fn in_language(&self, lang: &str) -> (&str, Option<&str>) {
-        let Some(lang) = LANGUAGES.iter().position(|l| *l == lang) else {
-            return (&self.title, self.author.as_deref());
-        };
-        let title = self.titles[lang].as_deref().unwrap_or(&self.title);
-        (title, self.authors[lang].as_deref().or(self.author.as_deref()))
+        let lang = LANGUAGES.iter().position(|l| *l == lang);
+        let title = lang.and_then(|lang| self.titles[lang].as_deref()).unwrap_or(&self.title);
+        (title, lang.and_then(|lang| self.authors[lang].as_deref()).or(self.author.as_deref()))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::{convert::Infallible, sync::Arc};
 
-use bookshop_common::metrics::{CONTENT_TYPE, GrpcCalls, register, render};
+use bookshop_common::metrics::{CONTENT_TYPE, GrpcCalls, Labels, register, render};
 use bookshop_common::net::accept;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Bytes, service::service_fn};
@@ -14,8 +14,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-
-type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -38,46 +36,22 @@ impl Default for Metrics {
         let r = &mut registry;
         Metrics {
             calls: GrpcCalls::register(r, "server", "RPCs answered"),
-            books: register(
-                r,
-                "bookshop_catalog_books",
-                "Books per category in the catalog in service",
-            ),
-            generation: register(
-                r,
-                "bookshop_catalog_generation",
-                "Catalogs put in service since start (1 after the first load)",
-            ),
-            catalog: register(
-                r,
-                "bookshop_catalog_info",
-                "The catalog in service, by short content hash (always 1)",
-            ),
+            books: register(r, "bookshop_catalog_books", "Books per category in service"),
+            generation: register(r, "bookshop_catalog_generation", "Catalogs put in service"),
+            catalog: register(r, "bookshop_catalog_info", "The catalog in service, by hash"),
             last_success: register(
                 r,
                 "bookshop_catalog_last_success_timestamp_seconds",
                 "Unix time of the last successful catalog load",
             ),
-            reloads: register(
-                r,
-                "bookshop_catalog_reloads",
-                "Catalog reloads by result: success (a new catalog in service) or failure (rejected; the last good one kept)",
-            ),
-            read_errors: register(
-                r,
-                "bookshop_catalog_read_errors",
-                "Reads of the catalog file that failed (missing, permissions, I/O); each is tried again after a backoff",
-            ),
+            reloads: register(r, "bookshop_catalog_reloads", "Catalog reloads by result"),
+            read_errors: register(r, "bookshop_catalog_read_errors", "Failed catalog reads"),
             connections: register(r, "bookshop_grpc_connections", "gRPC connections open now"),
-            refused: register(
-                r,
-                "bookshop_grpc_connections_refused",
-                "gRPC connections closed as soon as accepted, because server.max_connections were open",
-            ),
+            refused: register(r, "bookshop_grpc_connections_refused", "Connections over the cap"),
             silent: register(
                 r,
                 "bookshop_grpc_connections_closed_silent",
-                "gRPC connections closed because the client stayed silent, by reason (handshake_timeout, idle_timeout)",
+                "gRPC connections closed because the client stayed silent, by reason",
             ),
             registry,
         }

@@ -97,11 +97,7 @@ pub struct RecommendSettings {
 
 impl Default for RecommendSettings {
     fn default() -> Self {
-        RecommendSettings {
-            selection: Selection::Random,
-            default_max_results: 3,
-            max_results_cap: 50,
-        }
+        Self { selection: Selection::Random, default_max_results: 3, max_results_cap: 50 }
     }
 }
 

@@ -74,15 +74,12 @@ impl Watcher {
         poll_interval: Duration,
     ) -> Watcher {
         let (tx, events) = mpsc::unbounded_channel();
-        let os_watch = match mode {
-            WatchMode::Events => watch_dir(path, tx)
-                .inspect_err(|error| {
-                    tracing::warn!(%error, path = %path.display(), "cannot watch the catalog for changes; polling instead");
-                    mode = WatchMode::Poll;
-                })
-                .ok(),
-            _ => None,
-        };
+        let os_watch = (mode == WatchMode::Events).then(|| watch_dir(path, tx)).transpose();
+        let os_watch = os_watch.unwrap_or_else(|error| {
+            tracing::warn!(%error, path = %path.display(), "cannot watch the catalog for changes; polling instead");
+            mode = WatchMode::Poll;
+            None
+        });
         let poll = (mode == WatchMode::Poll).then(|| {
             let start = tokio::time::Instant::now() + poll_interval;
             let mut interval = tokio::time::interval_at(start, poll_interval);
@@ -90,8 +87,6 @@ impl Watcher {
             interval
         });
         tracing::info!(path = %path.display(), ?mode, "watching the catalog for changes");
-        #[cfg(unix)]
-        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut watcher = Watcher {
             file: path.to_path_buf(),
             events,
@@ -100,7 +95,7 @@ impl Watcher {
             poll,
             debounce,
             #[cfg(unix)]
-            hangups,
+            hangups: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
         };
         watcher.rewatch();
         watcher

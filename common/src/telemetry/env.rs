@@ -120,15 +120,11 @@ pub(super) fn exporter(
     millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?;
     let schedule_delay = millis(&["OTEL_BSP_SCHEDULE_DELAY"])?;
     // The queue is allocated whole at start.
-    let max_queue_size = match var("OTEL_BSP_MAX_QUEUE_SIZE") {
-        None => 2048,
-        Some(value) => match value.trim().parse() {
-            Ok(size @ 1..=65_536) => size,
-            _ => {
-                return Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a number from 1 to 65536"));
-            }
-        },
-    };
+    let max_queue_size =
+        var("OTEL_BSP_MAX_QUEUE_SIZE").map_or(Ok(2048), |value| match value.trim().parse() {
+            Ok(size @ 1..=65_536) => Ok(size),
+            _ => Err(invalid("OTEL_BSP_MAX_QUEUE_SIZE", &value, "a number from 1 to 65536")),
+        })?;
     Ok(Some(Exporter { endpoint, protocol, max_queue_size, schedule_delay }))
 }
 

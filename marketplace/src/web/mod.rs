@@ -131,8 +131,7 @@ async fn versions(state: &AppState) -> (String, Vec<(SocketAddr, Option<String>)
     (followed, state.client.versions().await)
 }
 
-/// `GET /api/catalog`: whether every replica serves the version followed (a ConfigMap edit
-/// reaches pods apart).
+/// `GET /api/catalog`: whether a catalog edit (a ConfigMap's, pods apart) reached every replica.
 #[handler]
 async fn api_catalog(depot: &Depot, res: &mut Response) -> AppResult {
     let (version, replicas) = versions(state(depot)?).await;

@@ -150,15 +150,9 @@ fn default_names(key: &str) -> [String; 2] {
 }
 
 fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Result<(), Fault> {
-    let DeValue::Table(table) = value.get_ref() else {
-        return Err((value.span(), Problem::NotANamesTable { found: value.get_ref().type_str() }));
-    };
-    for (key, entry) in table {
+    for (key, entry) in names_table(value)? {
         let category = key.get_ref().as_ref();
-        let DeValue::Table(fields) = entry.get_ref() else {
-            let found = entry.get_ref().type_str();
-            return Err((entry.span(), Problem::NotANamesTable { found }));
-        };
+        let fields = names_table(entry)?;
         if namings.contains_key(category) {
             return Err((key.span(), Problem::DuplicateKey(format!("{NAMES_KEY}.{category}"))));
         }
@@ -166,11 +160,9 @@ fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Resul
         for (field, value) in fields {
             let field = field.get_ref().as_ref();
             if field == "order" {
-                let DeValue::Integer(number) = value.get_ref() else {
-                    return Err(wrong_type(value, "order", "an integer"));
-                };
-                let order = i64::from_str_radix(number.as_str(), number.radix()).ok();
-                let found = "a number too large";
+                let number = value.get_ref().as_integer();
+                let order = number.and_then(|n| i64::from_str_radix(n.as_str(), n.radix()).ok());
+                let found = number.map_or(value.get_ref().type_str(), |_| "a number too large");
                 let problem = Problem::WrongType { field: "order", expected: "an integer", found };
                 naming.order = Some(order.ok_or((value.span(), problem))?);
             } else if let Some(lang) = LANGUAGES.iter().position(|l| *l == field) {
@@ -183,6 +175,12 @@ fn read_namings(value: &Value<'_>, start: usize, namings: &mut Namings) -> Resul
         namings.insert(category.to_owned(), naming);
     }
     Ok(())
+}
+
+/// `[categories]`, and each `[categories.KEY]` in it, is a table.
+fn names_table<'a, 'i>(value: &'a Value<'i>) -> Result<&'a DeTable<'i>, Fault> {
+    let found = value.get_ref().type_str();
+    value.get_ref().as_table().ok_or((value.span(), Problem::NotANamesTable { found }))
 }
 
 /// One book's fields, checked, with the span of its `id` for duplicate reports.
@@ -202,9 +200,8 @@ fn parse_book(fields: &DeTable<'_>, span: Range<usize>) -> Result<(Book, Range<u
     let missing = |field| (span.clone(), Problem::MissingField(field));
     let id = id.ok_or_else(|| missing("id"))?;
     let title = title.ok_or_else(|| missing("title"))?;
-    let DeValue::Integer(number) = id.get_ref() else {
-        return Err(wrong_type(id, "id", "a positive integer"));
-    };
+    let number =
+        id.get_ref().as_integer().ok_or_else(|| wrong_type(id, "id", "a positive integer"))?;
     let id_value = match i64::from_str_radix(number.as_str(), number.radix()) {
         Ok(n) if n <= 0 => return Err((id.span(), Problem::NonPositiveId(n))),
         Ok(n) => i32::try_from(n).ok(),
@@ -232,9 +229,7 @@ fn parse_book(fields: &DeTable<'_>, span: Range<usize>) -> Result<(Book, Range<u
 
 /// A trimmed string within `limit` characters; `None` when it is empty.
 fn text(value: &Value<'_>, field: &'static str, limit: usize) -> Result<Option<String>, Fault> {
-    let DeValue::String(text) = value.get_ref() else {
-        return Err(wrong_type(value, field, "a string"));
-    };
+    let text = value.get_ref().as_str().ok_or_else(|| wrong_type(value, field, "a string"))?;
     // Control characters would reach pages and logs; looked for before trimming, which drops some.
     if let Some(control) = text.chars().find(|c| c.is_control() && *c != '\t') {
         return Err((value.span(), Problem::ControlCharacter { field, code: u32::from(control) }));
