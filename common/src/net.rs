@@ -33,8 +33,8 @@ impl FromStr for HostPort {
             value.trim().rsplit_once(':').ok_or_else(|| HostPortError::NoPort(value.to_owned()))?;
         let port = port.parse::<u16>().ok().filter(|port| *port != 0);
         let port = port.ok_or_else(|| HostPortError::BadPort(value.to_owned()))?;
-        let host = host.strip_prefix('[').unwrap_or(host);
-        let host = host.strip_suffix(']').unwrap_or(host);
+        // `[::1]` unwrapped; a lone bracket is left in, for `check_host` to refuse.
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         check_host(host)
             .map_err(|problem| HostPortError::BadHost { value: value.to_owned(), problem })?;
         Ok(HostPort { host: host.to_owned(), port })
@@ -147,7 +147,11 @@ mod tests {
 
     #[test]
     fn host_port_refuses_what_is_not_one() {
+        let brackets = ["[::1:50051", "::1]:50051", "[recs:1"];
         for bad in ["recs", ":50051", "recs:http", "recs:0", "recs:70000", "http://recs:1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for bad in brackets {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(matches!(parse("a/b:1"), Err(HostPortError::BadHost { .. })));
