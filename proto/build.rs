@@ -14,6 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("bookshop_descriptor.bin"), protox::prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    // The Marketplace hands a reload's changes on to the pages' live script as JSON.
+    let serialize = "#[derive(serde::Serialize)]";
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .type_attribute("bookshop.catalog.v1.CategoryChange", serialize)
+        .compile_fds(fds)?;
     Ok(())
 }

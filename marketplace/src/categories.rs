@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use bookshop_proto::{BookCategory, catalog::ListCategoriesResponse};
+use bookshop_proto::BookCategory;
+use bookshop_proto::catalog::{CategoryChange, ListCategoriesResponse};
 use tokio::sync::watch;
 
 use crate::i18n::Lang;
 
 /// Which API Recommendations speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Api {
     /// Not reached yet: the tutorial's three categories are shown, any well-formed key asked for.
+    #[default]
     Unknown,
     /// Only the tutorial's (`UNIMPLEMENTED` for the catalog's): its categories, its `Recommend`.
     Tutorial,
@@ -35,7 +37,7 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Categories {
     pub api: Api,
     /// The catalog version they belong to; empty unless from the catalog.
@@ -44,6 +46,8 @@ pub struct Categories {
     pub list: Vec<Category>,
     /// Why the newest save of the catalog is not served (`file:line:column: message`), or empty.
     pub rejected: String,
+    /// What the reload that made this version changed.
+    pub changes: Vec<CategoryChange>,
 }
 
 /// The categories in service, shared by the pages and the event streams.
@@ -57,8 +61,7 @@ impl Categories {
             names: c.names().map(str::to_owned),
             books: 0,
         };
-        let list = BookCategory::ALL.map(category).into();
-        Categories { api, version: String::new(), list, rejected: String::new() }
+        Categories { api, list: BookCategory::ALL.map(category).into(), ..Default::default() }
     }
 
     /// A name missing in a language falls back to the English one, then to the key.
@@ -71,7 +74,7 @@ impl Categories {
         };
         let list = response.categories.into_iter().map(category).collect();
         let version = plain_version(response.version);
-        Categories { api: Api::Catalog, version, list, rejected: String::new() }
+        Categories { api: Api::Catalog, version, list, ..Default::default() }
     }
 
     pub fn get(&self, key: &str) -> Option<&Category> {
@@ -106,17 +109,6 @@ pub fn replace(live: &LiveCategories, new: Categories) -> bool {
         }
         changed
     })
-}
-
-/// Whether the pages are told of a rejected save: only when it is not the one they were told.
-pub fn show_rejected(live: &LiveCategories, rejected: String) {
-    live.send_if_modified(|current| {
-        let changed = current.rejected != rejected;
-        if changed {
-            Arc::make_mut(current).rejected = rejected;
-        }
-        changed
-    });
 }
 
 /// A key in the spellings `?category=` takes (any case, `-` or `_`), if it can be one.

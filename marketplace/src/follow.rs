@@ -1,6 +1,5 @@
 //! Following the catalog: one `CatalogEvents/Watch` stream per process, however many pages are
-//! open, brings each version's categories, listed by the same replica, and why the newest save of
-//! the catalog was rejected, into the [`LiveCategories`].
+//! open, brings each version's categories (listed by the same replica) and rejected saves.
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,10 +45,11 @@ pub async fn follow(
         metrics.catalog_following.set(1);
         while let Some(version) = versions.message().await.map_err(CallError::Failed)? {
             if version.version != live.borrow().version {
-                put(Categories::from_catalog(client.list_categories(channel.clone()).await?));
+                let listed = client.list_categories(channel.clone()).await?;
+                put(Categories { changes: version.changes, ..Categories::from_catalog(listed) });
             }
             let rejected = if show_errors { version.rejected } else { String::new() };
-            categories::show_rejected(&live, rejected);
+            live.send_modify(|current| Arc::make_mut(current).rejected = rejected);
         }
         Ok(())
     };

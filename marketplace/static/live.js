@@ -1,7 +1,9 @@
 // Bookshop's live catalog: when catalog.toml changes, the open page shows the new books without
 // a reload. The server tells of each new catalog version on /events (Server-Sent Events); the
 // page then asks /api/recommendations and /api/categories and re-renders its books, heading and
-// navigation in place, with the markup the server renders. Without JavaScript the page works as
+// navigation in place, with the markup the server renders: the books shown stay in their places
+// (asked back with ?keep=), a book the edit added to the category joins them, marked new, and the
+// notice says what changed. Without JavaScript the page works as
 // it is. Error pages that a new catalog may mend (an unknown category, Recommendations
 // unavailable) reload instead, once per version. A save the server rejected shows why until the
 // next good one.
@@ -23,8 +25,9 @@
   const RELOADS_KEY = "bookshop-reloads";
   const RELOADS_MS = 10 * 60 * 1000;
 
-  // The catalog version the page shows, or is being updated to.
+  // The catalog version the page shows, or is being updated to, and what its reload changed.
   let wanted = document.body.dataset.version || "";
+  let changes = [];
   let noticeTimer = 0;
 
   const since = wanted ? "?since=" + encodeURIComponent(wanted) : "";
@@ -32,7 +35,9 @@
   events.addEventListener("catalog", (event) => {
     let version;
     try {
-      version = JSON.parse(event.data).version;
+      const data = JSON.parse(event.data);
+      version = data.version;
+      changes = Array.isArray(data.changes) ? data.changes : [];
     } catch {
       return;
     }
@@ -65,10 +70,15 @@
     if (version !== wanted) {
       return; // a newer version came meanwhile
     }
+    const shown = [...document.querySelectorAll("#books .book")].map((book) => Number(book.dataset.id));
+    const change = changes.find((c) => c.category === shelf.dataset.category);
+    const added = (change && change.added_ids) || [];
+    const keep = [...new Set([...shown, ...added])].slice(0, 50);
     const query = new URLSearchParams(location.search);
     query.set("category", shelf.dataset.category);
-    query.set("max_results", shelf.dataset.maxResults);
+    query.set("max_results", Math.max(Number(shelf.dataset.maxResults), keep.length));
     query.set("lang", document.documentElement.lang);
+    query.set("keep", keep.join(","));
     const lang = encodeURIComponent(document.documentElement.lang);
     let books;
     let categories;
@@ -103,9 +113,9 @@
       reload(version);
       return;
     }
-    renderBooks(books.recommendations, current.books);
+    renderBooks(inPlace(books.recommendations, shown, added), current.books, new Set(added));
     renderNames(categories.categories, current);
-    announce();
+    announce(categories.categories);
   }
 
   // Once per version at most, later each time: the page may come from a Marketplace that follows
@@ -133,6 +143,14 @@
     }
   }
 
+  // Each book shown before in its place (a removed one's taken by one drawn anew), then the rest.
+  function inPlace(list, shown, added) {
+    const byId = new Map(list.map((book) => [book.id, book]));
+    const drawn = list.filter((book) => !shown.includes(book.id) && !added.includes(book.id));
+    const placed = shown.map((id) => byId.get(id) || drawn.shift()).filter(Boolean);
+    return [...placed, ...list.filter((book) => !placed.includes(book))];
+  }
+
   function element(tag, className, text) {
     const node = document.createElement(tag);
     node.className = className;
@@ -143,7 +161,7 @@
   }
 
   // The books, as templates/shelf.stpl renders them.
-  function renderBooks(list, total) {
+  function renderBooks(list, total, added) {
     const container = document.getElementById("books");
     const more = container.querySelector(".more");
     const rendered = [];
@@ -152,12 +170,16 @@
     } else {
       const books = element("ul", "books");
       for (const book of list) {
-        const item = element("li", "book");
+        const item = element("li", added.has(book.id) ? "book book-new" : "book");
+        item.dataset.id = book.id;
         const cover = element("span", "cover cover-" + book.cover.colour, book.cover.initials);
         cover.setAttribute("aria-hidden", "true");
         item.append(cover, element("span", "book-title", book.title));
         if (book.author) {
           item.append(element("span", "book-author", book.author));
+        }
+        if (added.has(book.id)) {
+          item.append(element("span", "book-badge", container.dataset.newBook));
         }
         books.append(item);
       }
@@ -192,9 +214,31 @@
     nav.replaceChildren(...links);
   }
 
-  function announce() {
+  // "1 book added to Poetry" in the page's language (the forms, by plural category, are the
+  // server's), or "The catalog was updated." when the reload says no more.
+  function announce(categories) {
     const notice = document.getElementById("live-notice");
-    notice.textContent = notice.dataset.text;
+    const rules = new Intl.PluralRules(document.documentElement.lang);
+    const say = (forms, n, name) => {
+      const byRule = new Map(forms.split("|").map((form) => form.split("=")));
+      const form = byRule.get(rules.select(n)) || byRule.get("other") || "";
+      return form.replace("{n}", n).replace("{c}", name);
+    };
+    const parts = [];
+    for (const change of changes) {
+      const category = categories.find((c) => c.key === change.category);
+      const name = category ? category.name : change.category;
+      for (const kind of ["added", "removed", "retitled"]) {
+        if (change[kind] > 0) {
+          parts.push(say(notice.dataset[kind], change[kind], name));
+        }
+      }
+      if (change.renamed) {
+        parts.push(notice.dataset.renamed.replace("{c}", name));
+      }
+    }
+    const said = parts.slice(0, 3).join("; ") + (parts.length > 3 ? "; …" : "");
+    notice.textContent = said || notice.dataset.text;
     clearTimeout(noticeTimer);
     noticeTimer = setTimeout(() => {
       notice.textContent = "";

@@ -29,6 +29,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("book
 pub const SERVICE_NAME: &str = "Recommendations";
 
 pub const MAX_CATEGORY_KEY_CHARS: usize = 40;
+/// The most books a page shows: of those a reload added, the ids told; of those a page keeps.
+pub const MAX_PAGE_BOOKS: usize = 50;
 
 /// Whether `key` can name a category: snake_case (ASCII lower-case letters, digits and `_`, a
 /// letter first), at most [`MAX_CATEGORY_KEY_CHARS`] long. The one rule for both services: for

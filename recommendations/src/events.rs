@@ -8,12 +8,13 @@ use tokio_stream::{StreamExt, wrappers::WatchStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::{catalog::Store, reload::Rejected};
+use crate::catalog::Store;
+use crate::reload::{Reported, Reports};
 
 #[derive(Debug, Clone)]
 pub struct CatalogEventsService {
     pub store: Store,
-    pub rejected: Rejected,
+    pub reports: Reports,
     /// Every stream ends when the server stops, so that a graceful stop does not wait for them.
     pub stopping: CancellationToken,
 }
@@ -23,16 +24,19 @@ impl CatalogEvents for CatalogEventsService {
     type WatchStream = BoxStream<'static, Result<CatalogVersion, Status>>;
 
     async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let (store, rejected) = (self.store.clone(), self.rejected.clone());
+        let (store, reports) = (self.store.clone(), self.reports.clone());
         let changes = WatchStream::new(store.subscribe()).map(drop);
-        let changes = changes.merge(WatchStream::new(rejected.subscribe()).map(drop));
+        let changes = changes.merge(WatchStream::new(reports.subscribe()).map(drop));
         // Each change of either, as the state it leaves; both streams start with the same one.
         let mut last = None;
         let versions = changes.filter_map(move |()| {
             let catalog = store.borrow().clone()?;
             let books = u32::try_from(catalog.len()).unwrap_or(u32::MAX);
-            let rejected = rejected.borrow().clone();
-            let now = CatalogVersion { version: catalog.version(), books, rejected };
+            let Reported { hash, changes, rejected } = reports.borrow().clone();
+            if hash != catalog.content_hash() {
+                return None;
+            }
+            let now = CatalogVersion { version: catalog.version(), books, rejected, changes };
             (last.as_ref() != Some(&now)).then(|| Ok(last.insert(now).clone()))
         });
         let stopped = self.stopping.clone().cancelled_owned();

@@ -4,12 +4,13 @@
 //!
 //! # Layout
 //! From the bottom up; a module uses only those before it: [`catalog`], [`selection`] (how books
-//! are picked), [`metrics`], [`watch`] (when the file may have changed), [`reload`] (taking it into
-//! service once complete and valid), [`settings`], [`service`] (`Recommend` in both APIs),
-//! [`events`] (`CatalogEvents/Watch`), [`connections`] (a cap; silent clients dropped),
-//! [`startup`] ([`Application`]: bind, serve with health and reflection), [`healthcheck`].
+//! are picked), [`changes`] (what a reload changed), [`metrics`], [`watch`] (when the file may
+//! have changed), [`reload`] (taking it into service once complete and valid), [`settings`],
+//! [`service`] (`Recommend` in both APIs), [`events`] (`CatalogEvents/Watch`), [`connections`]
+//! (a cap; silent clients dropped), [`startup`] ([`Application`]), [`healthcheck`].
 
 pub mod catalog;
+pub mod changes;
 pub mod connections;
 pub mod events;
 pub mod healthcheck;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bookshop_common::{millis, telemetry};
+use bookshop_proto::catalog::CategoryChange;
 use futures_util::future::OptionFuture;
 
 use crate::catalog::{self, Catalog, CatalogError, Store};
+use crate::changes;
 use crate::{metrics::Metrics, watch::Watcher, watch::file_id};
 
 /// The first wait before a failed read is tried again, doubled on each further failure.
@@ -38,9 +40,16 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((metadata.len(), metadata.modified().ok(), file_id(&metadata)))
 }
 
-/// Why the newest save is not in service, as `check` says it with the file's name only; empty
-/// once a good save is. Sent to every page through the Watch stream.
-pub type Rejected = tokio::sync::watch::Sender<String>;
+/// Told on the Watch stream with the version: what putting the catalog `hash` in service changed
+/// (once it is in the store too), and why the newest save is not, with the file's name only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reported {
+    pub hash: u64,
+    pub changes: Vec<CategoryChange>,
+    pub rejected: String,
+}
+
+pub type Reports = tokio::sync::watch::Sender<Reported>;
 
 /// What the last look found: content with this hash, or a file refused unread (too large).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +59,13 @@ enum Seen {
 }
 
 /// Loads the catalog file into the [`Store`]; each look runs on a blocking thread.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Reloader {
     path: PathBuf,
     max_bytes: u64,
     settle: Duration,
     store: Store,
-    rejected: Rejected,
+    reports: Reports,
     metrics: Arc<Metrics>,
     /// So that the many events of one edit make one parse and one log line.
     last_seen: Option<Seen>,
@@ -71,21 +80,11 @@ impl Reloader {
         path: PathBuf,
         max_bytes: u64,
         settle: Duration,
-        (store, rejected): (Store, Rejected),
+        store: Store,
+        reports: Reports,
         metrics: Arc<Metrics>,
     ) -> Reloader {
-        let (last_seen, candidate, unreadable) = (None, None, 0);
-        Reloader {
-            path,
-            max_bytes,
-            settle,
-            store,
-            rejected,
-            metrics,
-            last_seen,
-            candidate,
-            unreadable,
-        }
+        Reloader { path, max_bytes, settle, store, reports, metrics, ..Default::default() }
     }
 
     pub fn load_initial(&mut self) -> Result<Arc<Catalog>, CatalogError> {
@@ -125,7 +124,7 @@ impl Reloader {
         self.candidate = None;
         self.last_seen = Some(Seen::Content(hash));
         if self.store.borrow().as_ref().map(|c| c.content_hash()) == Some(hash) {
-            self.rejected.send_replace(String::new());
+            self.reports.send_modify(|reported| reported.rejected.clear());
             tracing::info!(path = %self.path.display(), "catalog file is valid again and unchanged from the catalog in service");
             return Outcome::Unchanged;
         }
@@ -167,12 +166,17 @@ impl Reloader {
 
     fn put_in_service(&self, catalog: Arc<Catalog>, message: &str) {
         self.metrics.catalog_loaded(&catalog);
-        self.rejected.send_replace(String::new());
-        let previous = self.store.send_replace(Some(catalog.clone()));
+        let previous = self.store.borrow().clone();
+        let changes = previous.as_ref().map_or(Vec::new(), |old| changes::between(old, &catalog));
+        let summary = changes::summary(&changes);
+        let hash = catalog.content_hash();
+        self.reports.send_replace(Reported { hash, changes, rejected: String::new() });
+        self.store.send_replace(Some(catalog.clone()));
         tracing::info!(
             path = %self.path.display(),
             books = catalog.len(),
             categories = %catalog.summary(),
+            changes = %summary,
             hash = %catalog.short_hash(),
             previous_hash = %previous.map(|c| c.short_hash()).unwrap_or_default(),
             "{message}"
@@ -192,8 +196,8 @@ impl Reloader {
         tracing::warn!(%error, %kept_hash, kept_books = kept.map_or(0, |c| c.len()), "{message}");
         // Pages show it: no directory of the server's in it.
         let name = self.path.file_name().map_or("catalog".into(), |name| name.to_string_lossy());
-        self.rejected
-            .send_replace(error.to_string().replace(&self.path.display().to_string(), &name));
+        let text = error.to_string().replace(&self.path.display().to_string(), &name);
+        self.reports.send_modify(|reported| reported.rejected = text);
         Outcome::Rejected(error)
     }
 }
@@ -264,8 +268,8 @@ mod tests {
         let path = dir.join("catalog.toml");
         std::fs::write(&path, GOOD).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let stores = (store.clone(), Rejected::new(String::new()));
-        let reloader = Reloader::new(path, catalog::DEFAULT_MAX_BYTES, SETTLE, stores, metrics);
+        let (max_bytes, reports) = (catalog::DEFAULT_MAX_BYTES, Reports::default());
+        let reloader = Reloader::new(path, max_bytes, SETTLE, store.clone(), reports, metrics);
         (reloader, store)
     }
 
@@ -306,13 +310,13 @@ mod tests {
         reloader.load_initial().unwrap();
         std::fs::write(&reloader.path, "[[mystery]]\nid = 1\ntitle = \"A\n").unwrap();
         reloader.reload(true);
-        let shown = reloader.rejected.borrow().clone();
+        let shown = reloader.reports.borrow().rejected.clone();
         assert!(shown.starts_with("catalog.toml:3:11: invalid basic string"), "{shown}");
         assert!(!shown.contains(&*dir.path().to_string_lossy()), "{shown}");
         // The content in service saved again clears it, as a new good catalog does.
         std::fs::write(&reloader.path, GOOD).unwrap();
         reloader.reload(true);
-        assert_eq!(*reloader.rejected.borrow(), "");
+        assert_eq!(reloader.reports.borrow().rejected, "");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use bookshop_common::telemetry;
 use bookshop_proto::catalog::{self as api, catalog_server};
 use bookshop_proto::{BookCategory, BookRecommendation, recommendations_server::Recommendations};
-use bookshop_proto::{RecommendationRequest, RecommendationResponse};
+use bookshop_proto::{MAX_PAGE_BOOKS, RecommendationRequest, RecommendationResponse};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::catalog::{Book, Catalog, Category, LANGUAGES, Store};
@@ -53,12 +53,13 @@ struct Call<'a> {
 }
 
 impl RecommendationService {
-    /// Both APIs: up to `max_results` books (0: default; capped) of `key`, and their catalog.
+    /// Both APIs: up to `max_results` books (0: default; capped) of `key`, `keep`'s first.
     pub fn recommend(
         &self,
         user_id: i32,
         key: Option<&str>,
         max_results: i32,
+        keep: &[i32],
     ) -> Result<(Vec<Book>, Arc<Catalog>), RecommendError> {
         let count = match max_results {
             n if n < 0 => return Err(RecommendError::NegativeMaxResults(n)),
@@ -71,8 +72,23 @@ impl RecommendationService {
         if books.is_empty() {
             return Err(RecommendError::CategoryNotFound);
         }
-        let picked = pick(books, count, self.rules.selection, user_id, key, catalog.content_hash());
-        Ok((picked.into_iter().cloned().collect(), catalog))
+        let keep = &keep[..keep.len().min(MAX_PAGE_BOOKS)];
+        let drawn = pick(
+            books,
+            count + keep.len(),
+            self.rules.selection,
+            user_id,
+            key,
+            catalog.content_hash(),
+        );
+        let kept = keep.iter().filter_map(|id| books.iter().find(|book| book.id == *id));
+        let mut answer: Vec<Book> = Vec::with_capacity(count);
+        for book in kept.chain(drawn) {
+            if answer.len() < count && answer.iter().all(|chosen| chosen.id != book.id) {
+                answer.push(book.clone());
+            }
+        }
+        Ok((answer, catalog))
     }
 
     /// Runs a call: metrics, a span while traces are on, an access line (`info` if failed or slow).
@@ -137,7 +153,7 @@ impl Recommendations for RecommendationService {
         let name = key.map_or_else(|| category.to_string(), str::to_owned);
         let call = Call { method: "Recommend", category: &name, user_id, max_results };
         self.observe(&metadata, call, || {
-            let (books, _) = self.recommend(user_id, key, max_results)?;
+            let (books, _) = self.recommend(user_id, key, max_results, &[])?;
             let recommendations: Vec<_> = books.into_iter().map(BookRecommendation::from).collect();
             let count = recommendations.len();
             Ok((RecommendationResponse { recommendations }, count))
@@ -164,11 +180,11 @@ impl catalog_server::Catalog for RecommendationService {
         request: Request<api::RecommendRequest>,
     ) -> Result<Response<api::RecommendResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let api::RecommendRequest { user_id, category, max_results, lang } = message;
+        let api::RecommendRequest { user_id, category, max_results, lang, keep } = message;
         let logged = clipped(&category);
         let call = Call { method: "Catalog/Recommend", category: &logged, user_id, max_results };
         self.observe(&metadata, call, || {
-            let (books, catalog) = self.recommend(user_id, Some(&category), max_results)?;
+            let (books, catalog) = self.recommend(user_id, Some(&category), max_results, &keep)?;
             let books: Vec<_> = books.iter().map(|book| api_book(book, &lang)).collect();
             let count = books.len();
             // The version of the snapshot the books came from, not of whatever is in service now.
@@ -179,8 +195,7 @@ impl catalog_server::Catalog for RecommendationService {
 
 impl From<Book> for BookRecommendation {
     fn from(book: Book) -> Self {
-        let author = book.author.unwrap_or_default();
-        BookRecommendation { id: book.id, title: book.title, author }
+        Self { id: book.id, title: book.title, author: book.author.unwrap_or_default() }
     }
 }
 
@@ -265,7 +280,7 @@ mod tests {
         max_results: i32,
     ) -> Result<usize, RecommendError> {
         let key = BookCategory::try_from(category).ok().map(BookCategory::key);
-        service.recommend(1, key, max_results).map(|(books, _)| books.len())
+        service.recommend(1, key, max_results, &[]).map(|(books, _)| books.len())
     }
 
     /// What one call to `service` logs with the given level enabled.

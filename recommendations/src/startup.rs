@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::T
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::catalog::{CatalogError, Store};
-use crate::reload::{self, Rejected, Reloader};
+use crate::reload::{self, Reloader, Reports};
 use crate::settings::{ENV_PREFIX, Settings, TlsSettings};
 use crate::{connections, events::CatalogEventsService, metrics::Metrics};
 use crate::{service::RecommendationService, watch::Watcher};
@@ -124,10 +124,10 @@ impl App for Application {
         let rules = settings.recommend.clone();
         let service =
             RecommendationService { store: store.clone(), rules, metrics: metrics.clone() };
-        let rejected = Rejected::new(String::new());
+        let reports = Reports::default();
         let events = CatalogEventsService {
             store: store.clone(),
-            rejected: rejected.clone(),
+            reports: reports.clone(),
             stopping: stopping.clone(),
         };
         let reflection = || {
@@ -156,8 +156,8 @@ impl App for Application {
             );
         let mut server = tokio::spawn(server);
 
-        let (path, stores) = (catalog.path.clone(), (store, rejected));
-        let mut reloader = Reloader::new(path, catalog.max_bytes, catalog.settle, stores, metrics);
+        let (path, max_bytes, settle) = (catalog.path.clone(), catalog.max_bytes, catalog.settle);
+        let mut reloader = Reloader::new(path, max_bytes, settle, store, reports, metrics);
         let loading =
             tokio::task::spawn_blocking(move || reloader.load_initial().map(|_| reloader));
         tokio::pin!(shutdown);

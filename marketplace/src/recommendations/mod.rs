@@ -37,6 +37,8 @@ pub struct Query {
     pub user_id: i32,
     /// Titles and authors in it where the catalog gives them.
     pub lang: Lang,
+    /// Books to answer first while the category has them.
+    pub keep: Vec<i32>,
 }
 
 /// Who asks: the page's request id and `traceparent`, passed on for Recommendations' logs.
@@ -140,8 +142,8 @@ impl Client {
         let max_results = i32::try_from(query.max_results).unwrap_or(i32::MAX);
         match (api, BookCategory::from_key(&category)) {
             (Api::Catalog, _) | (Api::Unknown, None) => {
-                let lang = query.lang.tag().to_owned();
-                let message = RecommendRequest { user_id, category, max_results, lang };
+                let (lang, keep) = (query.lang.tag().to_owned(), query.keep.clone());
+                let message = RecommendRequest { user_id, category, max_results, lang, keep };
                 let send = |channel, request| async move {
                     CatalogClient::new(channel).recommend(request).await
                 };

@@ -30,6 +30,7 @@ impl AppState {
             max_results: params.max_results.unwrap_or(defaults.max_results),
             user_id: params.user_id.or(id).unwrap_or(defaults.user_id),
             lang,
+            keep: params.keep.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ use futures_util::{Stream, StreamExt, stream};
 use salvo::http::{HeaderValue, StatusCode, header};
 use salvo::sse::{SseEvent, SseKeepAlive};
 use salvo::{Depot, Request, Response, handler};
+use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -73,12 +74,12 @@ fn changes(
         loop {
             let now = categories.borrow_and_update().clone();
             if !now.version.is_empty() && now.version != seen {
-                let data = format!(r#"{{"version":"{}"}}"#, now.version);
+                let data = json!({ "version": now.version, "changes": now.changes }).to_string();
                 let event = SseEvent::default().name("catalog").id(now.version.clone()).text(data);
                 return Some((Ok(event), (categories, now.version.clone(), told, open)));
             }
             if now.rejected != told {
-                let data = serde_json::json!({ "message": now.rejected }).to_string();
+                let data = json!({ "message": now.rejected }).to_string();
                 let event = SseEvent::default().name("rejected").text(data);
                 return Some((Ok(event), (categories, seen, now.rejected.clone(), open)));
             }

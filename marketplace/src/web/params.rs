@@ -58,10 +58,12 @@ pub struct Params {
     pub category: Option<Arc<str>>,
     pub max_results: Option<u32>,
     pub user_id: Option<i32>,
+    /// `?keep=3,1,7`: books to answer first while the category has them (the live script's).
+    pub keep: Vec<i32>,
 }
 
 impl Params {
-    /// From `?category=`, `?max_results=` and `?user_id=`; an empty one counts as absent.
+    /// From `?category=`, `?max_results=`, `?user_id=` and `?keep=`; an empty one counts as absent.
     pub fn parse(req: &Request, categories: &Categories) -> Result<Params, ParamError> {
         Params::from_query(|name| req.queries().get(name).map(String::as_str), categories)
     }
@@ -75,6 +77,11 @@ impl Params {
             category: query("category").map(|raw| parse_category(raw, categories)).transpose()?,
             max_results: query("max_results").map(parse_max_results).transpose()?,
             user_id: query("user_id").map(parse_user_id).transpose()?,
+            // A hint: ids that cannot be books are left out, as the server leaves out others.
+            keep: query("keep").map_or(Vec::new(), |raw| {
+                let ids = raw.split(',').filter_map(|id| parse_user_id(id).ok());
+                ids.take(bookshop_proto::MAX_PAGE_BOOKS).collect()
+            }),
         })
     }
 }
@@ -253,8 +260,12 @@ mod tests {
             }
         };
         assert_eq!(Params::from_query(query(["", " ", ""]), &seed()), Ok(Params::default()));
-        let given =
-            Params { category: Some("self_help".into()), max_results: Some(50), user_id: Some(5) };
+        let given = Params {
+            category: Some("self_help".into()),
+            max_results: Some(50),
+            user_id: Some(5),
+            keep: vec![5],
+        };
         assert_eq!(Params::from_query(query(["self-help", "99", "5"]), &seed()), Ok(given));
     }
 }

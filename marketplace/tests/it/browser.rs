@@ -136,6 +136,50 @@ async fn a_rejected_save_is_shown_on_the_open_page_until_a_good_one_and_moves_no
     driver.abort();
 }
 
+/// The ids of the page's books, each with its place on the page.
+async fn places(page: &chromiumoxide::Page) -> Vec<(String, i64, i64)> {
+    let js = "[...document.querySelectorAll('#books .book')].map(b => { \
+              const r = b.getBoundingClientRect(); return [b.dataset.id, r.left, r.top]; })";
+    let places: Vec<(String, f64, f64)> = page.evaluate(js).await.unwrap().into_value().unwrap();
+    places.into_iter().map(|(id, left, top)| (id, left as i64, top as i64)).collect()
+}
+
+#[tokio::test]
+async fn an_added_book_joins_the_page_marked_new_and_the_others_keep_their_places() {
+    let Some((browser, _profile, driver)) = browser().await else { return };
+    let book = |id: i32, title: &str| format!("[[mystery]]\nid = {id}\ntitle = \"{title}\"\n");
+    let five: String = (1..=5).map(|id| book(id, &format!("Book {id}"))).collect();
+    let (_dir, catalog) = catalog_dir(&[]);
+    std::fs::write(&catalog, &five).unwrap();
+    let recommendations = RecommendationsProcess::start(&catalog).await;
+    let marketplace =
+        MarketplaceProcess::start(settings_for(recommendations.addr.port(), 1000)).await;
+    let page = browser.new_page(marketplace.url("/?category=mystery&lang=en")).await.unwrap();
+    assert!(books_text(&page, "Book").await.contains("Book"));
+    let before = places(&page).await;
+    assert_eq!(before.len(), 3);
+
+    // One of the books shown is retitled, and a sixth book is added.
+    let shown: i32 = before[1].0.parse().unwrap();
+    let edited = five.replace(&format!("\"Book {shown}\""), "\"Retitled\"");
+    std::fs::write(catalog.with_extension("tmp"), format!("{edited}{}", book(6, "Added"))).unwrap();
+    std::fs::rename(catalog.with_extension("tmp"), &catalog).unwrap();
+    let text = books_text(&page, "Added").await;
+    assert!(text.contains("Added") && text.contains("Retitled"), "{text}");
+    let after = places(&page).await;
+    assert_eq!(after[..3], before[..], "the books shown moved or changed");
+    assert_eq!(after[3].0, "6");
+    let marked = "[...document.querySelectorAll('#books .book-new')].map(b => b.dataset.id)";
+    let marked: Vec<String> = page.evaluate(marked).await.unwrap().into_value().unwrap();
+    assert_eq!(marked, ["6"]);
+    let notice = "document.getElementById('live-notice').textContent";
+    let notice = text_until(&page, notice, |text| text.contains("added")).await;
+    assert_eq!(notice, "1 book added to Mystery; 1 book changed in Mystery");
+    screenshot(&page, "catalog-change.png").await;
+    drop(browser);
+    driver.abort();
+}
+
 #[tokio::test]
 async fn an_error_page_reloads_at_most_once_for_a_version_its_marketplace_does_not_follow() {
     let Some((browser, _profile, driver)) = browser().await else { return };

@@ -49,12 +49,17 @@ async fn stack(
     (started, marketplace)
 }
 
-/// The version of the next catalog event on `stream`.
-async fn next_version(stream: &mut EventStream) -> String {
+/// The version of the next catalog event on `stream`, and what its reload changed.
+async fn next_change(stream: &mut EventStream) -> (String, serde_json::Value) {
     let event = stream.next(PATIENCE).await.expect("the stream ended");
-    assert_eq!(event.event, "catalog");
-    assert_eq!(event.data, format!(r#"{{"version":"{}"}}"#, event.id));
-    event.id
+    assert_eq!(event.event, "catalog", "{event:?}");
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(data["version"], event.id.as_str());
+    (event.id, data["changes"].clone())
+}
+
+async fn next_version(stream: &mut EventStream) -> String {
+    next_change(stream).await.0
 }
 
 #[tokio::test]
@@ -109,6 +114,13 @@ async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none
         write_with_poetry(&catalog, marker);
         seen.push(next_version(&mut stream).await);
     }
+    // What each reload changed comes with its version, for the page's notice.
+    write_with_poetry(&catalog, "Two and a half");
+    let (version, changes) = next_change(&mut stream).await;
+    seen.push(version);
+    let retitled = serde_json::json!([{ "category": "poetry", "added": 0, "added_ids": [],
+        "removed": 0, "retitled": 1, "renamed": false }]);
+    assert_eq!(changes, retitled);
     // A rejected edit (a duplicate id) changes nothing; the next valid edit is the next event
     // (the rejection's own event is off here: see the next test).
     let duplicate = "[[mystery]]\nid = 1\ntitle = \"A\"\n[[mystery]]\nid = 1\ntitle = \"B\"\n";
@@ -126,8 +138,8 @@ async fn each_change_is_one_event_however_many_replicas_and_a_rejected_edit_none
     let mut distinct = seen.clone();
     distinct.dedup();
     assert_eq!(distinct, seen, "an event repeated a version: {seen:?}");
-    assert_eq!(seen.len(), 5);
-    assert_eq!(api_version(&marketplace).await, seen[4].as_str());
+    assert_eq!(seen.len(), 6);
+    assert_eq!(api_version(&marketplace).await, seen[5].as_str());
 }
 
 /// The message of the next event on `stream`, which tells of a rejected save.

@@ -88,7 +88,7 @@ async fn every_book_has_a_cover_made_from_its_title() {
         assert_eq!(*class, format!("cover-{}", book.cover().colour));
     }
     assert_eq!(
-        html.matches("<li class=\"book\"><span class=\"cover ").count(),
+        html.matches("\"><span class=\"cover ").count(),
         3,
         "each book opens with its cover: {html}"
     );

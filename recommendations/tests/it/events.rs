@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use bookshop_proto::catalog::{
-    CatalogVersion, ListCategoriesRequest, RecommendRequest, RecommendResponse, WatchRequest,
-    catalog_client::CatalogClient, catalog_events_client::CatalogEventsClient,
+    CatalogVersion, CategoryChange, ListCategoriesRequest, RecommendRequest, RecommendResponse,
+    WatchRequest, catalog_client::CatalogClient, catalog_events_client::CatalogEventsClient,
 };
 use tonic::Streaming;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -32,10 +32,20 @@ async fn the_watch_sends_the_version_in_service_at_once_and_each_new_one() {
     assert_eq!(first.version.len(), 16, "{first:?}");
     assert_eq!(first.books, 3);
 
+    assert_eq!(first.changes, [], "nothing changed at start-up");
+
     write_in_place(&app.catalog, &catalog_with(&["A", "B", "C"]));
     let second = next(&mut versions).await;
     assert_ne!(second.version, first.version);
     assert_eq!(second.books, 4);
+    // What the reload changed: mystery's third book.
+    let added = CategoryChange {
+        category: "mystery".into(),
+        added: 1,
+        added_ids: vec![3],
+        ..Default::default()
+    };
+    assert_eq!(second.changes, [added]);
     // The same content on another server (or later) is the same version.
     assert_eq!(
         second.version,
@@ -108,4 +118,32 @@ async fn catalog_recommend_tells_the_version_its_books_were_drawn_from() {
     let answer = ask().await;
     assert_eq!(answer.version, second.version);
     assert_eq!(answer.books[0].title, "B");
+}
+
+#[tokio::test]
+async fn catalog_recommend_answers_the_books_kept_first_while_the_category_has_them() {
+    let titles: Vec<String> = (1..=20).map(|n| format!("Book {n}")).collect();
+    let app = spawn_app(&catalog_with(&titles)).await;
+    let catalog = CatalogClient::new(app.channel().await);
+    let ask = |keep: Vec<i32>, max_results| RecommendRequest {
+        user_id: 1,
+        category: "mystery".into(),
+        max_results,
+        keep,
+        ..Default::default()
+    };
+    let ids = async |request| -> Vec<i32> {
+        let answer = catalog.clone().recommend(request).await.unwrap().into_inner();
+        answer.books.iter().map(|book| book.id).collect()
+    };
+    // In the order given; an id the category lacks (1000 is self-help's, 99 nobody's) is
+    // skipped, a repeated one answered once; the rest drawn, none twice.
+    let answer = ids(ask(vec![7, 1000, 3, 99, 7, 12], 5)).await;
+    assert_eq!(answer[..3], [7, 3, 12]);
+    let mut distinct = answer.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 5, "{answer:?}");
+    // Never more than max_results, kept or not.
+    assert_eq!(ids(ask(vec![1, 2, 3, 4], 2)).await, [1, 2]);
 }
