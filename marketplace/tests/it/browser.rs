@@ -158,6 +158,8 @@ async fn an_added_book_joins_the_page_marked_new_and_the_others_keep_their_place
     assert!(books_text(&page, "Book").await.contains("Book"));
     let before = places(&page).await;
     assert_eq!(before.len(), 3);
+    let russian = browser.new_page(marketplace.url("/?category=mystery&lang=ru")).await.unwrap();
+    assert!(books_text(&russian, "Book").await.contains("Book"));
 
     // One of the books shown is retitled, and a sixth book is added.
     let shown: i32 = before[1].0.parse().unwrap();
@@ -173,8 +175,11 @@ async fn an_added_book_joins_the_page_marked_new_and_the_others_keep_their_place
     let marked: Vec<String> = page.evaluate(marked).await.unwrap().into_value().unwrap();
     assert_eq!(marked, ["6"]);
     let notice = "document.getElementById('live-notice').textContent";
-    let notice = text_until(&page, notice, |text| text.contains("added")).await;
-    assert_eq!(notice, "1 book added to Mystery; 1 book changed in Mystery");
+    let english = text_until(&page, notice, |text| text.contains("added")).await;
+    assert_eq!(english, "1 book added to Mystery; 1 book changed in Mystery");
+    // The same in Russian, with its plural forms.
+    let russian = text_until(&russian, notice, |text| text.contains("добавлена")).await;
+    assert_eq!(russian, "1 книга добавлена в «Детективы»; 1 книга изменена в «Детективы»");
     screenshot(&page, "catalog-change.png").await;
     drop(browser);
     driver.abort();
