@@ -89,7 +89,8 @@ pub fn env_variable(prefix: &str, key: &str) -> String {
 /// Loads `T`; call it with logging on, as it warns of variables it ignores.
 pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
     let defaults = Config::try_from(&T::default())?;
-    for (variable, key) in misspelled(T::PREFIX, &sources.env, &defaults.collect()?, "") {
+    let known = defaults.collect()?;
+    for (variable, key) in misspelled(T::PREFIX, &sources.env, &known, "") {
         let instead = env_variable(T::PREFIX, &key);
         tracing::warn!(variable, instead, "variable ignored: settings take two underscores");
     }
@@ -110,7 +111,7 @@ pub fn load<T: Layered>(sources: &Sources) -> Result<T, SettingsError> {
         builder = builder.set_override(key.as_str(), value.as_str())?;
     }
     let layers = Layers::<T> { config: builder.build()?, sources, settings: PhantomData };
-    if let Some((key, value)) = unknown_key(&defaults.collect()?, &layers.config.collect()?, "") {
+    if let Some((key, value)) = unknown_key(&known, &layers.config.collect()?, "") {
         return Err(SettingsError::UnknownKey { origin: layers.origin(&key, &value), key });
     }
     let settings: T = layers.config.clone().try_deserialize().map_err(|error| match error {

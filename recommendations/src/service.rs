@@ -73,14 +73,8 @@ impl RecommendationService {
             return Err(RecommendError::CategoryNotFound);
         }
         let keep = &keep[..keep.len().min(MAX_PAGE_BOOKS)];
-        let drawn = pick(
-            books,
-            count + keep.len(),
-            self.rules.selection,
-            user_id,
-            key,
-            catalog.content_hash(),
-        );
+        let (selection, hash) = (self.rules.selection, catalog.content_hash());
+        let drawn = pick(books, count + keep.len(), selection, user_id, key, hash);
         let kept = keep.iter().filter_map(|id| books.iter().find(|book| book.id == *id));
         let mut answer: Vec<Book> = Vec::with_capacity(count);
         for book in kept.chain(drawn) {
